@@ -1,0 +1,420 @@
+//! Guest page walks for the x86 paging modes: 32-bit (with PSE and PSE-36), PAE, 4-level
+//! and 5-level (SDM Vol. 3A ch. 4 "Paging").
+//!
+//! A walk either returns the translation with its effective permissions or the page
+//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"). Accessed
+//! and dirty bits are set with compare-exchange, as hardware does, once the access is
+//! known to be permitted.
+
+use crate::addr::{Gpa, Gva};
+use crate::memory::GuestMemory;
+
+/// Present.
+pub const PTE_P: u64 = 1 << 0;
+/// Read/write.
+pub const PTE_RW: u64 = 1 << 1;
+/// User/supervisor.
+pub const PTE_US: u64 = 1 << 2;
+/// Accessed.
+pub const PTE_A: u64 = 1 << 5;
+/// Dirty.
+pub const PTE_D: u64 = 1 << 6;
+/// Page size (in a PDE/PDPTE).
+pub const PTE_PS: u64 = 1 << 7;
+/// Global.
+pub const PTE_G: u64 = 1 << 8;
+/// Execute-disable (PAE and 4/5-level formats).
+pub const PTE_NX: u64 = 1 << 63;
+
+/// #PF error code: the fault was a protection violation (page present).
+pub const PFEC_P: u32 = 1 << 0;
+/// #PF error code: the access was a write.
+pub const PFEC_W: u32 = 1 << 1;
+/// #PF error code: the access was a user-mode access.
+pub const PFEC_U: u32 = 1 << 2;
+/// #PF error code: a reserved bit was set in a paging-structure entry.
+pub const PFEC_RSVD: u32 = 1 << 3;
+/// #PF error code: the access was an instruction fetch.
+pub const PFEC_I: u32 = 1 << 4;
+/// #PF error code: protection-key violation.
+pub const PFEC_PK: u32 = 1 << 5;
+
+/// The paging mode, from CR0.PG, CR4.PAE, EFER.LMA and CR4.LA57.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PagingMode {
+    /// 32-bit paging (two levels of 4-byte entries).
+    Legacy32,
+    /// PAE paging (PDPT + two levels of 8-byte entries).
+    Pae,
+    /// 4-level paging.
+    Long4,
+    /// 5-level paging.
+    Long5,
+}
+
+/// The kind of access being translated.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Fetch,
+}
+
+/// Everything besides the address that decides a walk's outcome.
+#[derive(Copy, Clone, Debug)]
+pub struct WalkConfig {
+    /// The paging mode.
+    pub mode: PagingMode,
+    /// CR3.
+    pub cr3: u64,
+    /// CR0.WP.
+    pub wp: bool,
+    /// CR4.PSE (32-bit paging large pages).
+    pub pse: bool,
+    /// EFER.NXE.
+    pub nxe: bool,
+    /// CR4.SMEP.
+    pub smep: bool,
+    /// CR4.SMAP.
+    pub smap: bool,
+    /// MAXPHYADDR of the CPU model.
+    pub maxphyaddr: u8,
+}
+
+/// The access being translated.
+#[derive(Copy, Clone, Debug)]
+pub struct Access {
+    /// Read, write or fetch.
+    pub kind: AccessKind,
+    /// A user-mode access (CPL 3 and not an implicit supervisor access).
+    pub user: bool,
+    /// SMAP does not apply (a supervisor data access with EFLAGS.AC=1, not implicit).
+    pub smap_override: bool,
+}
+
+/// A successful translation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The guest physical address of the byte translated.
+    pub gpa: Gpa,
+    /// Size of the page that maps it (4 KiB, 2 MiB, 4 MiB or 1 GiB).
+    pub page_size: u64,
+    /// Writable at every level.
+    pub writable: bool,
+    /// User-accessible at every level.
+    pub user: bool,
+    /// Executable (no NX at any level, or NXE clear).
+    pub executable: bool,
+    /// The leaf entry is global.
+    pub global: bool,
+    /// The leaf entry (after A/D updates).
+    pub leaf: u64,
+    /// Physical address of the leaf entry.
+    pub leaf_gpa: Gpa,
+}
+
+/// A page fault found by a walk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PageFault {
+    /// The linear address (CR2).
+    pub addr: Gva,
+    /// The error code.
+    pub error_code: u32,
+    /// The level whose entry failed (1 = PTE); for permission faults, the leaf level.
+    pub level: u8,
+}
+
+impl WalkConfig {
+    fn pa_mask(&self) -> u64 {
+        ((1u64 << self.maxphyaddr) - 1) & !0xFFF
+    }
+
+    /// Reserved bits of a non-leaf or leaf entry at `level` (SDM Vol. 3A §4.4.2/§4.5.4
+    /// "Reserved bits"), for the 8-byte formats.
+    fn reserved_mask(&self, level: u8, entry: u64) -> u64 {
+        let above_maxphy = !((1u64 << self.maxphyaddr) - 1) & 0x000F_FFFF_FFFF_F000;
+        let nx = if self.nxe { 0 } else { PTE_NX };
+        let mut rsvd = above_maxphy | nx;
+        match (self.mode, level) {
+            (PagingMode::Pae, 3) => {
+                // PAE PDPTEs: bits 2:1, 8:5 and 63 are reserved.
+                rsvd |= 0x1E6 | PTE_NX;
+            }
+            (_, 5) | (_, 4) => rsvd |= PTE_PS,
+            (_, 3) if entry & PTE_PS != 0 => rsvd |= 0x3FFF_E000, // 1 GiB page: bits 29:13
+            (_, 2) if entry & PTE_PS != 0 => rsvd |= 0x1F_E000,   // 2 MiB page: bits 20:13
+            _ => {}
+        }
+        rsvd
+    }
+}
+
+/// Walks the guest page tables for `addr`.
+pub fn walk(
+    mem: &mut GuestMemory,
+    cfg: &WalkConfig,
+    addr: Gva,
+    access: Access,
+) -> Result<Translation, PageFault> {
+    let fetch = access.kind == AccessKind::Fetch;
+    let write = access.kind == AccessKind::Write;
+    let base_code = (if write { PFEC_W } else { 0 })
+        | (if access.user { PFEC_U } else { 0 })
+        | (if fetch && (cfg.nxe || cfg.smep) { PFEC_I } else { 0 });
+    let fault = |code: u32, level: u8| PageFault { addr, error_code: base_code | code, level };
+
+    let mut writable = true;
+    let mut user = true;
+    let mut nx = false;
+    // (entry gpa, entry value, size) of every entry used, to set A/D after the checks.
+    let mut used: [(Gpa, u64, bool); 5] = [(Gpa(0), 0, false); 5];
+    let mut nused = 0;
+    let leaf: u64;
+    let leaf_gpa: Gpa;
+    let page_size: u64;
+    let gpa: u64;
+
+    if cfg.mode == PagingMode::Legacy32 {
+        let a = addr.0 & 0xFFFF_FFFF;
+        let pde_gpa = Gpa((cfg.cr3 & 0xFFFF_F000) + ((a >> 22) << 2));
+        let pde = u64::from(mem.read_u32(pde_gpa));
+        if pde & PTE_P == 0 {
+            return Err(fault(0, 2));
+        }
+        writable &= pde & PTE_RW != 0;
+        user &= pde & PTE_US != 0;
+        used[0] = (pde_gpa, pde, true);
+        nused = 1;
+        if pde & PTE_PS != 0 && cfg.pse {
+            // 4 MiB page; PSE-36 supplies physical bits 39:32 from PDE bits 20:13.
+            let high = ((pde >> 13) & 0xFF) << 32;
+            let rsvd = (1u64 << 21) | (!((1u64 << cfg.maxphyaddr.min(40)) - 1) >> 19 & 0x1F_E000);
+            if pde & rsvd != 0 {
+                return Err(fault(PFEC_P | PFEC_RSVD, 2));
+            }
+            page_size = 4 << 20;
+            gpa = (pde & 0xFFC0_0000) | high | (a & 0x3F_FFFF);
+            leaf = pde;
+            leaf_gpa = pde_gpa;
+        } else {
+            let pte_gpa = Gpa((pde & 0xFFFF_F000) + (((a >> 12) & 0x3FF) << 2));
+            let pte = u64::from(mem.read_u32(pte_gpa));
+            if pte & PTE_P == 0 {
+                return Err(fault(0, 1));
+            }
+            writable &= pte & PTE_RW != 0;
+            user &= pte & PTE_US != 0;
+            used[1] = (pte_gpa, pte, true);
+            nused = 2;
+            page_size = 4096;
+            gpa = (pte & 0xFFFF_F000) | (a & 0xFFF);
+            leaf = pte;
+            leaf_gpa = pte_gpa;
+        }
+    } else {
+        let (mut level, mut table) = match cfg.mode {
+            PagingMode::Pae => {
+                let a = addr.0 & 0xFFFF_FFFF;
+                let pdpte_gpa = Gpa((cfg.cr3 & 0xFFFF_FFE0) + ((a >> 30) << 3));
+                let pdpte = mem.read_u64(pdpte_gpa);
+                if pdpte & PTE_P == 0 {
+                    return Err(fault(0, 3));
+                }
+                if pdpte & cfg.reserved_mask(3, pdpte) != 0 {
+                    return Err(fault(PFEC_P | PFEC_RSVD, 3));
+                }
+                (2u8, pdpte & cfg.pa_mask())
+            }
+            PagingMode::Long4 => (4, cfg.cr3 & cfg.pa_mask()),
+            PagingMode::Long5 => (5, cfg.cr3 & cfg.pa_mask()),
+            PagingMode::Legacy32 => unreachable_mode(),
+        };
+        loop {
+            let shift = 12 + 9 * (u32::from(level) - 1);
+            let idx = (addr.0 >> shift) & 0x1FF;
+            let e_gpa = Gpa(table + idx * 8);
+            let e = mem.read_u64(e_gpa);
+            if e & PTE_P == 0 {
+                return Err(fault(0, level));
+            }
+            if e & cfg.reserved_mask(level, e) != 0 {
+                return Err(fault(PFEC_P | PFEC_RSVD, level));
+            }
+            writable &= e & PTE_RW != 0;
+            user &= e & PTE_US != 0;
+            nx |= cfg.nxe && e & PTE_NX != 0;
+            used[nused] = (e_gpa, e, false);
+            nused += 1;
+            let is_leaf = level == 1 || (level <= 3 && e & PTE_PS != 0);
+            if is_leaf {
+                page_size = 1u64 << shift;
+                let frame = e & cfg.pa_mask() & !(page_size - 1);
+                gpa = frame | (addr.0 & (page_size - 1));
+                leaf = e;
+                leaf_gpa = e_gpa;
+                break;
+            }
+            table = e & cfg.pa_mask();
+            level -= 1;
+        }
+    }
+
+    let leaf_level = if page_size >= 1 << 30 {
+        3
+    } else if page_size >= 2 << 20 {
+        2
+    } else {
+        1
+    };
+    // Access rights, SDM Vol. 3A §4.6 "Access Rights".
+    let denied = if access.user {
+        !user || (write && !writable) || (fetch && nx)
+    } else if fetch {
+        nx || (cfg.smep && user)
+    } else {
+        (write && !writable && cfg.wp) || (cfg.smap && user && !access.smap_override)
+    };
+    if denied {
+        return Err(fault(PFEC_P, leaf_level));
+    }
+
+    // Accessed flags on every entry used, dirty on the leaf for writes.
+    let mut final_leaf = leaf;
+    for (i, &(e_gpa, e, narrow)) in used[..nused].iter().enumerate() {
+        let is_leaf = i == nused - 1;
+        let mut new = e | PTE_A;
+        if is_leaf && write {
+            new |= PTE_D;
+        }
+        if new != e {
+            if narrow {
+                mem.cmpxchg_u32(e_gpa, e as u32, new as u32);
+            } else {
+                mem.cmpxchg_u64(e_gpa, e, new);
+            }
+        }
+        if is_leaf {
+            final_leaf = new;
+        }
+    }
+
+    Ok(Translation {
+        gpa: Gpa(gpa),
+        page_size,
+        writable,
+        user,
+        executable: !nx,
+        global: leaf & PTE_G != 0,
+        leaf: final_leaf,
+        leaf_gpa,
+    })
+}
+
+#[inline(always)]
+fn unreachable_mode() -> (u8, u64) {
+    // Legacy32 is handled before the multi-level loop.
+    (1, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryMap;
+
+    fn cfg(mode: PagingMode, cr3: u64) -> WalkConfig {
+        WalkConfig {
+            mode,
+            cr3,
+            wp: true,
+            pse: true,
+            nxe: true,
+            smep: false,
+            smap: false,
+            maxphyaddr: 40,
+        }
+    }
+    const R: Access = Access { kind: AccessKind::Read, user: false, smap_override: false };
+    const W: Access = Access { kind: AccessKind::Write, user: false, smap_override: false };
+    const UR: Access = Access { kind: AccessKind::Read, user: true, smap_override: false };
+    const UX: Access = Access { kind: AccessKind::Fetch, user: true, smap_override: false };
+
+    fn long4() -> GuestMemory {
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        // PML4[0] -> PDPT at 0x2000 -> PD at 0x3000 -> PT at 0x4000; PD[1] is a 2 MiB page.
+        m.write_u64(Gpa(0x1000), 0x2000 | 7);
+        m.write_u64(Gpa(0x2000), 0x3000 | 7);
+        m.write_u64(Gpa(0x3000), 0x4000 | 7);
+        m.write_u64(Gpa(0x3008), 0x20_0000 | PTE_PS | PTE_P | PTE_RW);
+        m.write_u64(Gpa(0x4000 + 5 * 8), 0x9000 | PTE_P | PTE_US | PTE_NX);
+        m
+    }
+
+    #[test]
+    fn four_level_4k_and_2m() {
+        let mut m = long4();
+        let c = cfg(PagingMode::Long4, 0x1000);
+        let t = walk(&mut m, &c, Gva(0x5123), R).unwrap();
+        assert_eq!(t.gpa, Gpa(0x9123));
+        assert!(!t.writable && t.user && !t.executable);
+        assert_ne!(m.read_u64(Gpa(0x4028)) & PTE_A, 0);
+        let t = walk(&mut m, &c, Gva(0x2F_0001), W).unwrap();
+        assert_eq!((t.gpa, t.page_size), (Gpa(0x2F_0001), 2 << 20));
+        assert_ne!(m.read_u64(Gpa(0x3008)) & PTE_D, 0);
+    }
+
+    #[test]
+    fn permission_faults_have_exact_error_codes() {
+        let mut m = long4();
+        let c = cfg(PagingMode::Long4, 0x1000);
+        // Not present.
+        assert_eq!(walk(&mut m, &c, Gva(0x6000), R).unwrap_err().error_code, 0);
+        // Supervisor write to a read-only page with WP=1.
+        assert_eq!(walk(&mut m, &c, Gva(0x5000), W).unwrap_err().error_code, PFEC_P | PFEC_W);
+        // WP=0 lets the supervisor write.
+        let c0 = WalkConfig { wp: false, ..c };
+        assert!(walk(&mut m, &c0, Gva(0x5000), W).is_ok());
+        // User fetch from an NX page.
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x5000), UX).unwrap_err().error_code,
+            PFEC_P | PFEC_U | PFEC_I
+        );
+        // User read of a supervisor 2 MiB page.
+        assert_eq!(walk(&mut m, &c, Gva(0x20_0000), UR).unwrap_err().error_code, PFEC_P | PFEC_U);
+        // Reserved bit (bit 45 > MAXPHYADDR) in the PTE.
+        m.write_u64(Gpa(0x4000 + 6 * 8), (1 << 45) | 0x9000 | 1);
+        assert_eq!(walk(&mut m, &c, Gva(0x6000), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+        // SMAP and SMEP.
+        let cs = WalkConfig { smap: true, smep: true, ..c };
+        assert!(walk(&mut m, &cs, Gva(0x5000), R).is_err());
+        let ovr = Access { smap_override: true, ..R };
+        assert!(walk(&mut m, &cs, Gva(0x5000), ovr).is_ok());
+    }
+
+    #[test]
+    fn legacy_32bit_with_pse() {
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        m.write_u32(Gpa(0x1000), 0x2000 | 7); // PDE[0] -> PT
+        m.write_u32(Gpa(0x2000 + 3 * 4), 0x7000 | 3);
+        m.write_u32(Gpa(0x1004), 0x0040_0000 | (PTE_PS | 3) as u32); // 4 MiB page
+        let c = cfg(PagingMode::Legacy32, 0x1000);
+        assert_eq!(walk(&mut m, &c, Gva(0x3456), R).unwrap().gpa, Gpa(0x7456));
+        let t = walk(&mut m, &c, Gva(0x0041_2345), R).unwrap();
+        assert_eq!((t.gpa, t.page_size), (Gpa(0x0041_2345), 4 << 20));
+        assert_eq!(m.read_u32(Gpa(0x1004)) & PTE_A as u32, PTE_A as u32);
+    }
+
+    #[test]
+    fn pae_walk() {
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        m.write_u64(Gpa(0x1000 + 8), 0x2000 | 1); // PDPTE[1]
+        m.write_u64(Gpa(0x2000), 0x3000 | 7);
+        m.write_u64(Gpa(0x3000 + 8), 0x8000 | 7);
+        let c = cfg(PagingMode::Pae, 0x1000);
+        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), W).unwrap().gpa, Gpa(0x8010));
+        m.write_u64(Gpa(0x1000 + 8), 0x2000 | 1 | 2); // reserved bit 1 in a PDPTE
+        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+    }
+}

@@ -1,0 +1,315 @@
+//! Memory access from the vCPU: segmentation (limits, types, canonical addresses), then
+//! the front-end TLB, then a guest page walk on a miss, then guest RAM.
+//!
+//! Fault order follows the SDM: segmentation checks (#GP/#SS) come before paging (#PF),
+//! and a multi-byte access that crosses a page is translated on both pages before any
+//! byte is written.
+
+use super::fault::{gp, ss, Exception, ExecResult, Fault};
+use super::regs::{cr0, cr4, efer, SegReg};
+use super::tlb::{TLB_SW, TLB_U, TLB_W, TLB_X};
+use super::{flags, CpuMode};
+use crate::machine::Machine;
+use hvsim_mmu::paging::{self, Access, AccessKind, PagingMode, WalkConfig};
+use hvsim_mmu::{Gpa, Gva};
+
+/// Where a translated page lives.
+#[derive(Copy, Clone, Debug)]
+pub struct PageRef {
+    /// Guest frame.
+    pub gfn: u64,
+    /// Offset of the frame in RAM backing, or `usize::MAX`.
+    pub host: usize,
+}
+
+/// The CPU model's MAXPHYADDR.
+pub const MAXPHYADDR: u8 = 40;
+
+impl Machine {
+    /// Segment `seg` + offset `off` -> linear address, with the limit, type and
+    /// canonical checks of the current mode.
+    #[inline]
+    pub fn linear(&self, seg: SegReg, off: u64, size: u8, write: bool) -> Result<u64, Fault> {
+        let cpu = &self.cpu;
+        let s = &cpu.seg[seg as usize];
+        if cpu.mode == CpuMode::Long64 {
+            let base = if seg >= SegReg::Fs { s.base } else { 0 };
+            let lin = base.wrapping_add(off);
+            // SDM Vol. 1 §3.3.7.1 "Canonical Addressing": a non-canonical reference
+            // raises #SS(0) when it uses SS, #GP(0) otherwise.
+            if !self.canonical(lin) || !self.canonical(lin.wrapping_add(u64::from(size) - 1)) {
+                return if seg == SegReg::Ss { ss(0) } else { gp(0) };
+            }
+            return Ok(lin);
+        }
+        let fault = || if seg == SegReg::Ss { ss(0) } else { gp(0) };
+        if matches!(cpu.mode, CpuMode::Protected | CpuMode::Compat) {
+            // A null or unusable segment, or a type that forbids the access.
+            if !s.present() || !s.allows(write) {
+                return fault();
+            }
+        }
+        let last = off.wrapping_add(u64::from(size) - 1);
+        if s.expand_down() {
+            let upper: u64 = if s.attr & super::regs::attr::DB != 0 { 0xFFFF_FFFF } else { 0xFFFF };
+            if off <= u64::from(s.limit) || last > upper || last < off {
+                return fault();
+            }
+        } else if last > u64::from(s.limit) || last < off {
+            return fault();
+        }
+        Ok(s.base.wrapping_add(off) & 0xFFFF_FFFF)
+    }
+
+    /// Whether `lin` is canonical for the current paging mode.
+    #[inline(always)]
+    pub fn canonical(&self, lin: u64) -> bool {
+        let bits = if self.cpu.cr4 & cr4::LA57 != 0 { 57 } else { 48 };
+        let shift = 64 - bits;
+        ((lin << shift) as i64 >> shift) as u64 == lin
+    }
+
+    fn walk_config(&self) -> WalkConfig {
+        let c = &self.cpu;
+        let mode = if c.efer & efer::LMA != 0 {
+            if c.cr4 & cr4::LA57 != 0 {
+                PagingMode::Long5
+            } else {
+                PagingMode::Long4
+            }
+        } else if c.cr4 & cr4::PAE != 0 {
+            PagingMode::Pae
+        } else {
+            PagingMode::Legacy32
+        };
+        WalkConfig {
+            mode,
+            cr3: c.cr3,
+            wp: c.cr0 & cr0::WP != 0,
+            pse: c.cr4 & cr4::PSE != 0,
+            nxe: c.efer & efer::NXE != 0,
+            smep: c.cr4 & cr4::SMEP != 0,
+            smap: c.cr4 & cr4::SMAP != 0,
+            maxphyaddr: MAXPHYADDR,
+        }
+    }
+
+    /// Translates a linear address for an access of `kind` at the current privilege.
+    #[inline(always)]
+    pub fn translate(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+        let vpn = lin >> 12;
+        if let Some(e) = self.cpu.tlb.lookup(vpn) {
+            let user = self.cpu.cpl == 3;
+            let need = match kind {
+                AccessKind::Read => 0,
+                AccessKind::Fetch => TLB_X,
+                AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
+                AccessKind::Write => TLB_SW,
+            } | if user { TLB_U } else { 0 };
+            let smap_smep = !user
+                && e.perm & TLB_U != 0
+                && self.cpu.cr4 & (cr4::SMAP | cr4::SMEP) != 0
+                && self.cpu.paging();
+            if e.perm & need == need && !smap_smep {
+                return Ok(PageRef { gfn: e.gfn, host: e.host });
+            }
+        }
+        self.translate_slow(lin, kind)
+    }
+
+    #[cold]
+    fn translate_slow(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+        let vpn = lin >> 12;
+        let (gfn, perm) = if self.cpu.paging() {
+            let user = self.cpu.cpl == 3;
+            let access = Access {
+                kind,
+                user,
+                smap_override: self.cpu.flags.bit(flags::AC),
+            };
+            let cfg = self.walk_config();
+            match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
+                Ok(t) => {
+                    let dirty = t.leaf & paging::PTE_D != 0;
+                    let perm = (if t.writable && dirty { TLB_W } else { 0 })
+                        | (if dirty { TLB_SW } else { 0 })
+                        | (if t.user { TLB_U } else { 0 })
+                        | (if t.executable { TLB_X } else { 0 });
+                    (t.gpa.0 >> 12, perm)
+                }
+                Err(pf) => {
+                    return Err(Fault::Exception(Exception {
+                        vector: super::fault::vector::PF,
+                        error_code: Some(pf.error_code),
+                        cr2: lin,
+                    }))
+                }
+            }
+        } else {
+            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW)
+        };
+        let host = self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX);
+        self.cpu.tlb.insert(vpn, gfn, host, perm);
+        Ok(PageRef { gfn, host })
+    }
+
+    /// Reads `N` bytes at linear address `lin`.
+    #[inline(always)]
+    pub fn read_lin<const N: usize>(&mut self, lin: u64, kind: AccessKind) -> Result<[u8; N], Fault> {
+        let off = (lin & 0xFFF) as usize;
+        if off + N <= 4096 {
+            let p = self.translate(lin, kind)?;
+            if p.host != usize::MAX {
+                let mut b = [0u8; N];
+                b.copy_from_slice(&self.mem.backing()[p.host + off..p.host + off + N]);
+                return Ok(b);
+            }
+        }
+        self.read_lin_slow(lin, kind)
+    }
+
+    #[cold]
+    fn read_lin_slow<const N: usize>(&mut self, lin: u64, kind: AccessKind) -> Result<[u8; N], Fault> {
+        let mut b = [0u8; N];
+        let first = (4096 - (lin & 0xFFF) as usize).min(N);
+        let p0 = self.translate(lin, kind)?;
+        let p1 = if first < N { Some(self.translate(lin.wrapping_add(first as u64), kind)?) } else { None };
+        self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
+        if let Some(p1) = p1 {
+            self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
+        }
+        Ok(b)
+    }
+
+    /// Writes `N` bytes at linear address `lin`.
+    #[inline(always)]
+    pub fn write_lin<const N: usize>(&mut self, lin: u64, data: [u8; N]) -> ExecResult {
+        let off = (lin & 0xFFF) as usize;
+        if off + N <= 4096 {
+            let p = self.translate(lin, AccessKind::Write)?;
+            if p.host != usize::MAX {
+                self.mem.backing_mut()[p.host + off..p.host + off + N].copy_from_slice(&data);
+                if self.code.is_code_frame(p.gfn) {
+                    self.code_written(p.gfn);
+                }
+                return Ok(());
+            }
+        }
+        self.write_lin_slow(lin, &data)
+    }
+
+    #[cold]
+    fn write_lin_slow(&mut self, lin: u64, data: &[u8]) -> ExecResult {
+        let n = data.len();
+        let first = (4096 - (lin & 0xFFF) as usize).min(n);
+        let p0 = self.translate(lin, AccessKind::Write)?;
+        let p1 = if first < n {
+            Some(self.translate(lin.wrapping_add(first as u64), AccessKind::Write)?)
+        } else {
+            None
+        };
+        self.phys_write(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &data[..first]);
+        if let Some(p1) = p1 {
+            self.phys_write(Gpa(p1.gfn << 12), &data[first..]);
+        }
+        Ok(())
+    }
+
+    /// A physical read (RAM, or all ones for MMIO and unmapped space until MMIO devices
+    /// exist).
+    pub fn phys_read(&mut self, gpa: Gpa, buf: &mut [u8]) {
+        self.mem.read(gpa, buf)
+    }
+
+    /// A physical write; keeps the decoded-code cache coherent.
+    pub fn phys_write(&mut self, gpa: Gpa, data: &[u8]) {
+        self.mem.write(gpa, data);
+        let first = gpa.0 >> 12;
+        let last = gpa.0.wrapping_add(data.len().max(1) as u64 - 1) >> 12;
+        for f in [first, last] {
+            if self.code.is_code_frame(f) {
+                self.code_written(f);
+            }
+        }
+    }
+
+    #[cold]
+    fn code_written(&mut self, gfn: u64) {
+        self.code.invalidate_frame(gfn);
+        self.cpu.end_block = true;
+    }
+
+    /// Reads a `size`-byte (1, 2, 4, 8) little-endian value at `seg:off`.
+    #[inline(always)]
+    pub fn read_mem(&mut self, seg: SegReg, off: u64, size: u8) -> Result<u64, Fault> {
+        let lin = self.linear(seg, off, size, false)?;
+        self.read_lin_sized(lin, size, AccessKind::Read)
+    }
+
+    /// Reads for a read-modify-write: checks write permission first, as the hardware's
+    /// locked read does, so a read-only page faults with W=1.
+    #[inline(always)]
+    pub fn read_mem_rmw(&mut self, seg: SegReg, off: u64, size: u8) -> Result<u64, Fault> {
+        let lin = self.linear(seg, off, size, true)?;
+        self.read_lin_sized(lin, size, AccessKind::Write)
+    }
+
+    /// Reads a `size`-byte value at a linear address.
+    #[inline(always)]
+    pub fn read_lin_sized(&mut self, lin: u64, size: u8, kind: AccessKind) -> Result<u64, Fault> {
+        Ok(match size {
+            1 => u64::from(self.read_lin::<1>(lin, kind)?[0]),
+            2 => u64::from(u16::from_le_bytes(self.read_lin(lin, kind)?)),
+            4 => u64::from(u32::from_le_bytes(self.read_lin(lin, kind)?)),
+            _ => u64::from_le_bytes(self.read_lin(lin, kind)?),
+        })
+    }
+
+    /// Writes a `size`-byte little-endian value at `seg:off`.
+    #[inline(always)]
+    pub fn write_mem(&mut self, seg: SegReg, off: u64, size: u8, v: u64) -> ExecResult {
+        let lin = self.linear(seg, off, size, true)?;
+        self.write_lin_sized(lin, size, v)
+    }
+
+    /// Writes a `size`-byte value at a linear address.
+    #[inline(always)]
+    pub fn write_lin_sized(&mut self, lin: u64, size: u8, v: u64) -> ExecResult {
+        match size {
+            1 => self.write_lin(lin, [v as u8]),
+            2 => self.write_lin(lin, (v as u16).to_le_bytes()),
+            4 => self.write_lin(lin, (v as u32).to_le_bytes()),
+            _ => self.write_lin(lin, v.to_le_bytes()),
+        }
+    }
+
+    /// Pushes a `size`-byte value on the stack.
+    #[inline]
+    pub fn push(&mut self, v: u64, size: u8) -> ExecResult {
+        let ss = self.cpu.stack_size();
+        let m = flags::size_mask(ss);
+        let rsp = self.cpu.gpr[4];
+        let new = rsp.wrapping_sub(u64::from(size)) & m;
+        self.write_mem(SegReg::Ss, new, size, v)?;
+        self.cpu.gpr[4] = (rsp & !m) | new;
+        Ok(())
+    }
+
+    /// Pops a `size`-byte value from the stack.
+    #[inline]
+    pub fn pop(&mut self, size: u8) -> Result<u64, Fault> {
+        let ss = self.cpu.stack_size();
+        let m = flags::size_mask(ss);
+        let rsp = self.cpu.gpr[4];
+        let v = self.read_mem(SegReg::Ss, rsp & m, size)?;
+        self.cpu.gpr[4] = (rsp & !m) | (rsp.wrapping_add(u64::from(size)) & m);
+        Ok(v)
+    }
+
+    /// Reads the value `depth` bytes above the stack top without popping.
+    pub fn stack_peek(&mut self, depth: u64, size: u8) -> Result<u64, Fault> {
+        let m = flags::size_mask(self.cpu.stack_size());
+        let rsp = self.cpu.gpr[4];
+        self.read_mem(SegReg::Ss, rsp.wrapping_add(depth) & m, size)
+    }
+}

@@ -1,0 +1,265 @@
+//! The machine: vCPU, guest memory, the port bus and the decoded-code cache, and the run
+//! loop that executes decoded blocks until something stops the run.
+
+mod block;
+mod report;
+mod setup;
+
+pub use block::Block;
+pub use report::{StopReason, StopReport};
+pub use setup::{selector, GuestMode};
+
+use crate::cpu::fault::{Exception, Fault};
+use crate::cpu::Cpu;
+use crate::cpuid::{Cpuid, Vendor};
+use hvsim_decoder::BlockCache;
+use hvsim_devices::debug_exit::DEBUG_EXIT_PORT;
+use hvsim_devices::serial::COM1_BASE;
+use hvsim_devices::{DebugExit, PortBus, SerialConsole};
+use hvsim_mmu::{GuestMemory, MemoryError, MemoryMap};
+use std::rc::Rc;
+
+/// How to build a machine.
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    /// Guest RAM in bytes, from physical address 0.
+    pub mem_size: u64,
+    /// The CPU vendor the guest sees.
+    pub vendor: Vendor,
+    /// Echo COM1 output to the host's stdout.
+    pub echo_serial: bool,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        Self { mem_size: 16 << 20, vendor: Vendor::Intel, echo_serial: false }
+    }
+}
+
+/// Errors building a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// Guest memory could not be created.
+    #[error("guest memory: {0}")]
+    Memory(#[from] MemoryError),
+    /// A size or address given does not fit.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Receives one line per retired instruction when instruction tracing is on.
+pub type InsnTracer = Box<dyn FnMut(&str)>;
+
+/// A whole emulated machine.
+pub struct Machine {
+    /// The vCPU.
+    pub cpu: Cpu,
+    /// Guest physical memory.
+    pub mem: GuestMemory,
+    /// The port-I/O bus.
+    pub io: PortBus,
+    /// The CPUID model.
+    pub cpuid: Cpuid,
+    /// Decoded blocks by guest-physical address.
+    pub(crate) code: BlockCache<Block>,
+    tracer: Option<InsnTracer>,
+}
+
+impl Machine {
+    /// Builds a machine: RAM, COM1 console and isa-debug-exit; the vCPU in real mode at
+    /// 0000:0000.
+    pub fn new(cfg: &MachineConfig) -> Result<Self, MachineError> {
+        if cfg.mem_size < 0x1000 {
+            return Err(MachineError::Config(format!(
+                "memory size {} is below the 4 KiB minimum",
+                cfg.mem_size
+            )));
+        }
+        let mem = GuestMemory::new(MemoryMap::flat(cfg.mem_size))?;
+        let mut io = PortBus::new();
+        let console = SerialConsole::new(COM1_BASE, cfg.echo_serial);
+        io.add(COM1_BASE, COM1_BASE + 7, Box::new(console))
+            .map_err(|e| MachineError::Config(e.to_string()))?;
+        io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
+            .map_err(|e| MachineError::Config(e.to_string()))?;
+        Ok(Self {
+            cpu: Cpu::new(),
+            mem,
+            io,
+            cpuid: Cpuid::new(cfg.vendor),
+            code: BlockCache::new(),
+            tracer: None,
+        })
+    }
+
+    /// Turns on instruction tracing: `sink` receives one line per retired instruction.
+    pub fn set_insn_tracer(&mut self, sink: Option<InsnTracer>) {
+        self.tracer = sink;
+    }
+
+    /// Everything the guest wrote to COM1.
+    pub fn serial_output(&self) -> &[u8] {
+        self.io.device::<SerialConsole>().map_or(&[], |s| s.output())
+    }
+
+    /// Decoded-code cache counters.
+    pub fn code_cache_stats(&self) -> hvsim_decoder::CacheStats {
+        self.code.stats()
+    }
+
+    /// Runs until the guest stops, or until `max_insns` more instructions have retired.
+    pub fn run(&mut self, max_insns: Option<u64>) -> StopReport {
+        let limit = max_insns.map_or(u64::MAX, |n| self.cpu.insn_count.saturating_add(n));
+        let reason = loop {
+            if self.cpu.insn_count >= limit {
+                break StopReason::InsnLimit;
+            }
+            if self.cpu.halted {
+                // No interrupt source exists yet, so a halted vCPU stays halted.
+                break StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) };
+            }
+            let block = match self.fetch_block() {
+                Ok(b) => b,
+                Err(f) => break self.stop_for(f, None),
+            };
+            let budget = (limit - self.cpu.insn_count).min(block.insns.len() as u64) as usize;
+            if let Err((f, insn)) = self.run_block(&block, budget) {
+                let retired = f.retired();
+                let stop = self.stop_for(f, Some(&block.insns[insn]));
+                if retired {
+                    if let StopReason::Halted { .. } = stop {
+                        continue;
+                    }
+                }
+                match stop {
+                    StopReason::Yield => continue,
+                    s => break s,
+                }
+            }
+        };
+        self.report(reason)
+    }
+
+    /// Executes up to `budget` instructions of `block`. On a fault, returns it with the
+    /// index of the instruction.
+    #[inline]
+    fn run_block(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
+        if self.tracer.is_some() {
+            return self.run_block_traced(block, budget);
+        }
+        let ip_mask = self.cpu.ip_mask();
+        for (n, insn) in block.insns[..budget].iter().enumerate() {
+            let start = self.cpu.rip;
+            let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
+            self.cpu.rip = next;
+            if let Err(f) = (insn.exec)(self, insn) {
+                if f.retired() {
+                    self.cpu.insn_count += 1;
+                } else {
+                    self.cpu.rip = start;
+                }
+                return Err((f, n));
+            }
+            self.cpu.insn_count += 1;
+            if self.cpu.rip != next || self.cpu.end_block {
+                self.cpu.end_block = false;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn run_block_traced(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
+        let ip_mask = self.cpu.ip_mask();
+        for (n, insn) in block.insns[..budget].iter().enumerate() {
+            let start = self.cpu.rip;
+            let cs = self.cpu.seg[1].selector;
+            let count = self.cpu.insn_count;
+            let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
+            self.cpu.rip = next;
+            let r = (insn.exec)(self, insn);
+            let retired = match &r {
+                Ok(()) => true,
+                Err(f) => f.retired(),
+            };
+            if retired {
+                self.cpu.insn_count += 1;
+                let line = report::trace_line(count, cs, start, insn);
+                if let Some(t) = self.tracer.as_mut() {
+                    t(&line);
+                }
+            }
+            if let Err(f) = r {
+                if !retired {
+                    self.cpu.rip = start;
+                }
+                return Err((f, n));
+            }
+            if self.cpu.rip != next || self.cpu.end_block {
+                self.cpu.end_block = false;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// What a fault means for the run.
+    fn stop_for(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> StopReason {
+        match f {
+            Fault::Exception(e) => StopReason::Exception {
+                exception: e,
+                insn: insn.map(|i| i.iced.to_string()),
+            },
+            Fault::Unsupported(u) => StopReason::Unsupported { what: u.what },
+            Fault::Yield => StopReason::Yield,
+            Fault::Halt => StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) },
+            Fault::DebugExit(v) => StopReason::DebugExit(v),
+        }
+    }
+
+    /// The exception an instruction raised, as seen by tests.
+    pub fn exception_of(report: &StopReport) -> Option<Exception> {
+        match report.reason {
+            StopReason::Exception { exception, .. } => Some(exception),
+            _ => None,
+        }
+    }
+
+    fn report(&mut self, reason: StopReason) -> StopReport {
+        let cs = self.cpu.seg[1];
+        let lin = if self.cpu.mode == crate::cpu::CpuMode::Long64 {
+            self.cpu.rip
+        } else {
+            cs.base.wrapping_add(self.cpu.rip) & 0xFFFF_FFFF
+        };
+        let mut bytes = [0u8; 15];
+        let mut n = 0;
+        for (k, b) in bytes.iter_mut().enumerate() {
+            match self.read_lin::<1>(lin.wrapping_add(k as u64), hvsim_mmu::paging::AccessKind::Read) {
+                Ok([v]) => {
+                    *b = v;
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        StopReport {
+            reason,
+            cs: cs.selector,
+            rip: self.cpu.rip,
+            insn_count: self.cpu.insn_count,
+            bytes: bytes[..n].to_vec(),
+            code_bits: self.cpu.code_bits,
+        }
+    }
+
+    /// Clears the decoded-code cache (after loading images behind the CPU's back).
+    pub fn flush_code_cache(&mut self) {
+        self.code.clear();
+    }
+
+    pub(crate) fn cache_block(&mut self, key: hvsim_decoder::BlockKey, frames: &[u64], b: Block) -> Rc<Block> {
+        self.code.insert(key, frames, Rc::new(b))
+    }
+}

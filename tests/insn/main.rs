@@ -1,0 +1,9 @@
+//! Instruction tests: each group's instructions assembled with iced-x86 `code_asm`, run
+//! in every mode that applies, with results and flags asserted. One test binary; one
+//! module per instruction group, mirroring `src/cpu/exec/`.
+
+mod common;
+
+mod arith;
+mod control;
+mod mov_stack;
