@@ -1,7 +1,7 @@
 //! SVM-related MSRs (APM Vol. 2 §15.30 "SVM Related MSRs", §15.4 "Enabling SVM", and the
 //! MSR list in APM Vol. 2 Appendix A "MSR Cross-Reference").
 //!
-//! Each MSR is declared once in the [`svm_msrs!`] table below: a `pub const` index and a
+//! Each MSR is declared once in the `svm_msrs!` table below: a `pub const` index and a
 //! row of [`SVM_MSRS`]. Bits of EFER and VM_CR that SVM defines follow as constants.
 
 /// Reference for VM_CR, IGNNE, SMM_CTL, VM_HSAVE_PA, TSC_RATIO.
@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(EFER, 0xC000_0080);
         assert_eq!(EFER_SVME, 0x1000);
         assert_eq!(TSC_RATIO, 0xC000_0104);
-        assert_eq!(SvmMsrInfo::lookup(0xC001_0117).map(|m| m.name), Some("VM_HSAVE_PA"));
+        assert_eq!(
+            SvmMsrInfo::lookup(0xC001_0117).map(|m| m.name),
+            Some("VM_HSAVE_PA")
+        );
         assert_eq!(SvmMsrInfo::by_name("vm_cr").map(|m| m.index), Some(VM_CR));
         assert!(SvmMsrInfo::lookup(0).is_none());
     }

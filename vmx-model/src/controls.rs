@@ -3,7 +3,7 @@
 //! controls (SDM Vol. 3C chapter "Virtual Machine Control Structures", sections
 //! "VM-Execution Control Fields", "VM-Exit Control Fields", "VM-Entry Control Fields").
 //!
-//! Every control is declared once in the [`vmx_controls!`] table below. The macro emits,
+//! Every control is declared once in the `vmx_controls!` table below. The macro emits,
 //! per control field, a module of mask constants ([`pin`], [`proc`], [`proc2`],
 //! [`proc3`], [`exit`], [`exit2`], [`entry`], [`vmfunc`]), each with a `FIELD` constant
 //! naming its [`ControlField`], and one [`CONTROLS`] table for `explain`.
@@ -116,7 +116,7 @@ impl ControlField {
     }
 
     /// The IA32_VMX_TRUE_* capability MSR, for the four fields that have one (used when
-    /// IA32_VMX_BASIC[55] is 1).
+    /// `IA32_VMX_BASIC[55]` is 1).
     pub const fn true_capability_msr(self) -> Option<u32> {
         match self {
             ControlField::PinBased => Some(msr::IA32_VMX_TRUE_PINBASED_CTLS),
@@ -131,7 +131,9 @@ impl ControlField {
     pub const fn is_64bit(self) -> bool {
         matches!(
             self,
-            ControlField::TertiaryProcessor | ControlField::SecondaryExit | ControlField::VmFunction
+            ControlField::TertiaryProcessor
+                | ControlField::SecondaryExit
+                | ControlField::VmFunction
         )
     }
 
@@ -196,7 +198,9 @@ impl ControlInfo {
 
     /// The control of `field` whose mask is exactly `mask`, if any.
     pub fn find_mask(field: ControlField, mask: u64) -> Option<&'static ControlInfo> {
-        CONTROLS.iter().find(|c| c.field == field && c.mask() == mask)
+        CONTROLS
+            .iter()
+            .find(|c| c.field == field && c.mask() == mask)
     }
 
     /// The control of `field` with this constant name (ASCII case-insensitive).
@@ -399,7 +403,12 @@ mod tests {
         for pair in CONTROLS.windows(2) {
             let a = ControlField::ALL.iter().position(|f| *f == pair[0].field);
             let b = ControlField::ALL.iter().position(|f| *f == pair[1].field);
-            assert!((a, pair[0].bit) < (b, pair[1].bit), "{} / {}", pair[0].name, pair[1].name);
+            assert!(
+                (a, pair[0].bit) < (b, pair[1].bit),
+                "{} / {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
         for (i, c) in CONTROLS.iter().enumerate() {
             let width = if c.field.is_64bit() { 64 } else { 32 };
@@ -418,14 +427,27 @@ mod tests {
     fn field_encodings_and_widths_agree_with_the_vmcs_table() {
         for f in ControlField::ALL {
             let r = VmcsFieldInfo::lookup(u64::from(f.vmcs_encoding())).expect("control field");
-            let expected = if f.is_64bit() { FieldWidth::Bits64 } else { FieldWidth::Bits32 };
+            let expected = if f.is_64bit() {
+                FieldWidth::Bits64
+            } else {
+                FieldWidth::Bits32
+            };
             assert_eq!(r.info.width, expected, "{f:?}");
-            // Named controls never overlap the default1 reserved bits.
+            // The default1 class holds reserved bits plus a few named controls that the
+            // first VMX processors fixed to 1 (SDM Vol. 3D Appendix A.2).
             let named = CONTROLS
                 .iter()
                 .filter(|c| c.field == f)
                 .fold(0u64, |acc, c| acc | c.mask());
-            assert_eq!(named & f.default1(), 0, "{f:?}");
+            let expected = match f {
+                ControlField::PrimaryProcessor => {
+                    u64::from(proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING)
+                }
+                ControlField::PrimaryExit => u64::from(exit::SAVE_DEBUG_CONTROLS),
+                ControlField::Entry => u64::from(entry::LOAD_DEBUG_CONTROLS),
+                _ => 0,
+            };
+            assert_eq!(named & f.default1(), expected, "{f:?}");
         }
     }
 
@@ -452,9 +474,15 @@ mod tests {
     #[test]
     fn decode_lists_set_controls() {
         let v = u64::from(proc::HLT_EXITING | proc::USE_MSR_BITMAPS) | (1 << 0);
-        let names: Vec<_> = ControlField::PrimaryProcessor.decode(v).map(|c| c.name).collect();
+        let names: Vec<_> = ControlField::PrimaryProcessor
+            .decode(v)
+            .map(|c| c.name)
+            .collect();
         assert_eq!(names, ["HLT_EXITING", "USE_MSR_BITMAPS"]);
         assert_eq!(ControlField::PrimaryProcessor.unknown_bits(v), 1);
-        assert_eq!(ControlField::VmFunction.unknown_bits(u64::MAX), u64::MAX - 1);
+        assert_eq!(
+            ControlField::VmFunction.unknown_bits(u64::MAX),
+            u64::MAX - 1
+        );
     }
 }
