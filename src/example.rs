@@ -6,13 +6,18 @@ use hvsim_decoder::iced::code_asm::*;
 /// The message the hello boot sector prints.
 pub const HELLO_MESSAGE: &str = "Hello from hvsim!\r\n";
 
+/// Where the message sits in the sector.
+const MESSAGE_OFFSET: usize = 0x180;
+
 /// A 512-byte boot sector that prints [`HELLO_MESSAGE`] and the first Fibonacci numbers
 /// to COM1, then halts with interrupts disabled.
 pub fn hello_boot_sector() -> Result<Vec<u8>, String> {
     hello_code().map_err(|e| e.to_string()).and_then(|mut code| {
-        if code.len() > 510 {
-            return Err(format!("boot sector code is {} bytes, over 510", code.len()));
+        if code.len() > MESSAGE_OFFSET {
+            return Err(format!("boot sector code is {} bytes, over {MESSAGE_OFFSET}", code.len()));
         }
+        code.resize(MESSAGE_OFFSET, 0);
+        code.extend_from_slice(HELLO_MESSAGE.as_bytes());
         code.resize(510, 0);
         code.extend_from_slice(&[0x55, 0xAA]);
         Ok(code)
@@ -21,9 +26,7 @@ pub fn hello_boot_sector() -> Result<Vec<u8>, String> {
 
 fn hello_code() -> Result<Vec<u8>, IcedError> {
     let mut a = CodeAssembler::new(16)?;
-    let mut msg = a.create_label();
     let mut print = a.create_label();
-    let mut print_loop = a.create_label();
     let mut print_done = a.create_label();
     let mut fib_loop = a.create_label();
     let mut digits = a.create_label();
@@ -37,7 +40,7 @@ fn hello_code() -> Result<Vec<u8>, IcedError> {
     a.mov(ss, ax)?;
     a.mov(sp, 0x7C00u32)?;
     a.cld()?;
-    a.lea(si, ptr(msg))?;
+    a.mov(si, (0x7C00 + MESSAGE_OFFSET) as u32)?;
     a.call(print)?;
     // Print fib(1..=10), each followed by a space.
     a.mov(bx, 0u32)?; // fib(n-1)
@@ -62,12 +65,11 @@ fn hello_code() -> Result<Vec<u8>, IcedError> {
 
     // print: DS:SI -> NUL-terminated string.
     a.set_label(&mut print)?;
-    a.set_label(&mut print_loop)?;
     a.lodsb()?;
     a.test(al, al)?;
     a.jz(print_done)?;
     a.call(putc)?;
-    a.jmp(print_loop)?;
+    a.jmp(print)?;
     a.set_label(&mut print_done)?;
     a.ret()?;
 
@@ -106,11 +108,6 @@ fn hello_code() -> Result<Vec<u8>, IcedError> {
     a.out(dx, al)?;
     a.pop(dx)?;
     a.ret()?;
-
-    a.set_label(&mut msg)?;
-    let mut bytes = HELLO_MESSAGE.as_bytes().to_vec();
-    bytes.push(0);
-    a.db(&bytes)?;
 
     a.assemble(0x7C00)
 }

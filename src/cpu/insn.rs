@@ -60,6 +60,9 @@ pub struct Insn {
     pub asize: u8,
     /// Operands.
     pub ops: [Op; 3],
+    /// Register numbers of register operands (0 for other kinds), for handlers that were
+    /// chosen knowing the operand kinds.
+    pub r: [u8; 3],
     /// The memory operand, if any of `ops` is [`Op::Mem`].
     pub mem: MemOp,
     /// The first immediate, sign-extended to 64 bits where the encoding sign-extends.
@@ -201,7 +204,11 @@ impl Insn {
             (Register::None, _) => default_address_size(i),
             (r, _) => r.size() as u8,
         };
-        Self { exec, len: i.len() as u8, osize, asize, ops, mem, imm, imm2, iced: *i, bytes: [0; 15] }
+        let r = ops.map(|o| match o {
+            Op::Reg(n, _) => n & 15,
+            _ => 0,
+        });
+        Self { exec, len: i.len() as u8, osize, asize, ops, r, mem, imm, imm2, iced: *i, bytes: [0; 15] }
     }
 
     /// The effective address (segment offset) of the memory operand.

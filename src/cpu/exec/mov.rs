@@ -13,6 +13,8 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Mov => match (probe.ops[0], probe.ops[1]) {
             (Op::Seg(_), _) => mov_to_sreg,
             (_, Op::Seg(_)) => mov_from_sreg,
+            (Op::Reg(_, false), Op::Reg(_, false)) => mov_rr,
+            (Op::Reg(_, false), Op::Imm) => mov_ri,
             (Op::Reg(..) | Op::Mem, Op::Reg(..) | Op::Mem | Op::Imm) => mov,
             _ => return None,
         },
@@ -26,6 +28,17 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 fn mov(m: &mut Machine, i: &Insn) -> ExecResult {
     let v = read(m, i, 1)?;
     write(m, i, 0, v)
+}
+
+fn mov_rr(m: &mut Machine, i: &Insn) -> ExecResult {
+    let v = m.cpu.gpr[usize::from(i.r[1])];
+    m.cpu.set_reg(i.r[0], i.osize, false, v);
+    Ok(())
+}
+
+fn mov_ri(m: &mut Machine, i: &Insn) -> ExecResult {
+    m.cpu.set_reg(i.r[0], i.osize, false, i.imm);
+    Ok(())
 }
 
 fn movzx(m: &mut Machine, i: &Insn) -> ExecResult {
