@@ -222,3 +222,21 @@ fn memory_size_errors_are_values() {
     let mut m = machine();
     assert!(m.load(16 << 20, &[1, 2, 3]).is_err());
 }
+
+#[test]
+fn lock_prefix_on_a_register_destination_is_ud() {
+    let mut m = machine();
+    m.load(0x1000, &[0xF0, 0x01, 0xC0]).unwrap(); // lock add eax, eax
+    m.enter_mode(GuestMode::Long64, 0x1000, 0x8000).unwrap();
+    let r = m.run(Some(10));
+    assert_eq!(Machine::exception_of(&r).map(|e| e.vector), Some(6), "{r}");
+    // LOCK on a memory destination is fine.
+    let mut m = machine();
+    m.load(0x1000, &[0xF0, 0x01, 0x03, 0xF4]).unwrap(); // lock add [rbx], eax; hlt
+    m.enter_mode(GuestMode::Long64, 0x1000, 0x8000).unwrap();
+    m.cpu.gpr[3] = 0x4000;
+    m.cpu.gpr[0] = 5;
+    let r = m.run(Some(10));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
+    assert_eq!(m.mem.read_u32(Gpa(0x4000)), 5);
+}
