@@ -65,11 +65,7 @@ fn bt<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
         let ea = i.ea(m).wrapping_add(disp) & size_mask(i.asize);
         let bit = offset & (bits - 1);
         let seg = i.mem.seg;
-        let v = if OP == BT {
-            m.read_mem(seg, ea, size)?
-        } else {
-            m.read_mem_rmw(seg, ea, size)?
-        };
+        let v = if OP == BT { m.read_mem(seg, ea, size)? } else { m.read_mem_rmw(seg, ea, size)? };
         let cf = (v >> bit) & 1 != 0;
         if OP != BT {
             m.write_mem(seg, ea, size, modify::<OP>(v, bit))?;
@@ -80,11 +76,7 @@ fn bt<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
     // Register destination, or an immediate offset: the offset is taken modulo the
     // operand width.
     let bit = offset & (bits - 1);
-    let v = if OP == BT {
-        read(m, i, 0)?
-    } else {
-        super::read_rmw(m, i, 0)?
-    };
+    let v = if OP == BT { read(m, i, 0)? } else { super::read_rmw(m, i, 0)? };
     let cf = (v >> bit) & 1 != 0;
     if OP != BT {
         write(m, i, 0, modify::<OP>(v, bit))?;
@@ -116,11 +108,7 @@ fn scan<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
                 m.cpu.flags.set_arith(f | ZF);
                 return Ok(());
             }
-            let idx = if OP == BSF {
-                src.trailing_zeros()
-            } else {
-                63 - src.leading_zeros()
-            };
+            let idx = if OP == BSF { src.trailing_zeros() } else { 63 - src.leading_zeros() };
             write(m, i, 0, u64::from(idx))?;
             m.cpu.flags.set_arith(f & !ZF);
         }

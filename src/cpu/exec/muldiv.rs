@@ -61,8 +61,7 @@ fn set_product(m: &mut Machine, size: u8, p: u128) {
         m.cpu.set_reg(RAX, 2, false, p as u64 & 0xFFFF);
     } else {
         m.cpu.set_reg(RAX, size, false, p as u64 & size_mask(size));
-        m.cpu
-            .set_reg(RDX, size, false, (p >> w) as u64 & size_mask(size));
+        m.cpu.set_reg(RDX, size, false, (p >> w) as u64 & size_mask(size));
     }
 }
 
@@ -85,9 +84,7 @@ fn mul1<const SIGNED: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
     };
     set_product(m, size, p);
     let of = overflow as u64;
-    m.cpu
-        .flags
-        .set_arith(szp(p as u64, size) | of * CF | of * OF);
+    m.cpu.flags.set_arith(szp(p as u64, size) | of * CF | of * OF);
     Ok(())
 }
 

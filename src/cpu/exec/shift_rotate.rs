@@ -69,22 +69,14 @@ fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
     let (res, flags) = match OP {
         SHL => {
             let res = (a << count) & mask;
-            let cf = if count <= w {
-                (a >> (w - count)) & 1
-            } else {
-                0
-            };
+            let cf = if count <= w { (a >> (w - count)) & 1 } else { 0 };
             // SDM: OF := MSB(DEST) XOR CF (count 1; applied to every count).
             let of = msb(res) ^ cf;
             (res, szp(res, size) | cf * CF | of * OF)
         }
         SHR => {
             let res = a >> count;
-            let cf = if count - 1 < w {
-                (a >> (count - 1)) & 1
-            } else {
-                0
-            };
+            let cf = if count - 1 < w { (a >> (count - 1)) & 1 } else { 0 };
             // SDM: OF := MSB(tempDEST), the original operand.
             let of = msb(a);
             (res, szp(res, size) | cf * CF | of * OF)
@@ -164,10 +156,7 @@ fn double<const RIGHT: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
     // The bit pattern the count shifts through, as a (pw)-bit number.
     let (p, pw): (u128, u32) = if size == 2 {
         // 16-bit counts may reach 31 (undefined result): use dest:src:dest.
-        (
-            (u128::from(dest) << 32) | (u128::from(src) << 16) | u128::from(dest),
-            48,
-        )
+        ((u128::from(dest) << 32) | (u128::from(src) << 16) | u128::from(dest), 48)
     } else if RIGHT {
         ((u128::from(src) << w) | u128::from(dest), 2 * w)
     } else {
@@ -177,10 +166,7 @@ fn double<const RIGHT: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
         ((p >> count) as u64 & mask, (p >> (count - 1)) as u64 & 1)
     } else {
         // count <= pw - w always holds (16: 31 <= 32, 32: 31 <= 32, 64: 63 <= 64).
-        (
-            (p >> (pw - w - count)) as u64 & mask,
-            (p >> (pw - count)) as u64 & 1,
-        )
+        ((p >> (pw - w - count)) as u64 & mask, (p >> (pw - count)) as u64 & 1)
     };
     let sb = sign_bit(size);
     // SDM: for a 1-bit shift OF is set if a sign change occurred (applied to every count).
