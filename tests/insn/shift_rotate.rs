@@ -505,11 +505,21 @@ fn memory_destinations() {
         a.shrd(dword_ptr(ebx + 8), esi, 16u32)?; // 0x0000_1234
         a.rol(byte_ptr(ebx + 8), 4u32)?; // 0x34 -> 0x43
         a.mov(edi, dword_ptr(ebx + 8))?;
+        a.mov(dword_ptr(ebx + 12), 0x8765_4321u32)?;
+        a.xor(ecx, ecx)?;
+        a.shl(dword_ptr(ebx + 12), cl)?; // count 0: unchanged
+        a.rcr(word_ptr(ebx + 12), cl)?;
+        a.shld(dword_ptr(ebx + 12), esi, cl)?;
+        a.mov(ecx, dword_ptr(ebx + 12))?;
+        a.rol(byte_ptr(ebx + 8), 4u32)?; // 0x43 -> 0x34
+        a.rol(byte_ptr(ebx + 8), 4u32)?; // 0x34 -> 0x43
         Ok(())
     });
+    assert_eq!(m.cpu.gpr[1], 0x8765_4321);
     assert_eq!(m.cpu.gpr[0], 2);
     assert_eq!(m.cpu.gpr[2], 0xF000);
     assert_eq!(m.cpu.gpr[7], 0x1243);
-    // ROL 0x34 by 4 = 0x43: CF = 1, OF = 0 ^ 1; SZP from the SHRD (0x1234: PF? 0x34 odd).
-    assert_eq!(arith_flags(&m), CF | OF);
+    // ROL 0x34 by 4 = 0x43: CF = 1, OF = 0 ^ 1; ZF|PF from the XOR survive the count-0
+    // shifts and the rotates.
+    assert_eq!(arith_flags(&m), CF | OF | ZF | PF);
 }

@@ -72,7 +72,7 @@ fn daa(m: &mut Machine, _i: &Insn) -> ExecResult {
         a = a.wrapping_add(0x60);
     }
     set_al(m, a);
-    m.cpu.flags.set_arith(szp(u64::from(a), 1) | cf as u64 * CF | af as u64 * AF);
+    m.cpu.flags.set_arith(szp(u64::from(a), 1) | (cf as u64 * CF) | (af as u64 * AF));
     Ok(())
 }
 
@@ -98,7 +98,7 @@ fn das(m: &mut Machine, _i: &Insn) -> ExecResult {
         cf = true;
     }
     set_al(m, a);
-    m.cpu.flags.set_arith(szp(u64::from(a), 1) | cf as u64 * CF | af as u64 * AF);
+    m.cpu.flags.set_arith(szp(u64::from(a), 1) | (cf as u64 * CF) | (af as u64 * AF));
     Ok(())
 }
 

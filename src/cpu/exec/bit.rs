@@ -44,7 +44,7 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 #[inline(always)]
 fn set_cf(m: &mut Machine, cf: bool) {
     let f = m.cpu.flags.arith();
-    m.cpu.flags.set_arith((f & !CF) | cf as u64 * CF);
+    m.cpu.flags.set_arith((f & !CF) | (cf as u64 * CF));
 }
 
 /// BT/BTS/BTR/BTC r/m, r|imm8.

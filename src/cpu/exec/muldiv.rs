@@ -84,7 +84,7 @@ fn mul1<const SIGNED: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
     };
     set_product(m, size, p);
     let of = overflow as u64;
-    m.cpu.flags.set_arith(szp(p as u64, size) | of * CF | of * OF);
+    m.cpu.flags.set_arith(szp(p as u64, size) | (of * CF) | (of * OF));
     Ok(())
 }
 
@@ -102,7 +102,7 @@ fn imul_n(m: &mut Machine, i: &Insn) -> ExecResult {
     let overflow = i128::from(sext(res, size)) != p;
     write(m, i, 0, res)?;
     let of = overflow as u64;
-    m.cpu.flags.set_arith(szp(res, size) | of * CF | of * OF);
+    m.cpu.flags.set_arith(szp(res, size) | (of * CF) | (of * OF));
     Ok(())
 }
 

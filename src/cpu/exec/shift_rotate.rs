@@ -12,10 +12,10 @@
 //! - SHLD/SHRD with a 16-bit operand and a count above 16 (undefined result): the operand
 //!   is shifted as the 48-bit pattern dest:src:dest, as P6-and-later Intel parts do.
 
-use super::{read_rmw, read_sized, write};
+use super::{read, read_rmw, read_sized, write};
 use crate::cpu::fault::ExecResult;
 use crate::cpu::flags::{sign_bit, size_mask, szp, CF, OF};
-use crate::cpu::insn::{Handler, Insn};
+use crate::cpu::insn::{Handler, Insn, Op};
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Instruction, Mnemonic};
 
@@ -52,12 +52,21 @@ fn count_mask(size: u8) -> u64 {
     }
 }
 
+/// A count-0 shift or rotate: reads a memory destination and discards the value.
+fn touch(m: &mut Machine, i: &Insn) -> ExecResult {
+    if i.ops[0] == Op::Mem {
+        read(m, i, 0)?;
+    }
+    Ok(())
+}
+
 fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = i.osize;
     let count = read_sized(m, i, 1, 1)? & count_mask(size);
     if count == 0 {
-        // SDM: "If the count is 0, the flags are not affected." (and no write).
-        return Ok(());
+        // SDM: "If the count is 0, the flags are not affected." Nothing is written, but
+        // the memory operand is still read (so a not-present page still faults).
+        return touch(m, i);
     }
     let mask = size_mask(size);
     let w = u64::from(size) * 8;
@@ -72,14 +81,14 @@ fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
             let cf = if count <= w { (a >> (w - count)) & 1 } else { 0 };
             // SDM: OF := MSB(DEST) XOR CF (count 1; applied to every count).
             let of = msb(res) ^ cf;
-            (res, szp(res, size) | cf * CF | of * OF)
+            (res, szp(res, size) | (cf * CF) | (of * OF))
         }
         SHR => {
             let res = a >> count;
             let cf = if count - 1 < w { (a >> (count - 1)) & 1 } else { 0 };
             // SDM: OF := MSB(tempDEST), the original operand.
             let of = msb(a);
-            (res, szp(res, size) | cf * CF | of * OF)
+            (res, szp(res, size) | (cf * CF) | (of * OF))
         }
         SAR => {
             let sh = 64 - w as u32;
@@ -87,7 +96,7 @@ fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
             let res = (sa >> count.min(63)) as u64 & mask;
             let cf = (sa >> (count - 1).min(63)) as u64 & 1;
             // SDM: OF := 0 for SAR.
-            (res, szp(res, size) | cf * CF)
+            (res, szp(res, size) | (cf * CF))
         }
         ROL | ROR => {
             // SDM: tempCOUNT := (COUNT & COUNTMASK) MOD SIZE; CF/OF still update when the
@@ -106,7 +115,7 @@ fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
             } else {
                 (msb(res), msb(res) ^ msb(res << 1))
             };
-            (res, (old & !(CF | OF)) | cf * CF | of * OF)
+            (res, (old & !(CF | OF)) | (cf * CF) | (of * OF))
         }
         _ => {
             // RCL/RCR rotate the (w+1)-bit value CF:DEST. SDM: the masked count is taken
@@ -134,7 +143,7 @@ fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
                 // SDM RCR: OF := MSB(DEST) XOR CF, before the rotate.
                 msb(a) ^ old_cf
             };
-            (res, (old & !(CF | OF)) | cf * CF | of * OF)
+            (res, (old & !(CF | OF)) | (cf * CF) | (of * OF))
         }
     };
     write(m, i, 0, res)?;
@@ -147,7 +156,7 @@ fn double<const RIGHT: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = i.osize;
     let count = u32::from(read_sized(m, i, 2, 1)? as u8) & count_mask(size) as u32;
     if count == 0 {
-        return Ok(());
+        return touch(m, i);
     }
     let mask = size_mask(size);
     let w = u32::from(size) * 8;
@@ -172,6 +181,6 @@ fn double<const RIGHT: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
     // SDM: for a 1-bit shift OF is set if a sign change occurred (applied to every count).
     let of = ((res ^ dest) & sb != 0) as u64;
     write(m, i, 0, res)?;
-    m.cpu.flags.set_arith(szp(res, size) | cf * CF | of * OF);
+    m.cpu.flags.set_arith(szp(res, size) | (cf * CF) | (of * OF));
     Ok(())
 }
