@@ -10,7 +10,8 @@
 //!   formula to the final result (and final CF).
 //! - AF (shifts, SHLD/SHRD) is cleared.
 //! - SHLD/SHRD with a 16-bit operand and a count above 16 (undefined result): the operand
-//!   is shifted as the 48-bit pattern dest:src:dest, as P6-and-later Intel parts do.
+//!   is shifted as the 48-bit pattern dest:src:dest (the P6-family behaviour Bochs
+//!   models); CF is the last bit shifted out of that pattern.
 
 use super::{read, read_rmw, read_sized, write};
 use crate::cpu::fault::ExecResult;
