@@ -7,3 +7,7 @@ mod common;
 mod arith;
 mod control;
 mod mov_stack;
+mod bcd;
+mod bit;
+mod muldiv;
+mod shift_rotate;
