@@ -111,8 +111,10 @@ pub const BOOT_SECTOR_ADDR: u64 = 0x7C00;
 pub fn main_with(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Example { name: ExampleName::Hello, output } => {
-            let img = crate::example::hello_boot_sector()
-                .map_err(|e| CliError { message: format!("assembling the example: {e}"), status: 1 })?;
+            let img = crate::example::hello_boot_sector().map_err(|e| CliError {
+                message: format!("assembling the example: {e}"),
+                status: 1,
+            })?;
             std::fs::write(&output, img)
                 .map_err(|e| usage(format!("cannot write {}: {e}", output.display())))?;
             Ok(0)
@@ -123,7 +125,8 @@ pub fn main_with(cli: Cli) -> Result<i32, CliError> {
 
 fn run(args: RunArgs) -> Result<i32, CliError> {
     let path = &args.image;
-    let data = std::fs::read(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    let data =
+        std::fs::read(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
     if data.is_empty() {
         return Err(usage(format!("{}: the image is empty", path.display())));
     }
@@ -134,7 +137,10 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         )));
     }
     if args.mem < 1 << 20 {
-        return Err(usage(format!("--mem {} is too small: a disk boot needs at least 1M", args.mem)));
+        return Err(usage(format!(
+            "--mem {} is too small: a disk boot needs at least 1M",
+            args.mem
+        )));
     }
     let cfg = MachineConfig {
         mem_size: args.mem,

@@ -18,7 +18,6 @@ pub trait PortDevice: Any {
 struct Claim {
     first: u16,
     last: u16,
-
 }
 
 /// Errors from building the bus.

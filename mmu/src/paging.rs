@@ -415,6 +415,9 @@ mod tests {
         let c = cfg(PagingMode::Pae, 0x1000);
         assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), W).unwrap().gpa, Gpa(0x8010));
         m.write_u64(Gpa(0x1000 + 8), 0x2000 | 1 | 2); // reserved bit 1 in a PDPTE
-        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code,
+            PFEC_P | PFEC_RSVD
+        );
     }
 }

@@ -122,11 +122,7 @@ impl Machine {
         let vpn = lin >> 12;
         let (gfn, perm) = if self.cpu.paging() {
             let user = self.cpu.cpl == 3;
-            let access = Access {
-                kind,
-                user,
-                smap_override: self.cpu.flags.bit(flags::AC),
-            };
+            let access = Access { kind, user, smap_override: self.cpu.flags.bit(flags::AC) };
             let cfg = self.walk_config();
             match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
                 Ok(t) => {
@@ -155,7 +151,11 @@ impl Machine {
 
     /// Reads `N` bytes at linear address `lin`.
     #[inline(always)]
-    pub fn read_lin<const N: usize>(&mut self, lin: u64, kind: AccessKind) -> Result<[u8; N], Fault> {
+    pub fn read_lin<const N: usize>(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+    ) -> Result<[u8; N], Fault> {
         let off = (lin & 0xFFF) as usize;
         if off + N <= 4096 {
             let p = self.translate(lin, kind)?;
@@ -169,11 +169,19 @@ impl Machine {
     }
 
     #[cold]
-    fn read_lin_slow<const N: usize>(&mut self, lin: u64, kind: AccessKind) -> Result<[u8; N], Fault> {
+    fn read_lin_slow<const N: usize>(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+    ) -> Result<[u8; N], Fault> {
         let mut b = [0u8; N];
         let first = (4096 - (lin & 0xFFF) as usize).min(N);
         let p0 = self.translate(lin, kind)?;
-        let p1 = if first < N { Some(self.translate(lin.wrapping_add(first as u64), kind)?) } else { None };
+        let p1 = if first < N {
+            Some(self.translate(lin.wrapping_add(first as u64), kind)?)
+        } else {
+            None
+        };
         self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
         if let Some(p1) = p1 {
             self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);

@@ -166,19 +166,13 @@ impl Flags {
                 let (a, b) = (self.a & m, self.b & m);
                 let cf = if self.c != 0 { res <= a } else { res < a };
                 let of = (a ^ res) & (b ^ res) & sb != 0;
-                szp(res, size)
-                    | (cf as u64 * CF)
-                    | (of as u64 * OF)
-                    | ((a ^ b ^ res) & 0x10)
+                szp(res, size) | (cf as u64 * CF) | (of as u64 * OF) | ((a ^ b ^ res) & 0x10)
             }
             LazyOp::Sub => {
                 let (a, b) = (self.a & m, self.b & m);
                 let cf = if self.c != 0 { a <= b } else { a < b };
                 let of = (a ^ b) & (a ^ res) & sb != 0;
-                szp(res, size)
-                    | (cf as u64 * CF)
-                    | (of as u64 * OF)
-                    | ((a ^ b ^ res) & 0x10)
+                szp(res, size) | (cf as u64 * CF) | (of as u64 * OF) | ((a ^ b ^ res) & 0x10)
             }
             LazyOp::Inc => {
                 let of = res == sb;

@@ -198,7 +198,8 @@ impl Insn {
             seg: seg_of(i.memory_segment()).unwrap_or(SegReg::Ds),
             disp,
         };
-        let reg = if i.memory_base() != Register::None { i.memory_base() } else { i.memory_index() };
+        let reg =
+            if i.memory_base() != Register::None { i.memory_base() } else { i.memory_index() };
         let asize = match (reg, i.memory_displ_size()) {
             (Register::None, d @ (2 | 4 | 8)) => d as u8,
             (Register::None, _) => default_address_size(i),
@@ -208,7 +209,19 @@ impl Insn {
             Op::Reg(n, _) => n & 15,
             _ => 0,
         });
-        Self { exec, len: i.len() as u8, osize, asize, ops, r, mem, imm, imm2, iced: *i, bytes: [0; 15] }
+        Self {
+            exec,
+            len: i.len() as u8,
+            osize,
+            asize,
+            ops,
+            r,
+            mem,
+            imm,
+            imm2,
+            iced: *i,
+            bytes: [0; 15],
+        }
     }
 
     /// The effective address (segment offset) of the memory operand.

@@ -185,7 +185,8 @@ impl Cpu {
         seg.selector = selector;
         seg.base = u64::from(selector) << 4;
         if self.mode == CpuMode::V86 {
-            *seg = Segment { attr: seg.attr | (3 << attr::DPL_SHIFT), ..Segment::real_mode(selector) };
+            *seg =
+                Segment { attr: seg.attr | (3 << attr::DPL_SHIFT), ..Segment::real_mode(selector) };
         }
     }
 

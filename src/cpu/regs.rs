@@ -107,7 +107,12 @@ impl Segment {
             selector,
             base: 0,
             limit: 0xFFFF_FFFF,
-            attr: attr::P | attr::S | attr::RW | attr::ACCESSED | attr::G | if big { attr::DB } else { 0 },
+            attr: attr::P
+                | attr::S
+                | attr::RW
+                | attr::ACCESSED
+                | attr::G
+                | if big { attr::DB } else { 0 },
         }
     }
 

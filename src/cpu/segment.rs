@@ -76,7 +76,11 @@ impl Machine {
                 selector,
                 base: if keep_base { seg.base } else { 0 },
                 limit: 0,
-                attr: if s == SegReg::Ss { (u16::from(cpl) << attr::DPL_SHIFT) | attr::S | attr::RW } else { 0 },
+                attr: if s == SegReg::Ss {
+                    (u16::from(cpl) << attr::DPL_SHIFT) | attr::S | attr::RW
+                } else {
+                    0
+                },
             };
             return Ok(());
         }

@@ -116,7 +116,9 @@ impl Machine {
             }
             if self.cpu.halted {
                 // No interrupt source exists yet, so a halted vCPU stays halted.
-                break StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) };
+                break StopReason::Halted {
+                    interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF),
+                };
             }
             let block = match self.fetch_block() {
                 Ok(b) => b,
@@ -210,13 +212,14 @@ impl Machine {
     /// What a fault means for the run.
     fn stop_for(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> StopReason {
         match f {
-            Fault::Exception(e) => StopReason::Exception {
-                exception: e,
-                insn: insn.map(|i| i.iced.to_string()),
-            },
+            Fault::Exception(e) => {
+                StopReason::Exception { exception: e, insn: insn.map(|i| i.iced.to_string()) }
+            }
             Fault::Unsupported(u) => StopReason::Unsupported { what: u.what },
             Fault::Yield => StopReason::Yield,
-            Fault::Halt => StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) },
+            Fault::Halt => {
+                StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) }
+            }
             Fault::DebugExit(v) => StopReason::DebugExit(v),
         }
     }
@@ -239,7 +242,9 @@ impl Machine {
         let mut bytes = [0u8; 15];
         let mut n = 0;
         for (k, b) in bytes.iter_mut().enumerate() {
-            match self.read_lin::<1>(lin.wrapping_add(k as u64), hvsim_mmu::paging::AccessKind::Read) {
+            match self
+                .read_lin::<1>(lin.wrapping_add(k as u64), hvsim_mmu::paging::AccessKind::Read)
+            {
                 Ok([v]) => {
                     *b = v;
                     n += 1;
@@ -262,7 +267,12 @@ impl Machine {
         self.code.clear();
     }
 
-    pub(crate) fn cache_block(&mut self, key: hvsim_decoder::BlockKey, frames: &[u64], b: Block) -> Rc<Block> {
+    pub(crate) fn cache_block(
+        &mut self,
+        key: hvsim_decoder::BlockKey,
+        frames: &[u64],
+        b: Block,
+    ) -> Rc<Block> {
         self.code.insert(key, frames, Rc::new(b))
     }
 }

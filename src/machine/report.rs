@@ -103,5 +103,8 @@ impl fmt::Display for StopReport {
 pub(crate) fn trace_line(count: u64, cs: u16, rip: u64, insn: &Insn) -> String {
     let mut text = String::new();
     IntelFormatter::new().format(&insn.iced, &mut text);
-    format!("{count:>10} {cs:04x}:{rip:016x} {:<30} {text}", hex(&insn.bytes[..usize::from(insn.len).min(15)]))
+    format!(
+        "{count:>10} {cs:04x}:{rip:016x} {:<30} {text}",
+        hex(&insn.bytes[..usize::from(insn.len).min(15)])
+    )
 }

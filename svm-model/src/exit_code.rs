@@ -261,10 +261,7 @@ svm_exit_codes! {
 impl SvmExitCode {
     /// The APM Table C-1 row for this code, or `None` if the code is not defined.
     pub fn info(self) -> Option<&'static ExitCodeInfo> {
-        EXIT_CODES
-            .binary_search_by(|row| row.code.cmp(&self))
-            .ok()
-            .and_then(|i| EXIT_CODES.get(i))
+        EXIT_CODES.binary_search_by(|row| row.code.cmp(&self)).ok().and_then(|i| EXIT_CODES.get(i))
     }
 
     /// The APM name (`"VMEXIT_IOIO"`), or `None` if the code is not defined.
@@ -279,10 +276,7 @@ impl SvmExitCode {
             .get(..7)
             .filter(|p| p.eq_ignore_ascii_case("VMEXIT_"))
             .map_or(name, |_| &name[7..]);
-        EXIT_CODES
-            .iter()
-            .find(|row| row.name[7..].eq_ignore_ascii_case(bare))
-            .map(|row| row.code)
+        EXIT_CODES.iter().find(|row| row.name[7..].eq_ignore_ascii_case(bare)).map(|row| row.code)
     }
 
     /// The exit code for a read of CRn (`n` taken modulo 16).

@@ -5,9 +5,9 @@
 mod common;
 
 mod arith;
-mod control;
-mod mov_stack;
 mod bcd;
 mod bit;
+mod control;
+mod mov_stack;
 mod muldiv;
 mod shift_rotate;

@@ -153,17 +153,12 @@ impl ControlField {
     /// The controls of this field that are set in `value`, in bit order. Set bits that
     /// no row names (reserved bits) are not reported; see [`ControlField::unknown_bits`].
     pub fn decode(self, value: u64) -> impl Iterator<Item = &'static ControlInfo> {
-        CONTROLS
-            .iter()
-            .filter(move |c| c.field == self && value & c.mask() != 0)
+        CONTROLS.iter().filter(move |c| c.field == self && value & c.mask() != 0)
     }
 
     /// Bits set in `value` that no control of this field defines.
     pub fn unknown_bits(self, value: u64) -> u64 {
-        let known = CONTROLS
-            .iter()
-            .filter(|c| c.field == self)
-            .fold(0u64, |acc, c| acc | c.mask());
+        let known = CONTROLS.iter().filter(|c| c.field == self).fold(0u64, |acc, c| acc | c.mask());
         value & !known
     }
 }
@@ -198,16 +193,12 @@ impl ControlInfo {
 
     /// The control of `field` whose mask is exactly `mask`, if any.
     pub fn find_mask(field: ControlField, mask: u64) -> Option<&'static ControlInfo> {
-        CONTROLS
-            .iter()
-            .find(|c| c.field == field && c.mask() == mask)
+        CONTROLS.iter().find(|c| c.field == field && c.mask() == mask)
     }
 
     /// The control of `field` with this constant name (ASCII case-insensitive).
     pub fn by_name(field: ControlField, name: &str) -> Option<&'static ControlInfo> {
-        CONTROLS
-            .iter()
-            .find(|c| c.field == field && c.name.eq_ignore_ascii_case(name))
+        CONTROLS.iter().find(|c| c.field == field && c.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -403,12 +394,7 @@ mod tests {
         for pair in CONTROLS.windows(2) {
             let a = ControlField::ALL.iter().position(|f| *f == pair[0].field);
             let b = ControlField::ALL.iter().position(|f| *f == pair[1].field);
-            assert!(
-                (a, pair[0].bit) < (b, pair[1].bit),
-                "{} / {}",
-                pair[0].name,
-                pair[1].name
-            );
+            assert!((a, pair[0].bit) < (b, pair[1].bit), "{} / {}", pair[0].name, pair[1].name);
         }
         for (i, c) in CONTROLS.iter().enumerate() {
             let width = if c.field.is_64bit() { 64 } else { 32 };
@@ -427,18 +413,12 @@ mod tests {
     fn field_encodings_and_widths_agree_with_the_vmcs_table() {
         for f in ControlField::ALL {
             let r = VmcsFieldInfo::lookup(u64::from(f.vmcs_encoding())).expect("control field");
-            let expected = if f.is_64bit() {
-                FieldWidth::Bits64
-            } else {
-                FieldWidth::Bits32
-            };
+            let expected = if f.is_64bit() { FieldWidth::Bits64 } else { FieldWidth::Bits32 };
             assert_eq!(r.info.width, expected, "{f:?}");
             // The default1 class holds reserved bits plus a few named controls that the
             // first VMX processors fixed to 1 (SDM Vol. 3D Appendix A.2).
-            let named = CONTROLS
-                .iter()
-                .filter(|c| c.field == f)
-                .fold(0u64, |acc, c| acc | c.mask());
+            let named =
+                CONTROLS.iter().filter(|c| c.field == f).fold(0u64, |acc, c| acc | c.mask());
             let expected = match f {
                 ControlField::PrimaryProcessor => {
                     u64::from(proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING)
@@ -474,15 +454,9 @@ mod tests {
     #[test]
     fn decode_lists_set_controls() {
         let v = u64::from(proc::HLT_EXITING | proc::USE_MSR_BITMAPS) | (1 << 0);
-        let names: Vec<_> = ControlField::PrimaryProcessor
-            .decode(v)
-            .map(|c| c.name)
-            .collect();
+        let names: Vec<_> = ControlField::PrimaryProcessor.decode(v).map(|c| c.name).collect();
         assert_eq!(names, ["HLT_EXITING", "USE_MSR_BITMAPS"]);
         assert_eq!(ControlField::PrimaryProcessor.unknown_bits(v), 1);
-        assert_eq!(
-            ControlField::VmFunction.unknown_bits(u64::MAX),
-            u64::MAX - 1
-        );
+        assert_eq!(ControlField::VmFunction.unknown_bits(u64::MAX), u64::MAX - 1);
     }
 }

@@ -166,10 +166,7 @@ impl VmxExitReason {
 
     /// The reason with this constant name (ASCII case-insensitive).
     pub fn by_name(name: &str) -> Option<VmxExitReason> {
-        EXIT_REASONS
-            .iter()
-            .find(|row| row.name.eq_ignore_ascii_case(name))
-            .map(|row| row.reason)
+        EXIT_REASONS.iter().find(|row| row.name.eq_ignore_ascii_case(name)).map(|row| row.reason)
     }
 
     /// Whether this reason reports a VM-entry failure (33, 34, 41); such exits also set
@@ -272,11 +269,7 @@ pub struct ExitReasonField(pub u32);
 impl ExitReasonField {
     /// Builds the field from a basic reason, setting bit 31 for entry failures.
     pub const fn new(basic: VmxExitReason) -> ExitReasonField {
-        let failure = if basic.is_entry_failure() {
-            EXIT_REASON_ENTRY_FAILURE
-        } else {
-            0
-        };
+        let failure = if basic.is_entry_failure() { EXIT_REASON_ENTRY_FAILURE } else { 0 };
         ExitReasonField(basic.0 as u32 | failure)
     }
 
@@ -292,9 +285,7 @@ impl ExitReasonField {
 
     /// The named flags set in the field.
     pub fn flags(self) -> impl Iterator<Item = &'static ExitReasonFlag> {
-        EXIT_REASON_FLAGS
-            .iter()
-            .filter(move |f| self.0 & f.mask != 0)
+        EXIT_REASON_FLAGS.iter().filter(move |f| self.0 & f.mask != 0)
     }
 }
 
@@ -305,24 +296,11 @@ mod tests {
     #[test]
     fn reasons_are_strictly_ascending_and_complete() {
         for pair in EXIT_REASONS.windows(2) {
-            assert!(
-                pair[0].reason < pair[1].reason,
-                "{} / {}",
-                pair[0].name,
-                pair[1].name
-            );
+            assert!(pair[0].reason < pair[1].reason, "{} / {}", pair[0].name, pair[1].name);
         }
         for (i, row) in EXIT_REASONS.iter().enumerate() {
-            assert!(
-                row.reference.starts_with("SDM Vol. 3D Appendix C"),
-                "{}",
-                row.name
-            );
-            assert!(
-                !row.meaning.is_empty() && !row.qualification.is_empty(),
-                "{}",
-                row.name
-            );
+            assert!(row.reference.starts_with("SDM Vol. 3D Appendix C"), "{}", row.name);
+            assert!(!row.meaning.is_empty() && !row.qualification.is_empty(), "{}", row.name);
             for other in &EXIT_REASONS[i + 1..] {
                 assert_ne!(row.name, other.name);
             }
@@ -355,10 +333,7 @@ mod tests {
         assert_eq!(VmxExitReason::XRSTORS.0, 64);
         assert_eq!(VmxExitReason::TDCALL.0, 77);
         assert_eq!(VmxExitReason(48).name(), Some("EPT_VIOLATION"));
-        assert_eq!(
-            VmxExitReason::by_name("ept_violation"),
-            Some(VmxExitReason(48))
-        );
+        assert_eq!(VmxExitReason::by_name("ept_violation"), Some(VmxExitReason(48)));
         assert!(VmxExitReason(35).info().is_none());
         assert!(VmxExitReason(u16::MAX).info().is_none());
         assert_eq!(VmxExitReason(48).to_string(), "EPT_VIOLATION (48)");
@@ -371,10 +346,7 @@ mod tests {
         assert_eq!(f.0, 0x8000_0021);
         assert!(f.is_entry_failure());
         assert_eq!(f.basic(), VmxExitReason::ENTRY_FAIL_GUEST_STATE);
-        assert_eq!(
-            f.flags().map(|x| x.name).collect::<Vec<_>>(),
-            ["ENTRY_FAILURE"]
-        );
+        assert_eq!(f.flags().map(|x| x.name).collect::<Vec<_>>(), ["ENTRY_FAILURE"]);
         let g = ExitReasonField(EXIT_REASON_ENCLAVE_MODE | 48);
         assert!(!g.is_entry_failure());
         assert_eq!(g.basic(), VmxExitReason::EPT_VIOLATION);

@@ -176,14 +176,8 @@ mod tests {
         assert_eq!(IA32_VMX_PROCBASED_CTLS3, 0x492);
         assert_eq!(IA32_VMX_EXIT_CTLS2, 0x493);
         assert_eq!(FEATURE_CONTROL_VMX_OUTSIDE_SMX, 4);
-        assert_eq!(
-            VmxMsrInfo::lookup(0x48C).map(|m| m.name),
-            Some("IA32_VMX_EPT_VPID_CAP")
-        );
-        assert_eq!(
-            VmxMsrInfo::by_name("ia32_vmx_misc").map(|m| m.index),
-            Some(0x485)
-        );
+        assert_eq!(VmxMsrInfo::lookup(0x48C).map(|m| m.name), Some("IA32_VMX_EPT_VPID_CAP"));
+        assert_eq!(VmxMsrInfo::by_name("ia32_vmx_misc").map(|m| m.index), Some(0x485));
         assert!(VmxMsrInfo::lookup(0x494).is_none());
     }
 
@@ -195,14 +189,8 @@ mod tests {
         for idx in IA32_VMX_BASIC..=IA32_VMX_EXIT_CTLS2 {
             let m = VmxMsrInfo::lookup(idx).expect("capability MSR");
             assert!(m.is_capability());
-            assert!(
-                m.reference.starts_with("SDM Vol. 3D Appendix A"),
-                "{}",
-                m.name
-            );
+            assert!(m.reference.starts_with("SDM Vol. 3D Appendix A"), "{}", m.name);
         }
-        assert!(!VmxMsrInfo::lookup(IA32_FEATURE_CONTROL)
-            .unwrap()
-            .is_capability());
+        assert!(!VmxMsrInfo::lookup(IA32_FEATURE_CONTROL).unwrap().is_capability());
     }
 }

@@ -117,11 +117,7 @@ mod tests {
         }
         for n in 0..=40u32 {
             let expected = (1..=28).contains(&n) && ![14, 21, 27].contains(&n);
-            assert_eq!(
-                VmInstructionError(n).info().is_some(),
-                expected,
-                "error {n}"
-            );
+            assert_eq!(VmInstructionError(n).info().is_some(), expected, "error {n}");
         }
         for row in VM_INSTRUCTION_ERRORS {
             assert!(row.reference.starts_with("SDM Vol. 3C"));
@@ -131,14 +127,8 @@ mod tests {
 
     #[test]
     fn anchors() {
-        assert_eq!(
-            VmInstructionError(7).text(),
-            Some("VM entry with invalid control field(s)")
-        );
-        assert_eq!(
-            VmInstructionError(8).text(),
-            Some("VM entry with invalid host-state field(s)")
-        );
+        assert_eq!(VmInstructionError(7).text(), Some("VM entry with invalid control field(s)"));
+        assert_eq!(VmInstructionError(8).text(), Some("VM entry with invalid host-state field(s)"));
         assert_eq!(VmInstructionError::UNSUPPORTED_VMCS_COMPONENT.0, 12);
         assert_eq!(VmInstructionError::VMWRITE_READ_ONLY_COMPONENT.0, 13);
         assert_eq!(VmInstructionError::INVALID_INVEPT_INVVPID_OPERAND.0, 28);
@@ -146,9 +136,6 @@ mod tests {
             VmInstructionError(12).to_string(),
             "12: VMREAD/VMWRITE from/to unsupported VMCS component"
         );
-        assert_eq!(
-            VmInstructionError(14).to_string(),
-            "14: (undefined VM-instruction error)"
-        );
+        assert_eq!(VmInstructionError(14).to_string(), "14: (undefined VM-instruction error)");
     }
 }

@@ -208,9 +208,7 @@ impl VmcsFieldInfo {
         } else {
             (encoding, FieldAccess::Full)
         };
-        let i = VMCS_FIELDS
-            .binary_search_by_key(&full, |f| f.encoding)
-            .ok()?;
+        let i = VMCS_FIELDS.binary_search_by_key(&full, |f| f.encoding).ok()?;
         let info = VMCS_FIELDS.get(i)?;
         if access == FieldAccess::High && info.width != FieldWidth::Bits64 {
             return None;
@@ -223,10 +221,7 @@ impl VmcsFieldInfo {
     pub fn by_name(name: &str) -> Option<FieldRef> {
         let find = |n: &str| VMCS_FIELDS.iter().find(|f| f.name.eq_ignore_ascii_case(n));
         if let Some(info) = find(name) {
-            return Some(FieldRef {
-                info,
-                access: FieldAccess::Full,
-            });
+            return Some(FieldRef { info, access: FieldAccess::Full });
         }
         let cut = name.len().checked_sub(5)?;
         let (base, suffix) = (name.get(..cut)?, name.get(cut..)?);
@@ -235,10 +230,7 @@ impl VmcsFieldInfo {
         }
         find(base)
             .filter(|info| info.width == FieldWidth::Bits64)
-            .map(|info| FieldRef {
-                info,
-                access: FieldAccess::High,
-            })
+            .map(|info| FieldRef { info, access: FieldAccess::High })
     }
 
     /// Whether the field is VM-exit information (read-only unless `IA32_VMX_MISC[29]`
@@ -548,32 +540,13 @@ mod tests {
     #[test]
     fn width_and_type_agree_with_encoding_bits() {
         for f in VMCS_FIELDS {
-            assert_eq!(
-                FieldWidth::from_encoding(f.encoding),
-                f.width,
-                "{} width",
-                f.name
-            );
-            assert_eq!(
-                FieldType::from_encoding(f.encoding),
-                f.field_type,
-                "{} type",
-                f.name
-            );
-            assert_eq!(
-                f.encoding & 1,
-                0,
-                "{} must be listed by its FULL encoding",
-                f.name
-            );
+            assert_eq!(FieldWidth::from_encoding(f.encoding), f.width, "{} width", f.name);
+            assert_eq!(FieldType::from_encoding(f.encoding), f.field_type, "{} type", f.name);
+            assert_eq!(f.encoding & 1, 0, "{} must be listed by its FULL encoding", f.name);
             assert_eq!(f.encoding & (1 << 12), 0, "{} sets reserved bit 12", f.name);
             assert_eq!(f.encoding >> 15, 0, "{} sets reserved bits 31:15", f.name);
-            let rebuilt = make_encoding(
-                f.width,
-                f.field_type,
-                encoding_index(f.encoding),
-                FieldAccess::Full,
-            );
+            let rebuilt =
+                make_encoding(f.width, f.field_type, encoding_index(f.encoding), FieldAccess::Full);
             assert_eq!(rebuilt, f.encoding, "{}", f.name);
         }
     }
@@ -581,11 +554,7 @@ mod tests {
     #[test]
     fn every_row_has_a_reference_meaning_and_unique_name() {
         for (i, f) in VMCS_FIELDS.iter().enumerate() {
-            assert!(
-                f.reference.starts_with("SDM Vol. 3D Appendix B."),
-                "{}",
-                f.name
-            );
+            assert!(f.reference.starts_with("SDM Vol. 3D Appendix B."), "{}", f.name);
             assert!(!f.meaning.is_empty(), "{}", f.name);
             // The reference section agrees with width and type (B.<width>.<type>).
             let section = match f.width {
@@ -654,10 +623,7 @@ mod tests {
             } else {
                 assert!(high.is_none(), "{} has no HIGH access", f.name);
             }
-            assert_eq!(
-                VmcsFieldInfo::lookup(u64::from(f.encoding)).map(|r| r.info),
-                Some(f)
-            );
+            assert_eq!(VmcsFieldInfo::lookup(u64::from(f.encoding)).map(|r| r.info), Some(f));
         }
     }
 
@@ -679,10 +645,7 @@ mod tests {
 
     #[test]
     fn by_name_with_high_suffix() {
-        assert_eq!(
-            VmcsFieldInfo::by_name("guest_cr0").map(|r| r.info.encoding),
-            Some(GUEST_CR0)
-        );
+        assert_eq!(VmcsFieldInfo::by_name("guest_cr0").map(|r| r.info.encoding), Some(GUEST_CR0));
         let r = VmcsFieldInfo::by_name("TSC_OFFSET_HIGH").unwrap();
         assert_eq!((r.info.encoding, r.access), (TSC_OFFSET, FieldAccess::High));
         assert!(VmcsFieldInfo::by_name("GUEST_CR0_HIGH").is_none());
@@ -693,9 +656,7 @@ mod tests {
 
     #[test]
     fn gate_support() {
-        let vpid = VmcsFieldInfo::lookup(u64::from(VIRTUAL_PROCESSOR_ID))
-            .unwrap()
-            .info;
+        let vpid = VmcsFieldInfo::lookup(u64::from(VIRTUAL_PROCESSOR_ID)).unwrap().info;
         let none = |_| 0u64;
         let all = |_| u64::MAX;
         assert_eq!(vpid.gate.supported(none), Some(false));
@@ -707,15 +668,11 @@ mod tests {
                 0
             }
         };
-        let pat = VmcsFieldInfo::lookup(u64::from(GUEST_IA32_PAT))
-            .unwrap()
-            .info;
+        let pat = VmcsFieldInfo::lookup(u64::from(GUEST_IA32_PAT)).unwrap().info;
         assert_eq!(pat.gate.supported(only_entry), Some(true));
         let cr0 = VmcsFieldInfo::lookup(u64::from(GUEST_CR0)).unwrap().info;
         assert_eq!(cr0.gate.supported(none), Some(true));
-        let exec = VmcsFieldInfo::lookup(u64::from(EXECUTIVE_VMCS_POINTER))
-            .unwrap()
-            .info;
+        let exec = VmcsFieldInfo::lookup(u64::from(EXECUTIVE_VMCS_POINTER)).unwrap().info;
         assert_eq!(exec.gate.supported(all), None);
     }
 }
