@@ -51,18 +51,10 @@ fn jcc_handler(cc: ConditionCode) -> Option<Handler> {
     })
 }
 
-/// Sets RIP to a near branch target, with the target checks of the mode: in 64-bit mode
-/// a non-canonical target raises #GP(0); elsewhere a target beyond the CS limit does
-/// (SDM Vol. 2A "JMP", "Protected Mode Exceptions").
+/// Sets RIP to a near branch target after [`check_target`].
 #[inline(always)]
 pub(crate) fn branch_to(m: &mut Machine, target: u64) -> ExecResult {
-    if m.cpu.mode == CpuMode::Long64 {
-        if !m.canonical(target) {
-            return gp(0);
-        }
-    } else if target > u64::from(m.cpu.seg[1].limit) {
-        return gp(0);
-    }
+    check_target(m, target)?;
     m.cpu.rip = target;
     Ok(())
 }
@@ -113,7 +105,11 @@ fn stack_operand_size(_m: &Machine, i: &Insn) -> u8 {
     }
 }
 
-fn check_target(m: &mut Machine, t: u64) -> ExecResult {
+/// Checks a near branch target against the mode's rules: in 64-bit mode a non-canonical
+/// target raises #GP(0); elsewhere a target beyond the CS limit does (SDM Vol. 2A "JMP",
+/// "Protected Mode Exceptions").
+#[inline(always)]
+pub(crate) fn check_target(m: &Machine, t: u64) -> ExecResult {
     if m.cpu.mode == CpuMode::Long64 {
         if !m.canonical(t) {
             return gp(0);
