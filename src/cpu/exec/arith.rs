@@ -40,7 +40,11 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 #[inline(always)]
 fn alu<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = i.osize;
-    let a = if OP == CMP || OP == TEST { read(m, i, 0)? } else { read_rmw(m, i, 0)? };
+    let a = if OP == CMP || OP == TEST {
+        read(m, i, 0)?
+    } else {
+        read_rmw(m, i, 0)?
+    };
     let b = read(m, i, 1)?;
     let mask = size_mask(size);
     let f = &mut m.cpu.flags;
@@ -92,7 +96,11 @@ fn alu<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
 
 fn incdec<const DEC: bool>(m: &mut Machine, i: &Insn) -> ExecResult {
     let a = read_rmw(m, i, 0)?;
-    let r = if DEC { a.wrapping_sub(1) } else { a.wrapping_add(1) } & size_mask(i.osize);
+    let r = if DEC {
+        a.wrapping_sub(1)
+    } else {
+        a.wrapping_add(1)
+    } & size_mask(i.osize);
     m.cpu.flags.set_incdec(i.osize, a, r, DEC);
     write(m, i, 0, r)
 }

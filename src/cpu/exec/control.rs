@@ -8,7 +8,8 @@ use crate::machine::Machine;
 use hvsim_decoder::iced::{ConditionCode, FlowControl, Instruction, Mnemonic};
 
 pub(super) fn select(i: &Instruction) -> Option<Handler> {
-    let far = i.is_jmp_far() || i.is_jmp_far_indirect() || i.is_call_far() || i.is_call_far_indirect();
+    let far =
+        i.is_jmp_far() || i.is_jmp_far_indirect() || i.is_call_far() || i.is_call_far_indirect();
     if far {
         return None;
     }

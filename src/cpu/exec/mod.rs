@@ -57,7 +57,11 @@ pub(crate) fn read_sized(m: &mut Machine, i: &Insn, n: usize, size: u8) -> Resul
             let ea = i.ea(m);
             m.read_mem(i.mem.seg, ea, size)
         }
-        Op::Imm => Ok((if n == 0 || i.ops[0] != Op::Imm { i.imm } else { i.imm2 }) & size_mask(size)),
+        Op::Imm => Ok((if n == 0 || i.ops[0] != Op::Imm {
+            i.imm
+        } else {
+            i.imm2
+        }) & size_mask(size)),
         Op::Seg(s) => Ok(u64::from(m.cpu.seg(s).selector)),
         Op::None | Op::Other => Ok(0),
     }
@@ -83,7 +87,13 @@ pub(crate) fn read_rmw(m: &mut Machine, i: &Insn, n: usize) -> Result<u64, Fault
 
 /// Writes operand `n` with `size` bytes.
 #[inline(always)]
-pub(crate) fn write_sized(m: &mut Machine, i: &Insn, n: usize, size: u8, v: u64) -> Result<(), Fault> {
+pub(crate) fn write_sized(
+    m: &mut Machine,
+    i: &Insn,
+    n: usize,
+    size: u8,
+    v: u64,
+) -> Result<(), Fault> {
     match i.ops[n] {
         Op::Reg(r, hi) => {
             m.cpu.set_reg(r, size, hi, v);

@@ -1,6 +1,6 @@
 //! Data movement: MOV, MOVZX, MOVSX, MOVSXD, LEA, and MOV to/from segment registers.
 
-use super::{read, read_sized, write, write_sized, operand_size};
+use super::{operand_size, read, read_sized, write, write_sized};
 use crate::cpu::fault::{ud, ExecResult};
 use crate::cpu::insn::{Handler, Insn, Op};
 use crate::cpu::regs::SegReg;
