@@ -88,7 +88,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => (s, 1),
     };
     let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' is too large"))
 }
 
 /// A user-facing failure: a message and the process exit status.
@@ -110,9 +111,14 @@ pub const BOOT_SECTOR_ADDR: u64 = 0x7C00;
 /// Runs the command line; returns the process exit status.
 pub fn main_with(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
-        Command::Example { name: ExampleName::Hello, output } => {
-            let img = crate::example::hello_boot_sector()
-                .map_err(|e| CliError { message: format!("assembling the example: {e}"), status: 1 })?;
+        Command::Example {
+            name: ExampleName::Hello,
+            output,
+        } => {
+            let img = crate::example::hello_boot_sector().map_err(|e| CliError {
+                message: format!("assembling the example: {e}"),
+                status: 1,
+            })?;
             std::fs::write(&output, img)
                 .map_err(|e| usage(format!("cannot write {}: {e}", output.display())))?;
             Ok(0)
@@ -123,7 +129,8 @@ pub fn main_with(cli: Cli) -> Result<i32, CliError> {
 
 fn run(args: RunArgs) -> Result<i32, CliError> {
     let path = &args.image;
-    let data = std::fs::read(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    let data =
+        std::fs::read(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
     if data.is_empty() {
         return Err(usage(format!("{}: the image is empty", path.display())));
     }
@@ -134,7 +141,10 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         )));
     }
     if args.mem < 1 << 20 {
-        return Err(usage(format!("--mem {} is too small: a disk boot needs at least 1M", args.mem)));
+        return Err(usage(format!(
+            "--mem {} is too small: a disk boot needs at least 1M",
+            args.mem
+        )));
     }
     let cfg = MachineConfig {
         mem_size: args.mem,
@@ -145,7 +155,8 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         echo_serial: true,
     };
     let mut m = Machine::new(&cfg).map_err(|e| usage(e.to_string()))?;
-    m.load(BOOT_SECTOR_ADDR, &data[..512]).map_err(|e| usage(e.to_string()))?;
+    m.load(BOOT_SECTOR_ADDR, &data[..512])
+        .map_err(|e| usage(e.to_string()))?;
     m.cpu.rip = BOOT_SECTOR_ADDR;
     m.cpu.gpr[2] = 0x80; // DL: the boot drive
     if args.trace.contains(&TraceCategory::Insn) {

@@ -99,6 +99,9 @@ mod tests {
             s.extend_from_slice(&w.to_le_bytes());
         }
         assert_eq!(&s, b"AuthenticAMD");
-        assert_eq!(Cpuid::new(Vendor::Intel).query(0x8000_0001, 0)[3] & EXT1_EDX_LM, EXT1_EDX_LM);
+        assert_eq!(
+            Cpuid::new(Vendor::Intel).query(0x8000_0001, 0)[3] & EXT1_EDX_LM,
+            EXT1_EDX_LM
+        );
     }
 }

@@ -9,14 +9,19 @@ pub const HELLO_MESSAGE: &str = "Hello from hvsim!\r\n";
 /// A 512-byte boot sector that prints [`HELLO_MESSAGE`] and the first Fibonacci numbers
 /// to COM1, then halts with interrupts disabled.
 pub fn hello_boot_sector() -> Result<Vec<u8>, String> {
-    hello_code().map_err(|e| e.to_string()).and_then(|mut code| {
-        if code.len() > 510 {
-            return Err(format!("boot sector code is {} bytes, over 510", code.len()));
-        }
-        code.resize(510, 0);
-        code.extend_from_slice(&[0x55, 0xAA]);
-        Ok(code)
-    })
+    hello_code()
+        .map_err(|e| e.to_string())
+        .and_then(|mut code| {
+            if code.len() > 510 {
+                return Err(format!(
+                    "boot sector code is {} bytes, over 510",
+                    code.len()
+                ));
+            }
+            code.resize(510, 0);
+            code.extend_from_slice(&[0x55, 0xAA]);
+            Ok(code)
+        })
 }
 
 fn hello_code() -> Result<Vec<u8>, IcedError> {

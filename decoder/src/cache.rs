@@ -158,7 +158,11 @@ mod tests {
     use super::*;
 
     fn key(gpa: u64) -> BlockKey {
-        BlockKey { gpa, ip: gpa, bitness: 64 }
+        BlockKey {
+            gpa,
+            ip: gpa,
+            bitness: 64,
+        }
     }
 
     #[test]
@@ -167,8 +171,18 @@ mod tests {
         assert!(c.get(key(0x1000)).is_none());
         c.insert(key(0x1000), &[1], Rc::new(7u32));
         assert_eq!(*c.get(key(0x1000)).unwrap(), 7);
-        assert!(c.get(BlockKey { bitness: 32, ..key(0x1000) }).is_none());
-        assert!(c.get(BlockKey { ip: 0, ..key(0x1000) }).is_none());
+        assert!(c
+            .get(BlockKey {
+                bitness: 32,
+                ..key(0x1000)
+            })
+            .is_none());
+        assert!(c
+            .get(BlockKey {
+                ip: 0,
+                ..key(0x1000)
+            })
+            .is_none());
         assert_eq!(c.stats().hits, 1);
         assert_eq!(c.stats().misses, 3);
     }

@@ -65,7 +65,10 @@ mod tests {
 
     #[test]
     fn invalid_and_overlong() {
-        assert_eq!(decode(64, &[0x06, 0x90, 0x90, 0x90], 0), Err(DecodeError::Invalid));
+        assert_eq!(
+            decode(64, &[0x06, 0x90, 0x90, 0x90], 0),
+            Err(DecodeError::Invalid)
+        );
         assert_eq!(decode(32, &[0x66; 15], 0), Err(DecodeError::Invalid));
     }
 }

@@ -18,7 +18,6 @@ pub trait PortDevice: Any {
 struct Claim {
     first: u16,
     last: u16,
-
 }
 
 /// Errors from building the bus.
@@ -46,7 +45,11 @@ pub struct PortBus {
 impl PortBus {
     /// An empty bus.
     pub fn new() -> Self {
-        Self { devices: Vec::new(), claims: Vec::new(), by_port: vec![0; 0x10000] }
+        Self {
+            devices: Vec::new(),
+            claims: Vec::new(),
+            by_port: vec![0; 0x10000],
+        }
     }
 
     /// Adds `device`, claiming ports `first..=last`.
@@ -56,7 +59,12 @@ impl PortBus {
         last: u16,
         device: Box<dyn PortDevice>,
     ) -> Result<(), BusError> {
-        if self.claims.iter().any(|c| first <= c.last && c.first <= last) || first > last {
+        if self
+            .claims
+            .iter()
+            .any(|c| first <= c.last && c.first <= last)
+            || first > last
+        {
             return Err(BusError::Overlap { first, last });
         }
         self.devices.push(device);
@@ -85,12 +93,16 @@ impl PortBus {
 
     /// The first device of type `T`.
     pub fn device<T: PortDevice>(&self) -> Option<&T> {
-        self.devices.iter().find_map(|d| d.as_any().downcast_ref::<T>())
+        self.devices
+            .iter()
+            .find_map(|d| d.as_any().downcast_ref::<T>())
     }
 
     /// The first device of type `T`, mutably.
     pub fn device_mut<T: PortDevice>(&mut self) -> Option<&mut T> {
-        self.devices.iter_mut().find_map(|d| d.as_any_mut().downcast_mut::<T>())
+        self.devices
+            .iter_mut()
+            .find_map(|d| d.as_any_mut().downcast_mut::<T>())
     }
 }
 

@@ -30,7 +30,11 @@ pub struct SerialConsole {
 impl SerialConsole {
     /// A console at `base`; with `echo`, output also goes to the host's stdout.
     pub fn new(base: u16, echo: bool) -> Self {
-        Self { base, echo, ..Self::default() }
+        Self {
+            base,
+            echo,
+            ..Self::default()
+        }
     }
 
     /// Everything the guest has transmitted.

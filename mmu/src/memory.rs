@@ -71,7 +71,11 @@ impl MemoryMap {
     /// A map with `size` bytes of RAM at physical address 0 and nothing else.
     pub fn flat(size: u64) -> Self {
         let mut m = Self::new();
-        m.regions.push(Region { base: Gpa(0), size, kind: RegionKind::Ram });
+        m.regions.push(Region {
+            base: Gpa(0),
+            size,
+            kind: RegionKind::Ram,
+        });
         m
     }
 
@@ -81,8 +85,10 @@ impl MemoryMap {
             return Err(MemoryError::BadRegion(region));
         }
         let end = region.base.0 + region.size;
-        if let Some(other) =
-            self.regions.iter().find(|r| region.base.0 < r.base.0 + r.size && r.base.0 < end)
+        if let Some(other) = self
+            .regions
+            .iter()
+            .find(|r| region.base.0 < r.base.0 + r.size && r.base.0 < end)
         {
             return Err(MemoryError::Overlap(*other, region));
         }
@@ -115,7 +121,9 @@ pub struct GuestMemory {
 
 impl std::fmt::Debug for GuestMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestMemory").field("map", &self.map).finish()
+        f.debug_struct("GuestMemory")
+            .field("map", &self.map)
+            .finish()
     }
 }
 
@@ -140,19 +148,35 @@ impl GuestMemory {
             match r.kind {
                 RegionKind::Ram => {
                     let backing = usize::try_from(total).map_err(|_| MemoryError::BadRegion(*r))?;
-                    ram.push(RamRange { base: r.base.0, end: r.base.0 + r.size, backing });
-                    total = total.checked_add(r.size).ok_or(MemoryError::BadRegion(*r))?;
+                    ram.push(RamRange {
+                        base: r.base.0,
+                        end: r.base.0 + r.size,
+                        backing,
+                    });
+                    total = total
+                        .checked_add(r.size)
+                        .ok_or(MemoryError::BadRegion(*r))?;
                 }
                 RegionKind::Mmio => mmio.push((r.base.0, r.base.0 + r.size)),
             }
         }
-        let len = usize::try_from(total.max(1))
-            .map_err(|_| MemoryError::Map { size: total, reason: "too large".into() })?;
+        let len = usize::try_from(total.max(1)).map_err(|_| MemoryError::Map {
+            size: total,
+            reason: "too large".into(),
+        })?;
         let backing = MmapOptions::new()
             .len(len)
             .map_anon()
-            .map_err(|e| MemoryError::Map { size: total, reason: e.to_string() })?;
-        Ok(Self { map, ram, mmio, backing })
+            .map_err(|e| MemoryError::Map {
+                size: total,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            map,
+            ram,
+            mmio,
+            backing,
+        })
     }
 
     /// The address map this memory was built from.
@@ -363,9 +387,24 @@ mod tests {
 
     fn two_banks() -> GuestMemory {
         let mut map = MemoryMap::new();
-        map.add(Region { base: Gpa(0), size: 0x2000, kind: RegionKind::Ram }).unwrap();
-        map.add(Region { base: Gpa(0x3000), size: 0x1000, kind: RegionKind::Mmio }).unwrap();
-        map.add(Region { base: Gpa(0x4000), size: 0x1000, kind: RegionKind::Ram }).unwrap();
+        map.add(Region {
+            base: Gpa(0),
+            size: 0x2000,
+            kind: RegionKind::Ram,
+        })
+        .unwrap();
+        map.add(Region {
+            base: Gpa(0x3000),
+            size: 0x1000,
+            kind: RegionKind::Mmio,
+        })
+        .unwrap();
+        map.add(Region {
+            base: Gpa(0x4000),
+            size: 0x1000,
+            kind: RegionKind::Ram,
+        })
+        .unwrap();
         GuestMemory::new(map).unwrap()
     }
 
@@ -410,7 +449,13 @@ mod tests {
         assert!(m.load(Gpa(0x1FF0), &[1; 0x20]).is_err());
         assert!(m.load(Gpa(0x1FF0), &[1; 0x10]).is_ok());
         let mut map = MemoryMap::flat(0x1000);
-        assert!(map.add(Region { base: Gpa(0xFFF), size: 2, kind: RegionKind::Mmio }).is_err());
+        assert!(map
+            .add(Region {
+                base: Gpa(0xFFF),
+                size: 2,
+                kind: RegionKind::Mmio
+            })
+            .is_err());
     }
 
     #[test]

@@ -163,8 +163,16 @@ pub fn walk(
     let write = access.kind == AccessKind::Write;
     let base_code = (if write { PFEC_W } else { 0 })
         | (if access.user { PFEC_U } else { 0 })
-        | (if fetch && (cfg.nxe || cfg.smep) { PFEC_I } else { 0 });
-    let fault = |code: u32, level: u8| PageFault { addr, error_code: base_code | code, level };
+        | (if fetch && (cfg.nxe || cfg.smep) {
+            PFEC_I
+        } else {
+            0
+        });
+    let fault = |code: u32, level: u8| PageFault {
+        addr,
+        error_code: base_code | code,
+        level,
+    };
 
     let mut writable = true;
     let mut user = true;
@@ -336,10 +344,26 @@ mod tests {
             maxphyaddr: 40,
         }
     }
-    const R: Access = Access { kind: AccessKind::Read, user: false, smap_override: false };
-    const W: Access = Access { kind: AccessKind::Write, user: false, smap_override: false };
-    const UR: Access = Access { kind: AccessKind::Read, user: true, smap_override: false };
-    const UX: Access = Access { kind: AccessKind::Fetch, user: true, smap_override: false };
+    const R: Access = Access {
+        kind: AccessKind::Read,
+        user: false,
+        smap_override: false,
+    };
+    const W: Access = Access {
+        kind: AccessKind::Write,
+        user: false,
+        smap_override: false,
+    };
+    const UR: Access = Access {
+        kind: AccessKind::Read,
+        user: true,
+        smap_override: false,
+    };
+    const UX: Access = Access {
+        kind: AccessKind::Fetch,
+        user: true,
+        smap_override: false,
+    };
 
     fn long4() -> GuestMemory {
         let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
@@ -372,7 +396,10 @@ mod tests {
         // Not present.
         assert_eq!(walk(&mut m, &c, Gva(0x6000), R).unwrap_err().error_code, 0);
         // Supervisor write to a read-only page with WP=1.
-        assert_eq!(walk(&mut m, &c, Gva(0x5000), W).unwrap_err().error_code, PFEC_P | PFEC_W);
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x5000), W).unwrap_err().error_code,
+            PFEC_P | PFEC_W
+        );
         // WP=0 lets the supervisor write.
         let c0 = WalkConfig { wp: false, ..c };
         assert!(walk(&mut m, &c0, Gva(0x5000), W).is_ok());
@@ -382,14 +409,27 @@ mod tests {
             PFEC_P | PFEC_U | PFEC_I
         );
         // User read of a supervisor 2 MiB page.
-        assert_eq!(walk(&mut m, &c, Gva(0x20_0000), UR).unwrap_err().error_code, PFEC_P | PFEC_U);
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x20_0000), UR).unwrap_err().error_code,
+            PFEC_P | PFEC_U
+        );
         // Reserved bit (bit 45 > MAXPHYADDR) in the PTE.
         m.write_u64(Gpa(0x4000 + 6 * 8), (1 << 45) | 0x9000 | 1);
-        assert_eq!(walk(&mut m, &c, Gva(0x6000), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x6000), R).unwrap_err().error_code,
+            PFEC_P | PFEC_RSVD
+        );
         // SMAP and SMEP.
-        let cs = WalkConfig { smap: true, smep: true, ..c };
+        let cs = WalkConfig {
+            smap: true,
+            smep: true,
+            ..c
+        };
         assert!(walk(&mut m, &cs, Gva(0x5000), R).is_err());
-        let ovr = Access { smap_override: true, ..R };
+        let ovr = Access {
+            smap_override: true,
+            ..R
+        };
         assert!(walk(&mut m, &cs, Gva(0x5000), ovr).is_ok());
     }
 
@@ -413,8 +453,16 @@ mod tests {
         m.write_u64(Gpa(0x2000), 0x3000 | 7);
         m.write_u64(Gpa(0x3000 + 8), 0x8000 | 7);
         let c = cfg(PagingMode::Pae, 0x1000);
-        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), W).unwrap().gpa, Gpa(0x8010));
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x4000_1010), W).unwrap().gpa,
+            Gpa(0x8010)
+        );
         m.write_u64(Gpa(0x1000 + 8), 0x2000 | 1 | 2); // reserved bit 1 in a PDPTE
-        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x4000_1010), R)
+                .unwrap_err()
+                .error_code,
+            PFEC_P | PFEC_RSVD
+        );
     }
 }

@@ -51,7 +51,11 @@ impl Machine {
         }
         let last = off.wrapping_add(u64::from(size) - 1);
         if s.expand_down() {
-            let upper: u64 = if s.attr & super::regs::attr::DB != 0 { 0xFFFF_FFFF } else { 0xFFFF };
+            let upper: u64 = if s.attr & super::regs::attr::DB != 0 {
+                0xFFFF_FFFF
+            } else {
+                0xFFFF
+            };
             if off <= u64::from(s.limit) || last > upper || last < off {
                 return fault();
             }
@@ -64,7 +68,11 @@ impl Machine {
     /// Whether `lin` is canonical for the current paging mode.
     #[inline(always)]
     pub fn canonical(&self, lin: u64) -> bool {
-        let bits = if self.cpu.cr4 & cr4::LA57 != 0 { 57 } else { 48 };
+        let bits = if self.cpu.cr4 & cr4::LA57 != 0 {
+            57
+        } else {
+            48
+        };
         let shift = 64 - bits;
         ((lin << shift) as i64 >> shift) as u64 == lin
     }
@@ -111,7 +119,10 @@ impl Machine {
                 && self.cpu.cr4 & (cr4::SMAP | cr4::SMEP) != 0
                 && self.cpu.paging();
             if e.perm & need == need && !smap_smep {
-                return Ok(PageRef { gfn: e.gfn, host: e.host });
+                return Ok(PageRef {
+                    gfn: e.gfn,
+                    host: e.host,
+                });
             }
         }
         self.translate_slow(lin, kind)
@@ -155,7 +166,11 @@ impl Machine {
 
     /// Reads `N` bytes at linear address `lin`.
     #[inline(always)]
-    pub fn read_lin<const N: usize>(&mut self, lin: u64, kind: AccessKind) -> Result<[u8; N], Fault> {
+    pub fn read_lin<const N: usize>(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+    ) -> Result<[u8; N], Fault> {
         let off = (lin & 0xFFF) as usize;
         if off + N <= 4096 {
             let p = self.translate(lin, kind)?;
@@ -169,11 +184,19 @@ impl Machine {
     }
 
     #[cold]
-    fn read_lin_slow<const N: usize>(&mut self, lin: u64, kind: AccessKind) -> Result<[u8; N], Fault> {
+    fn read_lin_slow<const N: usize>(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+    ) -> Result<[u8; N], Fault> {
         let mut b = [0u8; N];
         let first = (4096 - (lin & 0xFFF) as usize).min(N);
         let p0 = self.translate(lin, kind)?;
-        let p1 = if first < N { Some(self.translate(lin.wrapping_add(first as u64), kind)?) } else { None };
+        let p1 = if first < N {
+            Some(self.translate(lin.wrapping_add(first as u64), kind)?)
+        } else {
+            None
+        };
         self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
         if let Some(p1) = p1 {
             self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);

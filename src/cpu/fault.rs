@@ -62,11 +62,19 @@ pub struct Exception {
 impl Exception {
     /// An exception without an error code.
     pub const fn new(vector: u8) -> Self {
-        Self { vector, error_code: None, cr2: 0 }
+        Self {
+            vector,
+            error_code: None,
+            cr2: 0,
+        }
     }
     /// An exception with an error code.
     pub const fn with_code(vector: u8, code: u32) -> Self {
-        Self { vector, error_code: Some(code), cr2: 0 }
+        Self {
+            vector,
+            error_code: Some(code),
+            cr2: 0,
+        }
     }
 }
 
@@ -144,5 +152,7 @@ pub fn ss<T>(code: u32) -> Result<T, Fault> {
 
 /// An unsupported-feature fault.
 pub fn unsupported<T>(what: impl Into<String>) -> Result<T, Fault> {
-    Err(Fault::Unsupported(Box::new(Unsupported { what: what.into() })))
+    Err(Fault::Unsupported(Box::new(Unsupported {
+        what: what.into(),
+    })))
 }

@@ -80,7 +80,15 @@ pub struct Flags {
 
 impl Default for Flags {
     fn default() -> Self {
-        Self { bits: FIXED1, op: LazyOp::None, size: 1, c: 0, a: 0, b: 0, res: 0 }
+        Self {
+            bits: FIXED1,
+            op: LazyOp::None,
+            size: 1,
+            c: 0,
+            a: 0,
+            b: 0,
+            res: 0,
+        }
     }
 }
 
@@ -117,13 +125,29 @@ impl Flags {
     /// Records `res = a + b + c` of width `size`.
     #[inline(always)]
     pub fn set_add(&mut self, size: u8, a: u64, b: u64, c: u8, res: u64) {
-        *self = Self { bits: self.bits, op: LazyOp::Add, size, c, a, b, res };
+        *self = Self {
+            bits: self.bits,
+            op: LazyOp::Add,
+            size,
+            c,
+            a,
+            b,
+            res,
+        };
     }
 
     /// Records `res = a - b - c` of width `size`.
     #[inline(always)]
     pub fn set_sub(&mut self, size: u8, a: u64, b: u64, c: u8, res: u64) {
-        *self = Self { bits: self.bits, op: LazyOp::Sub, size, c, a, b, res };
+        *self = Self {
+            bits: self.bits,
+            op: LazyOp::Sub,
+            size,
+            c,
+            a,
+            b,
+            res,
+        };
     }
 
     /// Records a logical result of width `size`.
@@ -166,19 +190,13 @@ impl Flags {
                 let (a, b) = (self.a & m, self.b & m);
                 let cf = if self.c != 0 { res <= a } else { res < a };
                 let of = (a ^ res) & (b ^ res) & sb != 0;
-                szp(res, size)
-                    | (cf as u64 * CF)
-                    | (of as u64 * OF)
-                    | ((a ^ b ^ res) & 0x10)
+                szp(res, size) | (cf as u64 * CF) | (of as u64 * OF) | ((a ^ b ^ res) & 0x10)
             }
             LazyOp::Sub => {
                 let (a, b) = (self.a & m, self.b & m);
                 let cf = if self.c != 0 { a <= b } else { a < b };
                 let of = (a ^ b) & (a ^ res) & sb != 0;
-                szp(res, size)
-                    | (cf as u64 * CF)
-                    | (of as u64 * OF)
-                    | ((a ^ b ^ res) & 0x10)
+                szp(res, size) | (cf as u64 * CF) | (of as u64 * OF) | ((a ^ b ^ res) & 0x10)
             }
             LazyOp::Inc => {
                 let of = res == sb;

@@ -133,7 +133,11 @@ impl Insn {
         let mut imm = 0;
         let mut imm2 = 0;
         let mut nimm = 0;
-        for (n, slot) in ops.iter_mut().enumerate().take(i.op_count().min(3) as usize) {
+        for (n, slot) in ops
+            .iter_mut()
+            .enumerate()
+            .take(i.op_count().min(3) as usize)
+        {
             let n = n as u32;
             *slot = match i.op_kind(n) {
                 OpKind::Register => {
@@ -195,13 +199,28 @@ impl Insn {
             seg: seg_of(i.memory_segment()).unwrap_or(SegReg::Ds),
             disp,
         };
-        let reg = if i.memory_base() != Register::None { i.memory_base() } else { i.memory_index() };
+        let reg = if i.memory_base() != Register::None {
+            i.memory_base()
+        } else {
+            i.memory_index()
+        };
         let asize = match (reg, i.memory_displ_size()) {
             (Register::None, d @ (2 | 4 | 8)) => d as u8,
             (Register::None, _) => default_address_size(i),
             (r, _) => r.size() as u8,
         };
-        Self { exec, len: i.len() as u8, osize, asize, ops, mem, imm, imm2, iced: *i, bytes: [0; 15] }
+        Self {
+            exec,
+            len: i.len() as u8,
+            osize,
+            asize,
+            ops,
+            mem,
+            imm,
+            imm2,
+            iced: *i,
+            bytes: [0; 15],
+        }
     }
 
     /// The effective address (segment offset) of the memory operand.

@@ -100,10 +100,24 @@ impl Cpu {
             rip: 0,
             flags: Flags::default(),
             seg: [Segment::real_mode(0); 6],
-            ldtr: Segment { attr: attr::P | 2, limit: 0xFFFF, ..Segment::default() },
-            tr: Segment { attr: attr::P | 3, limit: 0xFFFF, ..Segment::default() },
-            gdtr: DescriptorTable { base: 0, limit: 0xFFFF },
-            idtr: DescriptorTable { base: 0, limit: 0x3FF },
+            ldtr: Segment {
+                attr: attr::P | 2,
+                limit: 0xFFFF,
+                ..Segment::default()
+            },
+            tr: Segment {
+                attr: attr::P | 3,
+                limit: 0xFFFF,
+                ..Segment::default()
+            },
+            gdtr: DescriptorTable {
+                base: 0,
+                limit: 0xFFFF,
+            },
+            idtr: DescriptorTable {
+                base: 0,
+                limit: 0x3FF,
+            },
             cr0: cr0::ET | cr0::NW | cr0::CD,
             cr2: 0,
             cr3: 0,
@@ -185,7 +199,10 @@ impl Cpu {
         seg.selector = selector;
         seg.base = u64::from(selector) << 4;
         if self.mode == CpuMode::V86 {
-            *seg = Segment { attr: seg.attr | (3 << attr::DPL_SHIFT), ..Segment::real_mode(selector) };
+            *seg = Segment {
+                attr: seg.attr | (3 << attr::DPL_SHIFT),
+                ..Segment::real_mode(selector)
+            };
         }
     }
 

@@ -34,8 +34,14 @@ pub enum SegReg {
 
 impl SegReg {
     /// All six, in encoding order.
-    pub const ALL: [SegReg; 6] =
-        [SegReg::Es, SegReg::Cs, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs];
+    pub const ALL: [SegReg; 6] = [
+        SegReg::Es,
+        SegReg::Cs,
+        SegReg::Ss,
+        SegReg::Ds,
+        SegReg::Fs,
+        SegReg::Gs,
+    ];
 
     /// The register with encoding `n` (0-5).
     pub fn from_index(n: u8) -> Option<SegReg> {
@@ -107,7 +113,12 @@ impl Segment {
             selector,
             base: 0,
             limit: 0xFFFF_FFFF,
-            attr: attr::P | attr::S | attr::RW | attr::ACCESSED | attr::G | if big { attr::DB } else { 0 },
+            attr: attr::P
+                | attr::S
+                | attr::RW
+                | attr::ACCESSED
+                | attr::G
+                | if big { attr::DB } else { 0 },
         }
     }
 

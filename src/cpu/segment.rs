@@ -16,8 +16,17 @@ pub fn segment_from_descriptor(selector: u16, d: u64) -> Segment {
     let base = ((d >> 16) & 0xFF_FFFF) | (((d >> 56) & 0xFF) << 24);
     let raw_limit = ((d & 0xFFFF) | (((d >> 48) & 0xF) << 16)) as u32;
     let a = ((d >> 40) & 0xFF) as u16 | ((((d >> 52) & 0xF) as u16) << 12);
-    let limit = if a & attr::G != 0 { (raw_limit << 12) | 0xFFF } else { raw_limit };
-    Segment { selector, base, limit, attr: a }
+    let limit = if a & attr::G != 0 {
+        (raw_limit << 12) | 0xFFF
+    } else {
+        raw_limit
+    };
+    Segment {
+        selector,
+        base,
+        limit,
+        attr: a,
+    }
 }
 
 impl Machine {
@@ -76,7 +85,11 @@ impl Machine {
                 selector,
                 base: if keep_base { seg.base } else { 0 },
                 limit: 0,
-                attr: if s == SegReg::Ss { (u16::from(cpl) << attr::DPL_SHIFT) | attr::S | attr::RW } else { 0 },
+                attr: if s == SegReg::Ss {
+                    (u16::from(cpl) << attr::DPL_SHIFT) | attr::S | attr::RW
+                } else {
+                    0
+                },
             };
             return Ok(());
         }

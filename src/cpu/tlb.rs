@@ -29,7 +29,12 @@ pub struct TlbEntry {
     pub perm: u8,
 }
 
-const INVALID: TlbEntry = TlbEntry { tag: 0, gfn: 0, host: usize::MAX, perm: 0 };
+const INVALID: TlbEntry = TlbEntry {
+    tag: 0,
+    gfn: 0,
+    host: usize::MAX,
+    perm: 0,
+};
 
 /// The front-end TLB.
 #[derive(Clone)]
@@ -53,7 +58,9 @@ impl Default for Tlb {
 impl Tlb {
     /// An empty TLB.
     pub fn new() -> Self {
-        Self { entries: Box::new([INVALID; TLB_ENTRIES]) }
+        Self {
+            entries: Box::new([INVALID; TLB_ENTRIES]),
+        }
     }
 
     /// The entry for linear page `vpn` if present.
@@ -70,8 +77,12 @@ impl Tlb {
     /// Fills the entry for `vpn`.
     #[inline]
     pub fn insert(&mut self, vpn: u64, gfn: u64, host: usize, perm: u8) {
-        self.entries[(vpn as usize) & (TLB_ENTRIES - 1)] =
-            TlbEntry { tag: vpn.wrapping_add(1), gfn, host, perm };
+        self.entries[(vpn as usize) & (TLB_ENTRIES - 1)] = TlbEntry {
+            tag: vpn.wrapping_add(1),
+            gfn,
+            host,
+            perm,
+        };
     }
 
     /// Drops the entry for `vpn`.

@@ -63,7 +63,11 @@ impl Machine {
         let lin = self.fetch_linear()?;
         let p = self.translate(lin, AccessKind::Fetch)?;
         let gpa = (p.gfn << 12) | (lin & 0xFFF);
-        let key = BlockKey { gpa, ip: self.cpu.rip, bitness: self.cpu.code_bits };
+        let key = BlockKey {
+            gpa,
+            ip: self.cpu.rip,
+            bitness: self.cpu.code_bits,
+        };
         if let Some(b) = self.code.get(key) {
             return Ok(b);
         }

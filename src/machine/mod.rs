@@ -32,7 +32,11 @@ pub struct MachineConfig {
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        Self { mem_size: 16 << 20, vendor: Vendor::Intel, echo_serial: false }
+        Self {
+            mem_size: 16 << 20,
+            vendor: Vendor::Intel,
+            echo_serial: false,
+        }
     }
 }
 
@@ -80,8 +84,12 @@ impl Machine {
         let console = SerialConsole::new(COM1_BASE, cfg.echo_serial);
         io.add(COM1_BASE, COM1_BASE + 7, Box::new(console))
             .map_err(|e| MachineError::Config(e.to_string()))?;
-        io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
-            .map_err(|e| MachineError::Config(e.to_string()))?;
+        io.add(
+            DEBUG_EXIT_PORT,
+            DEBUG_EXIT_PORT,
+            Box::new(DebugExit::default()),
+        )
+        .map_err(|e| MachineError::Config(e.to_string()))?;
         Ok(Self {
             cpu: Cpu::new(),
             mem,
@@ -99,7 +107,9 @@ impl Machine {
 
     /// Everything the guest wrote to COM1.
     pub fn serial_output(&self) -> &[u8] {
-        self.io.device::<SerialConsole>().map_or(&[], |s| s.output())
+        self.io
+            .device::<SerialConsole>()
+            .map_or(&[], |s| s.output())
     }
 
     /// Decoded-code cache counters.
@@ -116,7 +126,9 @@ impl Machine {
             }
             if self.cpu.halted {
                 // No interrupt source exists yet, so a halted vCPU stays halted.
-                break StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) };
+                break StopReason::Halted {
+                    interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF),
+                };
             }
             let block = match self.fetch_block() {
                 Ok(b) => b,
@@ -213,7 +225,9 @@ impl Machine {
             },
             Fault::Unsupported(u) => StopReason::Unsupported { what: u.what },
             Fault::Yield => StopReason::Yield,
-            Fault::Halt => StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) },
+            Fault::Halt => StopReason::Halted {
+                interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF),
+            },
             Fault::DebugExit(v) => StopReason::DebugExit(v),
         }
     }
@@ -236,7 +250,10 @@ impl Machine {
         let mut bytes = [0u8; 15];
         let mut n = 0;
         for (k, b) in bytes.iter_mut().enumerate() {
-            match self.read_lin::<1>(lin.wrapping_add(k as u64), hvsim_mmu::paging::AccessKind::Read) {
+            match self.read_lin::<1>(
+                lin.wrapping_add(k as u64),
+                hvsim_mmu::paging::AccessKind::Read,
+            ) {
                 Ok([v]) => {
                     *b = v;
                     n += 1;
@@ -259,7 +276,12 @@ impl Machine {
         self.code.clear();
     }
 
-    pub(crate) fn cache_block(&mut self, key: hvsim_decoder::BlockKey, frames: &[u64], b: Block) -> Rc<Block> {
+    pub(crate) fn cache_block(
+        &mut self,
+        key: hvsim_decoder::BlockKey,
+        frames: &[u64],
+        b: Block,
+    ) -> Rc<Block> {
         self.code.insert(key, frames, Rc::new(b))
     }
 }

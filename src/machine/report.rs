@@ -67,19 +67,23 @@ impl StopReport {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl fmt::Display for StopReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let at = format!("{:04x}:{:x}", self.cs, self.rip);
         match &self.reason {
-            StopReason::Halted { interrupts_enabled: false } => {
-                write!(f, "halted with interrupts disabled at {at}")?
-            }
-            StopReason::Halted { interrupts_enabled: true } => {
-                write!(f, "halted at {at} (interrupts enabled, none can arrive)")?
-            }
+            StopReason::Halted {
+                interrupts_enabled: false,
+            } => write!(f, "halted with interrupts disabled at {at}")?,
+            StopReason::Halted {
+                interrupts_enabled: true,
+            } => write!(f, "halted at {at} (interrupts enabled, none can arrive)")?,
             StopReason::Shutdown => write!(f, "shutdown (triple fault) at {at}")?,
             StopReason::DebugExit(v) => write!(f, "debug exit with value {v:#x} at {at}")?,
             StopReason::InsnLimit => write!(f, "instruction limit reached at {at}")?,
@@ -91,9 +95,11 @@ impl fmt::Display for StopReport {
                 }
                 write!(f, " [bytes {}]", hex(&self.bytes))?;
             }
-            StopReason::Unsupported { what } => {
-                write!(f, "unsupported at {at}: {what} [bytes {}]", hex(&self.bytes))?
-            }
+            StopReason::Unsupported { what } => write!(
+                f,
+                "unsupported at {at}: {what} [bytes {}]",
+                hex(&self.bytes)
+            )?,
         }
         write!(f, " after {} instructions", self.insn_count)
     }
@@ -103,5 +109,8 @@ impl fmt::Display for StopReport {
 pub(crate) fn trace_line(count: u64, cs: u16, rip: u64, insn: &Insn) -> String {
     let mut text = String::new();
     IntelFormatter::new().format(&insn.iced, &mut text);
-    format!("{count:>10} {cs:04x}:{rip:016x} {:<30} {text}", hex(&insn.bytes[..usize::from(insn.len).min(15)]))
+    format!(
+        "{count:>10} {cs:04x}:{rip:016x} {:<30} {text}",
+        hex(&insn.bytes[..usize::from(insn.len).min(15)])
+    )
 }

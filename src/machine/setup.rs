@@ -72,13 +72,20 @@ impl Machine {
                     GuestMode::Protected32 => (selector::CODE32, 32),
                     _ => (selector::CODE64, 64),
                 };
-                let data_sel = if big { selector::DATA } else { selector::DATA16 };
+                let data_sel = if big {
+                    selector::DATA
+                } else {
+                    selector::DATA16
+                };
                 for s in SegReg::ALL {
                     c.seg[s as usize] = Segment::flat_data(data_sel, big);
                 }
                 c.seg[1] = Segment::flat_code(code_sel, bits);
                 c.cr0 |= cr0::PE;
-                c.gdtr = DescriptorTable { base: area, limit: 6 * 8 - 1 };
+                c.gdtr = DescriptorTable {
+                    base: area,
+                    limit: 6 * 8 - 1,
+                };
                 if mode == GuestMode::Long64 {
                     c.cr4 |= cr4::PAE;
                     c.efer = efer::LME | efer::LMA | efer::NXE;
@@ -119,7 +126,8 @@ impl Machine {
         self.mem.load(Gpa(pml4), &(pdpt | 0x7).to_le_bytes())?;
         for g in 0..4u64 {
             let pd_g = pd + g * 0x1000;
-            self.mem.load(Gpa(pdpt + g * 8), &(pd_g | 0x7).to_le_bytes())?;
+            self.mem
+                .load(Gpa(pdpt + g * 8), &(pd_g | 0x7).to_le_bytes())?;
             let mut entries = Vec::with_capacity(4096);
             for e in 0..512u64 {
                 let frame = (g << 30) | (e << 21);

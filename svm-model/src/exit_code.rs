@@ -15,7 +15,8 @@ const C1: &str = "APM Vol. 2 Appendix C Table C-1 \"SVM Intercept Codes\"";
 /// EXITINFO text: the field is not used by this exit.
 const NONE: &str = "not used";
 /// EXITINFO1 of CR read/write intercepts (APM Vol. 2 "Decode Assists").
-const CR_INFO1: &str = "with decode assists: bit 63 = 1 for MOV CRx (0 for LMSW, CLTS, SMSW), bits 3:0 = GPR number";
+const CR_INFO1: &str =
+    "with decode assists: bit 63 = 1 for MOV CRx (0 for LMSW, CLTS, SMSW), bits 3:0 = GPR number";
 /// EXITINFO1 of DR read/write intercepts (decode assists).
 const DR_INFO1: &str = "with decode assists: bits 3:0 = GPR number";
 /// EXITINFO1 of exceptions that push an error code.
@@ -365,7 +366,9 @@ mod tests {
         for (i, row) in EXIT_CODES.iter().enumerate() {
             assert!(row.name.starts_with("VMEXIT_"), "{}", row.name);
             assert!(row.reference.starts_with("APM Vol. 2"), "{}", row.name);
-            assert!(!row.meaning.is_empty() && !row.exitinfo1.is_empty() && !row.exitinfo2.is_empty());
+            assert!(
+                !row.meaning.is_empty() && !row.exitinfo1.is_empty() && !row.exitinfo2.is_empty()
+            );
             for other in &EXIT_CODES[i + 1..] {
                 assert_ne!(row.name, other.name);
             }

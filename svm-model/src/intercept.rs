@@ -10,7 +10,8 @@ use crate::exit_code::SvmExitCode;
 use crate::vmcb;
 
 /// Reference string for every row.
-const B1: &str = "APM Vol. 2 Appendix B Table B-1 \"VMCB Layout, Control Area\" (intercept vectors)";
+const B1: &str =
+    "APM Vol. 2 Appendix B Table B-1 \"VMCB Layout, Control Area\" (intercept vectors)";
 
 /// VMCB offset of intercept vector 0: bits 15:0 CR reads, bits 31:16 CR writes.
 pub const VECTOR_CR: u16 = vmcb::INTERCEPT_CR_READ;
@@ -85,12 +86,16 @@ pub struct InterceptInfo {
 impl InterceptInfo {
     /// The intercept with this name (`"INTERCEPT_CPUID"`, ASCII case-insensitive).
     pub fn by_name(name: &str) -> Option<&'static InterceptInfo> {
-        INTERCEPTS.iter().find(|i| i.name.eq_ignore_ascii_case(name))
+        INTERCEPTS
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(name))
     }
 
     /// The intercept at a VMCB intercept-vector offset and bit, if one is defined.
     pub fn at(word: u16, bit: u8) -> Option<&'static InterceptInfo> {
-        INTERCEPTS.iter().find(|i| i.intercept.word == word && i.intercept.bit == bit)
+        INTERCEPTS
+            .iter()
+            .find(|i| i.intercept.word == word && i.intercept.bit == bit)
     }
 
     /// The intercept whose #VMEXIT has this exit code, if the code has one (NPF and the
@@ -309,7 +314,11 @@ mod tests {
         for (i, row) in INTERCEPTS.iter().enumerate() {
             for other in &INTERCEPTS[i + 1..] {
                 assert_ne!(row.name, other.name);
-                assert_ne!(row.exit_code, other.exit_code, "{} / {}", row.name, other.name);
+                assert_ne!(
+                    row.exit_code, other.exit_code,
+                    "{} / {}",
+                    row.name, other.name
+                );
             }
         }
     }
@@ -331,21 +340,65 @@ mod tests {
     #[test]
     fn every_intercept_exit_code_is_defined() {
         for row in INTERCEPTS {
-            assert!(row.exit_code.info().is_some(), "{} -> 0x{:X}", row.name, row.exit_code.0);
+            assert!(
+                row.exit_code.info().is_some(),
+                "{} -> 0x{:X}",
+                row.name,
+                row.exit_code.0
+            );
         }
     }
 
     #[test]
     fn anchors() {
-        assert_eq!(INTERCEPT_CPUID, Intercept { word: 0x00C, bit: 18 });
-        assert_eq!(INTERCEPT_CPUID.info().map(|i| i.exit_code), Some(SvmExitCode::CPUID));
-        assert_eq!(INTERCEPT_IOIO_PROT.info().map(|i| i.exit_code), Some(SvmExitCode::IOIO));
-        assert_eq!(INTERCEPT_MSR_PROT.info().map(|i| i.exit_code), Some(SvmExitCode::MSR));
-        assert_eq!(INTERCEPT_VMRUN, Intercept { word: 0x010, bit: 0 });
+        assert_eq!(
+            INTERCEPT_CPUID,
+            Intercept {
+                word: 0x00C,
+                bit: 18
+            }
+        );
+        assert_eq!(
+            INTERCEPT_CPUID.info().map(|i| i.exit_code),
+            Some(SvmExitCode::CPUID)
+        );
+        assert_eq!(
+            INTERCEPT_IOIO_PROT.info().map(|i| i.exit_code),
+            Some(SvmExitCode::IOIO)
+        );
+        assert_eq!(
+            INTERCEPT_MSR_PROT.info().map(|i| i.exit_code),
+            Some(SvmExitCode::MSR)
+        );
+        assert_eq!(
+            INTERCEPT_VMRUN,
+            Intercept {
+                word: 0x010,
+                bit: 0
+            }
+        );
         assert_eq!(INTERCEPT_XSETBV.bit, 13);
-        assert_eq!(INTERCEPT_CR8_WRITE_TRAP, Intercept { word: 0x010, bit: 24 });
-        assert_eq!(INTERCEPT_INVPCID, Intercept { word: 0x014, bit: 2 });
-        assert_eq!(INTERCEPT_IDLE_HLT, Intercept { word: 0x014, bit: 6 });
+        assert_eq!(
+            INTERCEPT_CR8_WRITE_TRAP,
+            Intercept {
+                word: 0x010,
+                bit: 24
+            }
+        );
+        assert_eq!(
+            INTERCEPT_INVPCID,
+            Intercept {
+                word: 0x014,
+                bit: 2
+            }
+        );
+        assert_eq!(
+            INTERCEPT_IDLE_HLT,
+            Intercept {
+                word: 0x014,
+                bit: 6
+            }
+        );
         assert_eq!(INTERCEPT_EXCP14.mask(), 1 << 14);
         assert_eq!(INTERCEPT_CR3_WRITE.mask(), 1 << 19);
         assert_eq!(
@@ -353,8 +406,14 @@ mod tests {
             Some("INTERCEPT_INTN")
         );
         assert!(InterceptInfo::for_exit_code(SvmExitCode::NPF).is_none());
-        assert_eq!(InterceptInfo::at(0x00C, 18).map(|i| i.name), Some("INTERCEPT_CPUID"));
-        assert_eq!(InterceptInfo::by_name("intercept_hlt").map(|i| i.intercept), Some(INTERCEPT_HLT));
+        assert_eq!(
+            InterceptInfo::at(0x00C, 18).map(|i| i.name),
+            Some("INTERCEPT_CPUID")
+        );
+        assert_eq!(
+            InterceptInfo::by_name("intercept_hlt").map(|i| i.intercept),
+            Some(INTERCEPT_HLT)
+        );
     }
 
     #[test]

@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(EFER, 0xC000_0080);
         assert_eq!(EFER_SVME, 0x1000);
         assert_eq!(TSC_RATIO, 0xC000_0104);
-        assert_eq!(SvmMsrInfo::lookup(0xC001_0117).map(|m| m.name), Some("VM_HSAVE_PA"));
+        assert_eq!(
+            SvmMsrInfo::lookup(0xC001_0117).map(|m| m.name),
+            Some("VM_HSAVE_PA")
+        );
         assert_eq!(SvmMsrInfo::by_name("vm_cr").map(|m| m.index), Some(VM_CR));
         assert!(SvmMsrInfo::lookup(0).is_none());
     }

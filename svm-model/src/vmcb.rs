@@ -90,7 +90,9 @@ impl VmcbField {
 
     /// The field with this name (ASCII case-insensitive), if any.
     pub fn by_name(name: &str) -> Option<&'static VmcbField> {
-        VMCB_FIELDS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        VMCB_FIELDS
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The sub-byte fields declared inside this field (empty for most fields).
@@ -251,8 +253,8 @@ vmcb_fields! {
 /// of a field and code can extract them with [`VmcbBits::get`].
 pub mod bits {
     use super::{
-        AVIC_PHYSICAL_TABLE, B1, EVENTINJ, EXITINTINFO, INTERRUPT_STATE, NP_CONTROL,
-        V_INTR_CONTROL, VIRT_EXT, VMCB_CLEAN,
+        AVIC_PHYSICAL_TABLE, B1, EVENTINJ, EXITINTINFO, INTERRUPT_STATE, NP_CONTROL, VIRT_EXT,
+        VMCB_CLEAN, V_INTR_CONTROL,
     };
 
     /// A bit range inside a VMCB field.
@@ -424,16 +426,30 @@ mod tests {
         for f in VMCB_FIELDS {
             assert!(f.width > 0, "{} has zero width", f.name);
             assert!(usize::from(f.end()) <= VMCB_SIZE, "{} past 4 KiB", f.name);
-            assert_eq!(VmcbArea::of_offset(f.offset), Some(f.area), "{} area", f.name);
+            assert_eq!(
+                VmcbArea::of_offset(f.offset),
+                Some(f.area),
+                "{} area",
+                f.name
+            );
             let last = f.end() - 1;
-            assert_eq!(VmcbArea::of_offset(last), Some(f.area), "{} straddles areas", f.name);
+            assert_eq!(
+                VmcbArea::of_offset(last),
+                Some(f.area),
+                "{} straddles areas",
+                f.name
+            );
         }
     }
 
     #[test]
     fn vmcb_names_are_unique_and_rows_have_references() {
         for (i, f) in VMCB_FIELDS.iter().enumerate() {
-            assert!(f.reference.starts_with("APM Vol. 2"), "{} reference", f.name);
+            assert!(
+                f.reference.starts_with("APM Vol. 2"),
+                "{} reference",
+                f.name
+            );
             assert!(!f.meaning.is_empty(), "{} meaning", f.name);
             for g in &VMCB_FIELDS[i + 1..] {
                 assert_ne!(f.name, g.name);
@@ -465,8 +481,14 @@ mod tests {
         assert_eq!(VmcbField::lookup(0x070).map(|f| f.name), Some("EXITCODE"));
         assert_eq!(VmcbField::lookup(0x077).map(|f| f.name), Some("EXITCODE"));
         assert_eq!(VmcbField::lookup(0x57C).map(|f| f.name), Some("RIP"));
-        assert_eq!(VmcbField::lookup(0x0D5).map(|f| f.name), Some("GUEST_INSN_BYTES"));
-        assert_eq!(VmcbField::lookup(0x000).map(|f| f.name), Some("INTERCEPT_CR_READ"));
+        assert_eq!(
+            VmcbField::lookup(0x0D5).map(|f| f.name),
+            Some("GUEST_INSN_BYTES")
+        );
+        assert_eq!(
+            VmcbField::lookup(0x000).map(|f| f.name),
+            Some("INTERCEPT_CR_READ")
+        );
         // Reserved bytes and out-of-page offsets.
         assert!(VmcbField::lookup(0x018).is_none());
         assert!(VmcbField::lookup(0x4A0).is_none());
@@ -484,7 +506,10 @@ mod tests {
 
     #[test]
     fn by_name_is_case_insensitive() {
-        assert_eq!(VmcbField::by_name("exitcode").map(|f| f.offset), Some(EXITCODE));
+        assert_eq!(
+            VmcbField::by_name("exitcode").map(|f| f.offset),
+            Some(EXITCODE)
+        );
         assert_eq!(VmcbField::by_name("G_PAT").map(|f| f.offset), Some(0x668));
         assert!(VmcbField::by_name("NO_SUCH_FIELD").is_none());
     }
@@ -493,7 +518,11 @@ mod tests {
     fn bit_fields_fit_their_containing_field() {
         for (i, b) in bits::VMCB_BITS.iter().enumerate() {
             let f = VmcbField::lookup(b.field).expect("bit field names a VMCB field");
-            assert_eq!(f.offset, b.field, "{} must name the start of its field", b.name);
+            assert_eq!(
+                f.offset, b.field,
+                "{} must name the start of its field",
+                b.name
+            );
             assert!(b.len > 0);
             assert!(
                 u32::from(b.lsb) + u32::from(b.len) <= u32::from(f.width) * 8,
@@ -518,7 +547,10 @@ mod tests {
         let v = bits::V_INTR_PRIO.set(0, 0xA);
         assert_eq!(v, 0xA << 16);
         assert_eq!(bits::V_INTR_PRIO.get(v | 0xFFFF), 0xA);
-        assert_eq!(bits::EVENTINJ_ERRORCODE.get(0xDEAD_BEEF_0000_0000), 0xDEAD_BEEF);
+        assert_eq!(
+            bits::EVENTINJ_ERRORCODE.get(0xDEAD_BEEF_0000_0000),
+            0xDEAD_BEEF
+        );
         assert_eq!(bits::V_IRQ.mask(), 1 << 8);
         let f = VmcbField::by_name("V_INTR_CONTROL").unwrap();
         assert!(f.bits().any(|b| b.name == "V_IRQ"));

@@ -13,8 +13,12 @@ pub const STACK: u64 = 0x8000;
 pub const DATA: u64 = 0x4000;
 
 /// All four modes.
-pub const ALL_MODES: [GuestMode; 4] =
-    [GuestMode::Real, GuestMode::Protected16, GuestMode::Protected32, GuestMode::Long64];
+pub const ALL_MODES: [GuestMode; 4] = [
+    GuestMode::Real,
+    GuestMode::Protected16,
+    GuestMode::Protected32,
+    GuestMode::Long64,
+];
 
 /// The assembler bitness of a mode.
 pub fn bits(mode: GuestMode) -> u32 {
@@ -61,7 +65,10 @@ pub fn run_ok(
     body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
 ) -> Machine {
     let (m, r) = run(mode, body);
-    assert!(matches!(r.reason, StopReason::Halted { .. }), "{mode:?}: {r}");
+    assert!(
+        matches!(r.reason, StopReason::Halted { .. }),
+        "{mode:?}: {r}"
+    );
     m
 }
 
