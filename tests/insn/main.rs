@@ -5,5 +5,11 @@
 mod common;
 
 mod arith;
+mod atomic;
 mod control;
+mod control_far;
+mod convert;
+mod io;
 mod mov_stack;
+mod setcc_cmov;
+mod string;
