@@ -256,3 +256,35 @@ fn pusha_is_invalid_in_long_mode() {
     let r = m.run(Some(10));
     assert_eq!(exception(&r), Some((6, None)), "{r}");
 }
+
+#[test]
+fn pushf_popf_in_v86_mode_follow_iopl() {
+    // V86 with IOPL < 3 (no VME): PUSHF faults.
+    let code = assemble(GuestMode::Real, |a| {
+        a.pushf()?;
+        Ok(())
+    });
+    let v86 = |code: &[u8], iopl: u64| {
+        let mut m = machine_with(GuestMode::Protected32, code);
+        m.cpu.flags.set(FIXED1 | VM | (iopl << 12));
+        m.cpu.update_mode();
+        m
+    };
+    let mut m = v86(&code, 0);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), Some((13, Some(0))), "{r}");
+    // IOPL 3: PUSHF stores the image without VM; POPF loads IF but not IOPL.
+    let code = assemble(GuestMode::Real, |a| {
+        a.pushf()?;
+        a.pop(bx)?;
+        a.push((IF | CF) as u32 as i32)?;
+        a.popf()?;
+        a.ud2()?;
+        Ok(())
+    });
+    let mut m = v86(&code, 3);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), Some((6, None)), "{r}");
+    assert_eq!(m.cpu.gpr[3], FIXED1 | IOPL);
+    assert_eq!(m.cpu.flags.get(), FIXED1 | VM | IOPL | IF | CF);
+}

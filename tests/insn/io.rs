@@ -148,3 +148,34 @@ fn io_at_cpl3_needs_iopl3() {
     assert_eq!(r.reason, StopReason::DebugExit(7), "{r}");
     assert_eq!(m.cpu.flags.get() & IOPL, IOPL);
 }
+
+#[test]
+fn rep_outsb_to_debug_exit_stops_after_the_write() {
+    let code = assemble(GuestMode::Protected32, |a| {
+        a.mov(esi, DATA as u32)?;
+        a.mov(dx, 0xF4u32)?;
+        a.mov(ecx, 3u32)?;
+        a.rep().outsb()?;
+        Ok(())
+    });
+    let mut m = machine_with(GuestMode::Protected32, &code);
+    m.load(DATA, &[0x21, 0x22, 0x23]).unwrap();
+    let r = m.run(Some(100));
+    assert_eq!(r.reason, StopReason::DebugExit(0x21), "{r}");
+    assert_eq!(r.insn_count, 4);
+    assert_eq!((m.cpu.gpr[6], m.cpu.gpr[1]), (DATA + 1, 2));
+}
+
+#[test]
+fn v86_io_without_bitmap_is_gp() {
+    let code = assemble(GuestMode::Protected32, |a| {
+        a.in_(al, 0x70u32)?;
+        Ok(())
+    });
+    let mut m = machine_with(GuestMode::Protected32, &code);
+    m.cpu.flags.set(FIXED1 | IOPL | hvsim::cpu::flags::VM);
+    m.cpu.update_mode();
+    assert_eq!(m.cpu.mode, hvsim::cpu::CpuMode::V86);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), Some((13, Some(0))), "{r}");
+}
