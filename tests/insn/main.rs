@@ -5,9 +5,15 @@
 mod common;
 
 mod arith;
+mod atomic;
 mod bcd;
 mod bit;
 mod control;
+mod control_far;
+mod convert;
+mod io;
 mod mov_stack;
 mod muldiv;
+mod setcc_cmov;
 mod shift_rotate;
+mod string;
