@@ -41,12 +41,9 @@ fn program() -> Result<Vec<u8>, IcedError> {
 /// Builds the machine; `None` (with a message) if anything fails.
 fn machine() -> Option<Machine> {
     let code = program().map_err(|e| eprintln!("assemble: {e}")).ok()?;
-    let mut m = Machine::new(&MachineConfig::default())
-        .map_err(|e| eprintln!("machine: {e}"))
-        .ok()?;
-    m.load(CODE, &code)
-        .map_err(|e| eprintln!("load: {e}"))
-        .ok()?;
+    let mut m =
+        Machine::new(&MachineConfig::default()).map_err(|e| eprintln!("machine: {e}")).ok()?;
+    m.load(CODE, &code).map_err(|e| eprintln!("load: {e}")).ok()?;
     Some(m)
 }
 
@@ -78,9 +75,8 @@ fn cpu_loop(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(retired));
-    group.bench_function("alu_load_store_1M_iterations", |b| {
-        b.iter(|| black_box(run_once(&mut m)))
-    });
+    group
+        .bench_function("alu_load_store_1M_iterations", |b| b.iter(|| black_box(run_once(&mut m))));
     group.finish();
 }
 

@@ -161,19 +161,8 @@ fn defined_flags(def: Def, regs: &Regs) -> u64 {
 
 /// Names of the flags in `f`.
 fn flag_names(f: u64) -> String {
-    let names = [
-        (CF, "CF"),
-        (PF, "PF"),
-        (AF, "AF"),
-        (ZF, "ZF"),
-        (SF, "SF"),
-        (OF, "OF"),
-    ];
-    let v: Vec<&str> = names
-        .iter()
-        .filter(|(b, _)| f & b != 0)
-        .map(|(_, n)| *n)
-        .collect();
+    let names = [(CF, "CF"), (PF, "PF"), (AF, "AF"), (ZF, "ZF"), (SF, "SF"), (OF, "OF")];
+    let v: Vec<&str> = names.iter().filter(|(b, _)| f & b != 0).map(|(_, n)| *n).collect();
     if v.is_empty() {
         "-".into()
     } else {
@@ -195,12 +184,7 @@ struct Form {
 }
 
 fn f(def: Def, emit: Emit) -> Form {
-    Form {
-        emit,
-        def,
-        prep: None,
-        feature: None,
-    }
+    Form { emit, def, prep: None, feature: None }
 }
 
 impl Form {
@@ -541,9 +525,8 @@ struct Native {
     page: Mmap,
 }
 
-const LOADED: [AsmRegister64; 14] = [
-    rax, rcx, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14,
-];
+const LOADED: [AsmRegister64; 14] =
+    [rax, rcx, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14];
 const LOADED_IDX: [usize; 14] = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 impl Native {
@@ -636,8 +619,7 @@ impl Guest {
 
     fn run(&mut self, regs: &Regs, flags: u64) -> Result<State, HvError> {
         let m = &mut self.m;
-        m.enter_mode(GuestMode::Long64, CODE, STACK)
-            .map_err(|e| HvError::Other(e.to_string()))?;
+        m.enter_mode(GuestMode::Long64, CODE, STACK).map_err(|e| HvError::Other(e.to_string()))?;
         for (i, &v) in regs.iter().enumerate() {
             if compared(i) {
                 m.cpu.gpr[i] = v;
@@ -651,10 +633,7 @@ impl Guest {
                 let mut gpr = m.cpu.gpr;
                 gpr[RSP] = 0;
                 gpr[R15] = 0;
-                Ok(State {
-                    gpr,
-                    flags: m.cpu.flags.get(),
-                })
+                Ok(State { gpr, flags: m.cpu.flags.get() })
             }
             StopReason::Unsupported { what } => Err(HvError::Unsupported(format!("{what} ({r})"))),
             _ => Err(HvError::Other(format!("{r}"))),
@@ -729,11 +708,7 @@ fn inputs() -> impl Strategy<Value = (Regs, u64)> {
 }
 
 fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
+    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
 }
 
 /// Applies the form's input adjustment and clears what is not an input.
@@ -758,7 +733,8 @@ fn check_pair(form: &Form, guest_emit: Emit, cases: u32) -> Result<(), FormFailu
     let (mut guest, insn) = Guest::new(guest_emit).map_err(fail)?;
     let name = disasm(&insn);
     // Probe once so an unimplemented form is reported as such instead of being shrunk.
-    match guest.run(&[0; 16], 0) {
+    let (probe_regs, probe_flags) = prepare(form, [0; 16], 0);
+    match guest.run(&probe_regs, probe_flags) {
         Err(HvError::Unsupported(w)) => {
             // Still run the native side, so the stub and the input adjustment (no #DE)
             // are known good before hvsim implements the form.
@@ -877,20 +853,12 @@ fn diff_flag_ops() {
 
 #[test]
 fn diff_shifts() {
-    check_group(
-        "shl/shr/sar",
-        &shift_forms(&[Sh::Shl, Sh::Shr, Sh::Sar]),
-        2 * CASES,
-    );
+    check_group("shl/shr/sar", &shift_forms(&[Sh::Shl, Sh::Shr, Sh::Sar]), 2 * CASES);
 }
 
 #[test]
 fn diff_rotates() {
-    check_group(
-        "rol/ror/rcl/rcr",
-        &shift_forms(&[Sh::Rol, Sh::Ror, Sh::Rcl, Sh::Rcr]),
-        2 * CASES,
-    );
+    check_group("rol/ror/rcl/rcr", &shift_forms(&[Sh::Rol, Sh::Ror, Sh::Rcl, Sh::Rcr]), 2 * CASES);
 }
 
 #[test]
@@ -929,16 +897,7 @@ fn form_count() {
     let n = add_sub_forms().len()
         + logic_forms().len()
         + flag_op_forms().len()
-        + shift_forms(&[
-            Sh::Shl,
-            Sh::Shr,
-            Sh::Sar,
-            Sh::Rol,
-            Sh::Ror,
-            Sh::Rcl,
-            Sh::Rcr,
-        ])
-        .len()
+        + shift_forms(&[Sh::Shl, Sh::Shr, Sh::Sar, Sh::Rol, Sh::Ror, Sh::Rcl, Sh::Rcr]).len()
         + double_shift_forms().len()
         + mul_div_forms().len()
         + bit_forms().len()

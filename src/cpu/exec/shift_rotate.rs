@@ -53,10 +53,14 @@ fn count_mask(size: u8) -> u64 {
     }
 }
 
-/// A count-0 shift or rotate: reads a memory destination and discards the value.
+/// A count-0 shift or rotate: no flag changes. A memory destination is read and the
+/// value discarded (so a not-present page still faults); a register destination is
+/// written back unchanged, which for a 32-bit register in 64-bit mode clears bits 63:32,
+/// as processors do (checked against the host by `tests/differential.rs`).
 fn touch(m: &mut Machine, i: &Insn) -> ExecResult {
-    if i.ops[0] == Op::Mem {
-        read(m, i, 0)?;
+    let v = read(m, i, 0)?;
+    if i.ops[0] != Op::Mem {
+        write(m, i, 0, v)?;
     }
     Ok(())
 }
@@ -65,8 +69,7 @@ fn shift<const OP: u8>(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = i.osize;
     let count = read_sized(m, i, 1, 1)? & count_mask(size);
     if count == 0 {
-        // SDM: "If the count is 0, the flags are not affected." Nothing is written, but
-        // the memory operand is still read (so a not-present page still faults).
+        // SDM: "If the count is 0, the flags are not affected."
         return touch(m, i);
     }
     let mask = size_mask(size);
