@@ -134,7 +134,7 @@ impl Machine {
                     (t.gpa.0 >> 12, perm)
                 }
                 Err(pf) => {
-                    return Err(Fault::Exception(Exception {
+                    return Err(Fault::from(Exception {
                         vector: super::fault::vector::PF,
                         error_code: Some(pf.error_code),
                         cr2: lin,

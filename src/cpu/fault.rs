@@ -93,8 +93,9 @@ pub struct Unsupported {
 /// How an instruction ended, other than by retiring normally.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// An exception; the instruction did not retire and RIP is its first byte.
-    Exception(Exception),
+    /// An exception; the instruction did not retire and RIP is its first byte. Boxed so
+    /// that `Result<(), Fault>` stays two words and returns in registers on the hot path.
+    Exception(Box<Exception>),
     /// The instruction is not emulated; RIP is its first byte.
     Unsupported(Box<Unsupported>),
     /// The instruction did not retire and must be executed again (a long REP string
@@ -117,7 +118,7 @@ impl Fault {
 impl From<Exception> for Fault {
     #[inline]
     fn from(e: Exception) -> Self {
-        Fault::Exception(e)
+        Fault::Exception(Box::new(e))
     }
 }
 
@@ -127,22 +128,34 @@ pub type ExecResult = Result<(), Fault>;
 /// `Err(#UD)`.
 #[inline]
 pub fn ud<T>() -> Result<T, Fault> {
-    Err(Fault::Exception(Exception::new(vector::UD)))
+    Err(Fault::from(Exception::new(vector::UD)))
 }
 
 /// `Err(#GP(code))`.
 #[inline]
 pub fn gp<T>(code: u32) -> Result<T, Fault> {
-    Err(Fault::Exception(Exception::with_code(vector::GP, code)))
+    Err(Fault::from(Exception::with_code(vector::GP, code)))
 }
 
 /// `Err(#SS(code))`.
 #[inline]
 pub fn ss<T>(code: u32) -> Result<T, Fault> {
-    Err(Fault::Exception(Exception::with_code(vector::SS, code)))
+    Err(Fault::from(Exception::with_code(vector::SS, code)))
 }
 
 /// An unsupported-feature fault.
 pub fn unsupported<T>(what: impl Into<String>) -> Result<T, Fault> {
     Err(Fault::Unsupported(Box::new(Unsupported { what: what.into() })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_stay_two_words() {
+        // The hot path returns these from every handler; keep them in registers.
+        assert!(std::mem::size_of::<ExecResult>() <= 16);
+        assert!(std::mem::size_of::<Result<u64, Fault>>() <= 16);
+    }
 }

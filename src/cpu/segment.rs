@@ -96,7 +96,7 @@ impl Machine {
                 return gp(err);
             }
             if !seg.present() {
-                return Err(Fault::Exception(Exception::with_code(vector::SS, err)));
+                return Err(Fault::from(Exception::with_code(vector::SS, err)));
             }
         } else {
             if code && seg.attr & attr::RW == 0 {
@@ -107,7 +107,7 @@ impl Machine {
                 return gp(err);
             }
             if !seg.present() {
-                return Err(Fault::Exception(Exception::with_code(vector::NP, err)));
+                return Err(Fault::from(Exception::with_code(vector::NP, err)));
             }
         }
         self.mark_descriptor_accessed(d, lin)?;

@@ -213,7 +213,7 @@ impl Machine {
     fn stop_for(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> StopReason {
         match f {
             Fault::Exception(e) => {
-                StopReason::Exception { exception: e, insn: insn.map(|i| i.iced.to_string()) }
+                StopReason::Exception { exception: *e, insn: insn.map(|i| i.iced.to_string()) }
             }
             Fault::Unsupported(u) => StopReason::Unsupported { what: u.what },
             Fault::Yield => StopReason::Yield,

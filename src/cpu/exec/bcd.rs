@@ -136,7 +136,7 @@ fn aam(m: &mut Machine, i: &Insn) -> ExecResult {
     check_mode(m)?;
     let base = i.imm as u8;
     if base == 0 {
-        return Err(Fault::Exception(Exception::new(vector::DE)));
+        return Err(Fault::from(Exception::new(vector::DE)));
     }
     let a = al(m);
     let (q, r) = (a / base, a % base);

@@ -132,7 +132,7 @@ fn leave(m: &mut Machine, i: &Insn) -> ExecResult {
 }
 
 fn np<T>(err: u32) -> Result<T, Fault> {
-    Err(Fault::Exception(Exception::with_code(vector::NP, err)))
+    Err(Fault::from(Exception::with_code(vector::NP, err)))
 }
 
 /// A validated protected-mode code-segment target.

@@ -33,7 +33,7 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 
 #[inline(always)]
 fn de() -> ExecResult {
-    Err(Fault::Exception(Exception::new(vector::DE)))
+    Err(Fault::from(Exception::new(vector::DE)))
 }
 
 /// Sign-extends the low `size` bytes of `v`.
