@@ -15,6 +15,8 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
             (_, Op::Seg(_)) => mov_from_sreg,
             (Op::Reg(_, false), Op::Reg(_, false)) => mov_rr,
             (Op::Reg(_, false), Op::Imm) => mov_ri,
+            (Op::Reg(_, false), Op::Mem) => mov_load,
+            (Op::Mem, Op::Reg(_, false)) => mov_store,
             (Op::Reg(..) | Op::Mem, Op::Reg(..) | Op::Mem | Op::Imm) => mov,
             _ => return None,
         },
@@ -39,6 +41,19 @@ fn mov_rr(m: &mut Machine, i: &Insn) -> ExecResult {
 fn mov_ri(m: &mut Machine, i: &Insn) -> ExecResult {
     m.cpu.set_reg(i.r[0], i.osize, false, i.imm);
     Ok(())
+}
+
+fn mov_load(m: &mut Machine, i: &Insn) -> ExecResult {
+    let ea = i.ea(m);
+    let v = m.read_mem(i.mem.seg, ea, i.osize)?;
+    m.cpu.set_reg(i.r[0], i.osize, false, v);
+    Ok(())
+}
+
+fn mov_store(m: &mut Machine, i: &Insn) -> ExecResult {
+    let ea = i.ea(m);
+    let v = m.cpu.gpr[usize::from(i.r[1])];
+    m.write_mem(i.mem.seg, ea, i.osize, v)
 }
 
 fn movzx(m: &mut Machine, i: &Insn) -> ExecResult {
