@@ -6,6 +6,7 @@ pub mod exec;
 pub mod fault;
 pub mod flags;
 pub mod insn;
+pub mod msr;
 pub mod regs;
 pub mod segment;
 pub mod tlb;

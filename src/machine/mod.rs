@@ -150,27 +150,25 @@ impl Machine {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
-        let mut done = 0u64;
+        // `insn_count` is kept exact per instruction: RDTSC reads it as the clock.
         for (n, insn) in block.insns[..budget].iter().enumerate() {
             let start = self.cpu.rip;
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
             self.cpu.rip = next;
             if let Err(f) = (insn.exec)(self, insn) {
                 if f.retired() {
-                    done += 1;
+                    self.cpu.insn_count += 1;
                 } else {
                     self.cpu.rip = start;
                 }
-                self.cpu.insn_count += done;
                 return Err((f, n));
             }
-            done += 1;
+            self.cpu.insn_count += 1;
             if self.cpu.rip != next || self.cpu.end_block {
                 self.cpu.end_block = false;
                 break;
             }
         }
-        self.cpu.insn_count += done;
         Ok(())
     }
 

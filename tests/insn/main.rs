@@ -17,3 +17,4 @@ mod muldiv;
 mod setcc_cmov;
 mod shift_rotate;
 mod string;
+mod system;

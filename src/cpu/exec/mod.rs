@@ -21,6 +21,7 @@ mod setcc_cmov;
 mod shift_rotate;
 mod stack;
 mod string;
+mod system;
 
 use super::fault::Fault;
 use super::flags::size_mask;
@@ -46,6 +47,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| setcc_cmov::select(i))
         .or_else(|| control_far::select(i))
         .or_else(|| convert::select(i))
+        .or_else(|| system::select(i))
 }
 
 /// Reads operand `n` with `size` bytes.

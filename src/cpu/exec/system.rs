@@ -1,0 +1,616 @@
+//! System instructions a kernel brings itself up with: MOV to/from control and debug
+//! registers, LGDT/LIDT/SGDT/SIDT, LLDT/SLDT/LTR/STR, LMSW/SMSW/CLTS, RDMSR/WRMSR,
+//! RDTSC/RDTSCP, SWAPGS, INVLPG, WBINVD/INVD and XGETBV/XSETBV. Privilege and
+//! reserved-bit checks follow each instruction's page in SDM Vol. 2.
+
+use super::{operand_size, read_sized, write_sized};
+use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::fault::{gp, ud, Exception, ExecResult, Fault};
+use crate::cpu::insn::{gpr_of, Handler, Insn, Op};
+use crate::cpu::msr;
+use crate::cpu::regs::{attr, cr0, cr4, efer, DescriptorTable, SegReg, Segment};
+use crate::cpu::segment::segment_from_descriptor;
+use crate::cpu::{vector, CpuMode};
+use crate::machine::Machine;
+use hvsim_decoder::iced::{Code, Instruction, Mnemonic, OpKind, Register};
+use hvsim_mmu::paging::AccessKind;
+
+/// CR4.PCE (performance-counter enable) and CR4.OSXMMEXCPT.
+const CR4_PCE: u64 = 1 << 8;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+
+/// The CR4 bits this CPU model implements; any other bit is reserved (#GP). VME/PVI,
+/// UMIP, LA57, VMXE, FSGSBASE, PCIDE, PKE and CET are not emulated, so reserved here.
+const CR4_VALID: u64 = cr4::TSD
+    | cr4::DE
+    | cr4::PSE
+    | cr4::PAE
+    | cr4::MCE
+    | cr4::PGE
+    | CR4_PCE
+    | cr4::OSFXSR
+    | CR4_OSXMMEXCPT
+    | cr4::OSXSAVE
+    | cr4::SMEP
+    | cr4::SMAP;
+
+/// The CR0 bits that exist; writes to other bits of CR0[31:0] are ignored.
+const CR0_VALID: u64 = cr0::PE
+    | cr0::MP
+    | cr0::EM
+    | cr0::TS
+    | cr0::ET
+    | cr0::NE
+    | cr0::WP
+    | cr0::AM
+    | cr0::NW
+    | cr0::CD
+    | cr0::PG;
+
+/// The EFER bits software may write (LMA is read-only).
+const EFER_WRITABLE: u64 = efer::SCE | efer::LME | efer::NXE;
+
+pub(super) fn select(i: &Instruction) -> Option<Handler> {
+    Some(match i.mnemonic() {
+        Mnemonic::Mov => {
+            let reg = |n| (i.op_kind(n) == OpKind::Register).then(|| i.op_register(n));
+            match (reg(0), reg(1)) {
+                (Some(r), Some(_)) if r.is_cr() => mov_to_cr,
+                (Some(_), Some(r)) if r.is_cr() => mov_from_cr,
+                (Some(r), Some(_)) if r.is_dr() => mov_to_dr,
+                (Some(_), Some(r)) if r.is_dr() => mov_from_dr,
+                _ => return None,
+            }
+        }
+        Mnemonic::Lgdt | Mnemonic::Lidt => lgdt_lidt,
+        Mnemonic::Sgdt | Mnemonic::Sidt => sgdt_sidt,
+        Mnemonic::Lldt => lldt,
+        Mnemonic::Ltr => ltr,
+        Mnemonic::Sldt | Mnemonic::Str => sldt_str,
+        Mnemonic::Lmsw => lmsw,
+        Mnemonic::Smsw => smsw,
+        Mnemonic::Clts => clts,
+        Mnemonic::Rdmsr => rdmsr,
+        Mnemonic::Wrmsr => wrmsr,
+        Mnemonic::Rdtsc => rdtsc,
+        Mnemonic::Rdtscp => rdtscp,
+        Mnemonic::Swapgs => swapgs,
+        Mnemonic::Invlpg => invlpg,
+        Mnemonic::Wbinvd | Mnemonic::Invd => cache_flush,
+        Mnemonic::Xgetbv => xgetbv,
+        Mnemonic::Xsetbv => xsetbv,
+        _ => return None,
+    })
+}
+
+/// #GP(0) unless CPL = 0 (real mode is CPL 0; V86 is CPL 3).
+fn require_cpl0(m: &Machine) -> ExecResult {
+    if m.cpu.cpl != 0 {
+        return gp(0);
+    }
+    Ok(())
+}
+
+/// #UD in real-address and virtual-8086 mode.
+fn require_protected(m: &Machine) -> ExecResult {
+    if matches!(m.cpu.mode, CpuMode::Real | CpuMode::V86) {
+        return ud();
+    }
+    Ok(())
+}
+
+/// Reads the general-purpose register operand `n` at its own width.
+fn gpr_operand(m: &Machine, i: &Insn, n: u32) -> u64 {
+    let r = i.iced.op_register(n);
+    gpr_of(r).map_or(0, |(idx, hi)| m.cpu.reg(idx, r.size() as u8, hi))
+}
+
+/// Writes the general-purpose register operand `n` at its own width.
+fn set_gpr_operand(m: &mut Machine, i: &Insn, n: u32, v: u64) {
+    let r = i.iced.op_register(n);
+    if let Some((idx, hi)) = gpr_of(r) {
+        m.cpu.set_reg(idx, r.size() as u8, hi, v);
+    }
+}
+
+/// After a change to paging or mode state: drop translations, rederive the mode and
+/// leave the decoded block.
+fn paging_changed(m: &mut Machine) {
+    m.cpu.tlb.flush();
+    m.cpu.update_mode();
+    m.cpu.end_block = true;
+}
+
+fn edx_eax(m: &Machine) -> u64 {
+    (m.cpu.gpr[2] << 32) | (m.cpu.gpr[0] & 0xFFFF_FFFF)
+}
+
+fn set_edx_eax(m: &mut Machine, v: u64) {
+    m.cpu.gpr[0] = v & 0xFFFF_FFFF;
+    m.cpu.gpr[2] = v >> 32;
+}
+
+// ---- MOV CRn (SDM Vol. 2B "MOV—Move to/from Control Registers") ----
+
+/// #UD for CR1, CR5-CR7 and CR9-CR15.
+fn cr_number(r: Register) -> Result<usize, Fault> {
+    match r.number() {
+        n @ (0 | 2 | 3 | 4 | 8) => Ok(n),
+        _ => ud(),
+    }
+}
+
+fn mov_from_cr(m: &mut Machine, i: &Insn) -> ExecResult {
+    let n = cr_number(i.iced.op_register(1))?;
+    require_cpl0(m)?;
+    let v = match n {
+        0 => m.cpu.cr0,
+        2 => m.cpu.cr2,
+        3 => m.cpu.cr3,
+        4 => m.cpu.cr4,
+        _ => m.cpu.cr8 & 0xF,
+    };
+    set_gpr_operand(m, i, 0, v);
+    Ok(())
+}
+
+fn mov_to_cr(m: &mut Machine, i: &Insn) -> ExecResult {
+    let n = cr_number(i.iced.op_register(0))?;
+    require_cpl0(m)?;
+    let v = gpr_operand(m, i, 1);
+    match n {
+        0 => write_cr0(m, v),
+        2 => {
+            m.cpu.cr2 = v;
+            Ok(())
+        }
+        3 => write_cr3(m, v),
+        4 => write_cr4(m, v),
+        _ => {
+            // CR8: TPR in bits 3:0; bits 63:4 reserved.
+            if v & !0xF != 0 {
+                return gp(0);
+            }
+            m.cpu.cr8 = v;
+            Ok(())
+        }
+    }
+}
+
+/// MOV to CR0 (also LMSW and CLTS): the combination checks and IA-32e activation
+/// (SDM Vol. 3A §10.8.5 "Initializing IA-32e Mode").
+fn write_cr0(m: &mut Machine, v: u64) -> ExecResult {
+    if v >> 32 != 0 {
+        return gp(0);
+    }
+    let new = (v & CR0_VALID) | cr0::ET;
+    if new & cr0::PG != 0 && new & cr0::PE == 0 {
+        return gp(0);
+    }
+    if new & cr0::NW != 0 && new & cr0::CD == 0 {
+        return gp(0);
+    }
+    let old = m.cpu.cr0;
+    let pg_on = old & cr0::PG == 0 && new & cr0::PG != 0;
+    let pg_off = old & cr0::PG != 0 && new & cr0::PG == 0;
+    if pg_off && m.cpu.mode == CpuMode::Long64 {
+        return gp(0);
+    }
+    if pg_on && m.cpu.efer & efer::LME != 0 {
+        if m.cpu.cr4 & cr4::PAE == 0 {
+            return gp(0);
+        }
+        m.cpu.efer |= efer::LMA;
+    }
+    if pg_off {
+        m.cpu.efer &= !efer::LMA;
+    }
+    m.cpu.cr0 = new;
+    paging_changed(m);
+    Ok(())
+}
+
+fn write_cr3(m: &mut Machine, v: u64) -> ExecResult {
+    // Bits at and above MAXPHYADDR are reserved in IA-32e mode (PCIDE is not supported,
+    // so bit 63 is reserved too). Outside it CR3 is 32 bits wide.
+    if m.cpu.efer & efer::LMA != 0 && v >> MAXPHYADDR != 0 {
+        return gp(0);
+    }
+    m.cpu.cr3 = if m.cpu.efer & efer::LMA != 0 { v } else { v & 0xFFFF_FFFF };
+    paging_changed(m);
+    Ok(())
+}
+
+fn write_cr4(m: &mut Machine, v: u64) -> ExecResult {
+    if v & !CR4_VALID != 0 {
+        return gp(0);
+    }
+    if m.cpu.efer & efer::LMA != 0 && v & cr4::PAE == 0 {
+        return gp(0);
+    }
+    m.cpu.cr4 = v;
+    paging_changed(m);
+    Ok(())
+}
+
+// ---- MOV DRn (SDM Vol. 2B "MOV—Move to/from Debug Registers") ----
+
+/// The debug register index after DR4/DR5 aliasing; #UD for DR8-DR15 and for DR4/DR5
+/// with CR4.DE = 1.
+fn dr_number(m: &Machine, r: Register) -> Result<usize, Fault> {
+    match r.number() {
+        n @ (0..=3 | 6 | 7) => Ok(n),
+        n @ (4 | 5) if m.cpu.cr4 & cr4::DE == 0 => Ok(n + 2),
+        _ => ud(),
+    }
+}
+
+fn mov_from_dr(m: &mut Machine, i: &Insn) -> ExecResult {
+    let n = dr_number(m, i.iced.op_register(1))?;
+    require_cpl0(m)?;
+    let v = m.cpu.dr[n];
+    set_gpr_operand(m, i, 0, v);
+    Ok(())
+}
+
+fn mov_to_dr(m: &mut Machine, i: &Insn) -> ExecResult {
+    let n = dr_number(m, i.iced.op_register(0))?;
+    require_cpl0(m)?;
+    let v = gpr_operand(m, i, 1);
+    m.cpu.dr[n] = match n {
+        6 | 7 if v >> 32 != 0 => return gp(0),
+        // DR6: B0-B3, BD, BS, BT writable; the rest reads as the fixed pattern.
+        6 => 0xFFFF_0FF0 | (v & 0xE00F),
+        // DR7: bits 11, 12, 14 and 15 read 0, bit 10 reads 1.
+        7 => (v & 0xFFFF_23FF) | 0x400,
+        _ => v,
+    };
+    Ok(())
+}
+
+// ---- Descriptor-table registers (SDM Vol. 2A "LGDT/LIDT", Vol. 2B "SGDT", "SIDT") ----
+
+fn lgdt_lidt(m: &mut Machine, i: &Insn) -> ExecResult {
+    if i.ops[0] != Op::Mem {
+        return ud();
+    }
+    require_cpl0(m)?;
+    let ea = i.ea(m);
+    let seg = i.mem.seg;
+    let amask = crate::cpu::flags::size_mask(i.asize);
+    let limit = m.read_mem(seg, ea, 2)? as u16;
+    let at = ea.wrapping_add(2) & amask;
+    let base = match i.iced.code() {
+        Code::Lgdt_m1664 | Code::Lidt_m1664 => m.read_mem(seg, at, 8)?,
+        // 16-bit operand size: a 24-bit base.
+        Code::Lgdt_m1632_16 | Code::Lidt_m1632_16 => m.read_mem(seg, at, 4)? & 0xFF_FFFF,
+        _ => m.read_mem(seg, at, 4)?,
+    };
+    let t = DescriptorTable { base, limit };
+    if i.iced.mnemonic() == Mnemonic::Lgdt {
+        m.cpu.gdtr = t;
+    } else {
+        m.cpu.idtr = t;
+    }
+    Ok(())
+}
+
+fn sgdt_sidt(m: &mut Machine, i: &Insn) -> ExecResult {
+    if i.ops[0] != Op::Mem {
+        return ud();
+    }
+    let t = if i.iced.mnemonic() == Mnemonic::Sgdt { m.cpu.gdtr } else { m.cpu.idtr };
+    let ea = i.ea(m);
+    let seg = i.mem.seg;
+    let at = ea.wrapping_add(2) & crate::cpu::flags::size_mask(i.asize);
+    // Legacy and compatibility mode store the full 32-bit base for both operand sizes.
+    let wide = m.cpu.mode == CpuMode::Long64;
+    // Probe both parts before writing either, so a fault leaves memory unchanged.
+    m.linear(seg, ea, 2, true)?;
+    m.linear(seg, at, if wide { 8 } else { 4 }, true)?;
+    m.write_mem(seg, ea, 2, u64::from(t.limit))?;
+    if wide {
+        m.write_mem(seg, at, 8, t.base)
+    } else {
+        m.write_mem(seg, at, 4, t.base & 0xFFFF_FFFF)
+    }
+}
+
+/// Loads the system descriptor `sel` names for LLDT/LTR: GDT only, 16 bytes in IA-32e
+/// mode. Returns the segment and the linear address of the descriptor.
+fn load_system_descriptor(m: &mut Machine, sel: u16) -> Result<(Segment, u64), Fault> {
+    let err = u32::from(sel & 0xFFFC);
+    if sel & 4 != 0 {
+        return gp(err);
+    }
+    let (d, lin) = m.read_descriptor(sel)?;
+    let mut seg = segment_from_descriptor(sel, d);
+    if m.cpu.efer & efer::LMA != 0 {
+        if u64::from(sel & 0xFFF8) + 15 > u64::from(m.cpu.gdtr.limit) {
+            return gp(err);
+        }
+        let hi = u64::from_le_bytes(m.read_lin(lin.wrapping_add(8), AccessKind::Read)?);
+        // The upper half's type field must be 0 and the base canonical.
+        if (hi >> 8) & 0x1F != 0 {
+            return gp(err);
+        }
+        seg.base |= (hi & 0xFFFF_FFFF) << 32;
+        if !m.canonical(seg.base) {
+            return gp(err);
+        }
+    }
+    Ok((seg, lin))
+}
+
+fn lldt(m: &mut Machine, i: &Insn) -> ExecResult {
+    // SDM Vol. 2A "LLDT".
+    require_protected(m)?;
+    require_cpl0(m)?;
+    let sel = read_sized(m, i, 0, 2)? as u16;
+    if sel & 0xFFFC == 0 {
+        m.cpu.ldtr = Segment { selector: sel, ..Segment::default() }; // unusable
+        return Ok(());
+    }
+    let (seg, _) = load_system_descriptor(m, sel)?;
+    let err = u32::from(sel & 0xFFFC);
+    if seg.attr & (attr::S | 0xF) != 2 {
+        return gp(err);
+    }
+    if !seg.present() {
+        return Err(Exception::with_code(vector::NP, err).into());
+    }
+    m.cpu.ldtr = seg;
+    Ok(())
+}
+
+fn ltr(m: &mut Machine, i: &Insn) -> ExecResult {
+    // SDM Vol. 2A "LTR".
+    require_protected(m)?;
+    require_cpl0(m)?;
+    let sel = read_sized(m, i, 0, 2)? as u16;
+    if sel & 0xFFFC == 0 {
+        return gp(0);
+    }
+    let (seg, lin) = load_system_descriptor(m, sel)?;
+    let err = u32::from(sel & 0xFFFC);
+    let ty = seg.attr & (attr::S | 0xF);
+    // An available TSS: 16-bit (1) or 32/64-bit (9); only the latter in IA-32e mode.
+    let ok = if m.cpu.efer & efer::LMA != 0 { ty == 9 } else { ty == 1 || ty == 9 };
+    if !ok {
+        return gp(err);
+    }
+    if !seg.present() {
+        return Err(Exception::with_code(vector::NP, err).into());
+    }
+    // Mark the descriptor busy (type bit 1).
+    m.write_lin(lin.wrapping_add(5), [(seg.attr as u8) | 2])?;
+    m.cpu.tr = Segment { attr: seg.attr | 2, ..seg };
+    Ok(())
+}
+
+fn sldt_str(m: &mut Machine, i: &Insn) -> ExecResult {
+    // SDM Vol. 2B "SLDT", "STR": #UD in real and V86 mode; a register destination is
+    // zero-extended, a memory destination is 16 bits.
+    require_protected(m)?;
+    let sel =
+        if i.iced.mnemonic() == Mnemonic::Sldt { m.cpu.ldtr.selector } else { m.cpu.tr.selector };
+    let size = if i.ops[0] == Op::Mem { 2 } else { operand_size(i, 0) };
+    write_sized(m, i, 0, size, u64::from(sel))
+}
+
+// ---- LMSW, SMSW, CLTS ----
+
+fn lmsw(m: &mut Machine, i: &Insn) -> ExecResult {
+    // SDM Vol. 2A "LMSW": loads CR0 bits 3:0; can set PE but not clear it.
+    require_cpl0(m)?;
+    let src = read_sized(m, i, 0, 2)?;
+    let old = m.cpu.cr0;
+    let new = (old & !0xE) | (src & 0xF) | (old & cr0::PE);
+    write_cr0(m, new)
+}
+
+fn smsw(m: &mut Machine, i: &Insn) -> ExecResult {
+    // SDM Vol. 2B "SMSW": memory destination 16 bits, register destination at its size.
+    let size = if i.ops[0] == Op::Mem { 2 } else { operand_size(i, 0) };
+    write_sized(m, i, 0, size, m.cpu.cr0)
+}
+
+fn clts(m: &mut Machine, _i: &Insn) -> ExecResult {
+    // SDM Vol. 2A "CLTS".
+    require_cpl0(m)?;
+    m.cpu.cr0 &= !cr0::TS;
+    Ok(())
+}
+
+// ---- RDMSR / WRMSR (SDM Vol. 2B "RDMSR", "WRMSR") ----
+
+/// The TSC: retired instructions plus the offset a TSC write left (kept in
+/// `cpu.msrs[IA32_TSC]`).
+fn tsc(m: &Machine) -> u64 {
+    let off = m.cpu.msrs.get(&msr::IA32_TSC).copied().unwrap_or(0);
+    m.cpu.insn_count.wrapping_add(off)
+}
+
+/// Reads an MSR, or `None` for an unknown one.
+pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
+    let stored = |d: u64| m.cpu.msrs.get(&n).copied().unwrap_or(d);
+    Some(match n {
+        msr::IA32_TSC => tsc(m),
+        msr::IA32_EFER => m.cpu.efer,
+        msr::IA32_FS_BASE => m.cpu.seg(SegReg::Fs).base,
+        msr::IA32_GS_BASE => m.cpu.seg(SegReg::Gs).base,
+        msr::IA32_APIC_BASE => stored(msr::APIC_BASE_RESET),
+        msr::IA32_PAT => stored(msr::PAT_RESET),
+        _ if msr::name(n).is_some() => stored(0),
+        _ => return None,
+    })
+}
+
+/// Writes an MSR with its checks; `Err(#GP(0))` for unknown MSRs and invalid values.
+pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
+    match n {
+        msr::IA32_TSC => {
+            m.cpu.msrs.insert(n, v.wrapping_sub(m.cpu.insn_count));
+        }
+        msr::IA32_EFER => {
+            if v & !(EFER_WRITABLE | efer::LMA) != 0 {
+                return gp(0);
+            }
+            let old = m.cpu.efer;
+            if (v ^ old) & efer::LME != 0 && m.cpu.paging() {
+                return gp(0);
+            }
+            m.cpu.efer = (v & EFER_WRITABLE) | (old & efer::LMA);
+            paging_changed(m);
+        }
+        msr::IA32_FS_BASE | msr::IA32_GS_BASE => {
+            if !m.canonical(v) {
+                return gp(0);
+            }
+            let s = if n == msr::IA32_FS_BASE { SegReg::Fs } else { SegReg::Gs };
+            m.cpu.seg[s as usize].base = v;
+        }
+        msr::IA32_KERNEL_GS_BASE
+        | msr::IA32_LSTAR
+        | msr::IA32_CSTAR
+        | msr::IA32_SYSENTER_ESP
+        | msr::IA32_SYSENTER_EIP => {
+            if !m.canonical(v) {
+                return gp(0);
+            }
+            m.cpu.msrs.insert(n, v);
+        }
+        msr::IA32_FMASK | msr::IA32_TSC_AUX => {
+            if v >> 32 != 0 {
+                return gp(0);
+            }
+            m.cpu.msrs.insert(n, v);
+        }
+        msr::IA32_PAT => {
+            // Each entry must be a valid memory type: UC, WC, WT, WP, WB or UC-.
+            if (0..8).any(|k| !matches!((v >> (k * 8)) & 0xFF, 0 | 1 | 4 | 5 | 6 | 7)) {
+                return gp(0);
+            }
+            m.cpu.msrs.insert(n, v);
+        }
+        msr::IA32_APIC_BASE => {
+            // Base (bits MAXPHYADDR-1:12) and the global enable are writable; BSP is
+            // read-only; x2APIC mode (EXTD) is not emulated, so reserved.
+            let writable = (((1u64 << MAXPHYADDR) - 1) & !0xFFF) | (1 << 11);
+            if v & !(writable | (1 << 8)) != 0 {
+                return gp(0);
+            }
+            m.cpu.msrs.insert(n, (v & writable) | (1 << 8));
+        }
+        _ if msr::name(n).is_some() => {
+            m.cpu.msrs.insert(n, v);
+        }
+        _ => return gp(0),
+    }
+    Ok(())
+}
+
+fn rdmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
+    require_cpl0(m)?;
+    let n = m.cpu.gpr[1] as u32;
+    match read_msr(m, n) {
+        Some(v) => {
+            set_edx_eax(m, v);
+            Ok(())
+        }
+        None => gp(0),
+    }
+}
+
+fn wrmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
+    require_cpl0(m)?;
+    let n = m.cpu.gpr[1] as u32;
+    let v = edx_eax(m);
+    write_msr(m, n, v)
+}
+
+// ---- RDTSC / RDTSCP (SDM Vol. 2B "RDTSC", "RDTSCP") ----
+
+fn rdtsc(m: &mut Machine, _i: &Insn) -> ExecResult {
+    if m.cpu.cr4 & cr4::TSD != 0 && m.cpu.cpl != 0 {
+        return gp(0);
+    }
+    let t = tsc(m);
+    set_edx_eax(m, t);
+    Ok(())
+}
+
+fn rdtscp(m: &mut Machine, i: &Insn) -> ExecResult {
+    rdtsc(m, i)?;
+    m.cpu.gpr[1] = m.cpu.msrs.get(&msr::IA32_TSC_AUX).copied().unwrap_or(0) & 0xFFFF_FFFF;
+    Ok(())
+}
+
+// ---- SWAPGS, INVLPG, WBINVD/INVD, XGETBV/XSETBV ----
+
+fn swapgs(m: &mut Machine, _i: &Insn) -> ExecResult {
+    // SDM Vol. 2B "SWAPGS".
+    if m.cpu.mode != CpuMode::Long64 {
+        return ud();
+    }
+    require_cpl0(m)?;
+    let k = m.cpu.msrs.get(&msr::IA32_KERNEL_GS_BASE).copied().unwrap_or(0);
+    let gs = &mut m.cpu.seg[SegReg::Gs as usize].base;
+    let old = std::mem::replace(gs, k);
+    m.cpu.msrs.insert(msr::IA32_KERNEL_GS_BASE, old);
+    Ok(())
+}
+
+fn invlpg(m: &mut Machine, i: &Insn) -> ExecResult {
+    // SDM Vol. 2A "INVLPG": no access or limit checks on the operand; a non-canonical
+    // address in 64-bit mode makes it a no-op.
+    if i.ops[0] != Op::Mem {
+        return ud();
+    }
+    require_cpl0(m)?;
+    let ea = i.ea(m);
+    let s = m.cpu.seg(i.mem.seg);
+    let lin = if m.cpu.mode == CpuMode::Long64 {
+        let base = if i.mem.seg >= SegReg::Fs { s.base } else { 0 };
+        base.wrapping_add(ea)
+    } else {
+        s.base.wrapping_add(ea) & 0xFFFF_FFFF
+    };
+    m.cpu.tlb.invalidate(lin >> 12);
+    // The TLB keeps 4 KiB entries without their page size, so a large page's other
+    // pieces may still be cached: drop everything (invalidating more is permitted).
+    m.cpu.tlb.flush();
+    m.cpu.end_block = true;
+    Ok(())
+}
+
+fn cache_flush(m: &mut Machine, _i: &Insn) -> ExecResult {
+    // SDM Vol. 2A "INVD", Vol. 2B "WBINVD": no caches to flush.
+    require_cpl0(m)
+}
+
+fn xgetbv(m: &mut Machine, _i: &Insn) -> ExecResult {
+    // SDM Vol. 2B "XGETBV".
+    if m.cpu.cr4 & cr4::OSXSAVE == 0 {
+        return ud();
+    }
+    if m.cpu.gpr[1] as u32 != 0 {
+        return gp(0);
+    }
+    let v = m.cpu.xcr0;
+    set_edx_eax(m, v);
+    Ok(())
+}
+
+fn xsetbv(m: &mut Machine, _i: &Insn) -> ExecResult {
+    // SDM Vol. 2B "XSETBV": only XCR0, and only its x87 bit (which must stay set).
+    if m.cpu.cr4 & cr4::OSXSAVE == 0 {
+        return ud();
+    }
+    require_cpl0(m)?;
+    if m.cpu.gpr[1] as u32 != 0 || edx_eax(m) != 1 {
+        return gp(0);
+    }
+    m.cpu.xcr0 = 1;
+    Ok(())
+}
