@@ -240,3 +240,28 @@ fn lock_prefix_on_a_register_destination_is_ud() {
     assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
     assert_eq!(m.mem.read_u32(Gpa(0x4000)), 5);
 }
+
+#[test]
+fn huge_rep_is_bounded_by_the_instruction_limit_and_resumes() {
+    // rep stosb with RCX = 2^40: never finishes within the budget, but the run ends.
+    let code = asm(64, 0x1000, |a| {
+        a.rep().stosb()?;
+        a.hlt()?;
+        Ok(())
+    });
+    let mut m = machine();
+    m.load(0x1000, &code).unwrap();
+    m.enter_mode(GuestMode::Long64, 0x1000, 0x8000).unwrap();
+    m.cpu.gpr[1] = 1 << 40;
+    m.cpu.gpr[7] = 0x10_0000;
+    let r = m.run(Some(10));
+    assert_eq!(r.reason, StopReason::InsnLimit);
+    assert_eq!(r.rip, 0x1000, "the REP has not retired");
+    let left = m.cpu.gpr[1];
+    assert!(left < 1 << 40, "it made progress");
+    // Resumes where it left off.
+    m.cpu.gpr[1] = 5000;
+    let r = m.run(Some(10));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
+    assert_eq!(m.cpu.gpr[1], 0);
+}

@@ -110,6 +110,7 @@ impl Machine {
     /// Runs until the guest stops, or until `max_insns` more instructions have retired.
     pub fn run(&mut self, max_insns: Option<u64>) -> StopReport {
         let limit = max_insns.map_or(u64::MAX, |n| self.cpu.insn_count.saturating_add(n));
+        let mut yielded = 0u64;
         let reason = loop {
             if self.cpu.insn_count >= limit {
                 break StopReason::InsnLimit;
@@ -126,15 +127,18 @@ impl Machine {
             };
             let budget = (limit - self.cpu.insn_count).min(block.insns.len() as u64) as usize;
             if let Err((f, insn)) = self.run_block(&block, budget) {
-                let retired = f.retired();
-                let stop = self.stop_for(f, Some(&block.insns[insn]));
-                if retired {
-                    if let StopReason::Halted { .. } = stop {
-                        continue;
+                match self.stop_for(f, Some(&block.insns[insn])) {
+                    // A long REP string instruction yields between chunks without
+                    // retiring. Each chunk uses up one unit of the instruction budget, so
+                    // `--max-insns` bounds the run even for a REP with a huge count; the
+                    // instruction resumes from its registers on the next run.
+                    StopReason::Yield => {
+                        yielded += 1;
+                        if self.cpu.insn_count.saturating_add(yielded) >= limit {
+                            break StopReason::InsnLimit;
+                        }
                     }
-                }
-                match stop {
-                    StopReason::Yield => continue,
+                    StopReason::Halted { .. } => continue,
                     s => break s,
                 }
             }
