@@ -41,6 +41,13 @@ fn invalid_insn(ip: u64, bitness: u32) -> Insn {
     Insn::new(&i, invalid_opcode)
 }
 
+/// Instructions that read the instruction-count clock. The run loop adds up retired
+/// instructions per block, so these must be first in their block to see an exact count.
+fn reads_clock(i: &Instruction) -> bool {
+    use hvsim_decoder::iced::Mnemonic;
+    matches!(i.mnemonic(), Mnemonic::Rdtsc | Mnemonic::Rdtscp | Mnemonic::Rdmsr | Mnemonic::Wrmsr)
+}
+
 impl Machine {
     /// The linear address of CS:RIP, with the CS limit check of the mode.
     fn fetch_linear(&self) -> Result<u64, Fault> {
@@ -110,6 +117,9 @@ impl Machine {
                 }
                 Ok(i) => i,
             };
+            if !insns.is_empty() && reads_clock(&decoded) {
+                break; // it starts the next block, where the retired count is exact
+            }
             let flow = decoded.flow_control();
             let len = decoded.len();
             let mut insn = make_insn(&decoded);

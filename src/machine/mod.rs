@@ -154,25 +154,30 @@ impl Machine {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
-        // `insn_count` is kept exact per instruction: RDTSC reads it as the clock.
+        // Retired instructions are added up per block. Instructions that read the
+        // instruction-count clock (RDTSC, RDMSR, ...) always start a block (see
+        // `block.rs`), so they see an exact count.
+        let mut done = 0u64;
         for (n, insn) in block.insns[..budget].iter().enumerate() {
             let start = self.cpu.rip;
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
             self.cpu.rip = next;
             if let Err(f) = (insn.exec)(self, insn) {
                 if f.retired() {
-                    self.cpu.insn_count += 1;
+                    done += 1;
                 } else {
                     self.cpu.rip = start;
                 }
+                self.cpu.insn_count += done;
                 return Err((f, n));
             }
-            self.cpu.insn_count += 1;
+            done += 1;
             if self.cpu.rip != next || self.cpu.end_block {
                 self.cpu.end_block = false;
                 break;
             }
         }
+        self.cpu.insn_count += done;
         Ok(())
     }
 
