@@ -14,7 +14,8 @@ pub const IA32_SYSENTER_EIP: u32 = 0x176;
 /// Page attribute table.
 pub const IA32_PAT: u32 = 0x277;
 /// Extended feature enables.
-pub const IA32_EFER: u32 = 0xC000_0080;
+/// (The number lives in the SVM model's MSR table, with the SVME bit it documents.)
+pub const IA32_EFER: u32 = hvsim_svm_model::msr::EFER;
 /// SYSCALL/SYSRET segment selectors.
 pub const IA32_STAR: u32 = 0xC000_0081;
 /// SYSCALL target RIP (64-bit callers).

@@ -242,5 +242,5 @@ pub mod efer {
     /// No-execute enable.
     pub const NXE: u64 = 1 << 11;
     /// Secure virtual machine enable (AMD).
-    pub const SVME: u64 = 1 << 12;
+    pub const SVME: u64 = hvsim_svm_model::msr::EFER_SVME;
 }
