@@ -117,7 +117,9 @@ pub fn seg_of(r: Register) -> Option<SegReg> {
     }
 }
 
-fn op_size(i: &Instruction, n: u32) -> u8 {
+/// The size in bytes of operand `n` as decoded (register, memory or immediate width;
+/// 0 for other kinds).
+pub(crate) fn op_size(i: &Instruction, n: u32) -> u8 {
     match i.op_kind(n) {
         OpKind::Register => i.op_register(n).size() as u8,
         OpKind::Memory => i.memory_size().size() as u8,

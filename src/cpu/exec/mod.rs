@@ -113,12 +113,11 @@ pub(crate) fn write(m: &mut Machine, i: &Insn, n: usize, v: u64) -> Result<(), F
     write_sized(m, i, n, i.osize, v)
 }
 
-/// The size in bytes of operand `n` as decoded (register or memory width).
+/// The size in bytes of operand `n` as decoded (register or memory width), or the
+/// instruction's operand size for other kinds.
 pub(crate) fn operand_size(i: &Insn, n: u32) -> u8 {
-    use hvsim_decoder::iced::OpKind;
-    match i.iced.op_kind(n) {
-        OpKind::Register => i.iced.op_register(n).size() as u8,
-        OpKind::Memory => i.iced.memory_size().size() as u8,
-        _ => i.osize,
+    match crate::cpu::insn::op_size(&i.iced, n) {
+        0 => i.osize,
+        s => s,
     }
 }
