@@ -310,8 +310,16 @@ impl Machine {
         let m = flags::size_mask(ss);
         let rsp = self.cpu.gpr[4];
         let v = self.read_mem(SegReg::Ss, rsp & m, size)?;
-        self.cpu.gpr[4] = (rsp & !m) | (rsp.wrapping_add(u64::from(size)) & m);
+        self.sp_add(u64::from(size));
         Ok(v)
+    }
+
+    /// Adds `n` to the stack pointer at the stack address size (RET imm16, LEAVE, ...).
+    #[inline]
+    pub fn sp_add(&mut self, n: u64) {
+        let m = flags::size_mask(self.cpu.stack_size());
+        let rsp = self.cpu.gpr[4];
+        self.cpu.gpr[4] = (rsp & !m) | (rsp.wrapping_add(n) & m);
     }
 
     /// Reads the value `depth` bytes above the stack top without popping.

@@ -143,6 +143,12 @@ pub fn ss<T>(code: u32) -> Result<T, Fault> {
     Err(Fault::from(Exception::with_code(vector::SS, code)))
 }
 
+/// `Err(#NP(code))`.
+#[inline]
+pub fn np<T>(code: u32) -> Result<T, Fault> {
+    Err(Fault::from(Exception::with_code(vector::NP, code)))
+}
+
 /// An unsupported-feature fault.
 pub fn unsupported<T>(what: impl Into<String>) -> Result<T, Fault> {
     Err(Fault::Unsupported(Box::new(Unsupported { what: what.into() })))

@@ -198,6 +198,12 @@ impl Flags {
         self.op = LazyOp::None;
     }
 
+    /// The I/O privilege level (EFLAGS bits 13:12).
+    #[inline]
+    pub fn iopl(&self) -> u8 {
+        ((self.bits & IOPL) >> 12) as u8
+    }
+
     /// CF as 0 or 1.
     #[inline(always)]
     pub fn cf(&self) -> u64 {

@@ -2,9 +2,9 @@
 //! with their checks (SDM Vol. 3A §3.4 "Logical and Linear Addresses", §5.5-§5.8 on
 //! privilege checks; SDM Vol. 2B "MOV" and "POP" for the fault list).
 
-use super::fault::{gp, Exception, ExecResult, Fault};
+use super::fault::{gp, ExecResult, Fault};
 use super::regs::{attr, SegReg, Segment};
-use super::{vector, CpuMode};
+use super::CpuMode;
 use crate::machine::Machine;
 use hvsim_mmu::paging::AccessKind;
 
@@ -96,7 +96,7 @@ impl Machine {
                 return gp(err);
             }
             if !seg.present() {
-                return Err(Fault::from(Exception::with_code(vector::SS, err)));
+                return super::fault::ss(err);
             }
         } else {
             if code && seg.attr & attr::RW == 0 {
@@ -107,7 +107,7 @@ impl Machine {
                 return gp(err);
             }
             if !seg.present() {
-                return Err(Fault::from(Exception::with_code(vector::NP, err)));
+                return super::fault::np(err);
             }
         }
         self.mark_descriptor_accessed(d, lin)?;

@@ -126,10 +126,7 @@ fn ret_near(m: &mut Machine, i: &Insn) -> ExecResult {
     check_target(m, t)?;
     m.pop(size)?;
     if i.ops[0] == Op::Imm {
-        let ss = m.cpu.stack_size();
-        let mask = crate::cpu::flags::size_mask(ss);
-        let rsp = m.cpu.gpr[4];
-        m.cpu.gpr[4] = (rsp & !mask) | (rsp.wrapping_add(i.imm & 0xFFFF) & mask);
+        m.sp_add(i.imm & 0xFFFF);
     }
     m.cpu.rip = t;
     Ok(())

@@ -6,14 +6,14 @@
 //! report `Unsupported` (they come with the system-instructions work).
 
 use super::control::branch_to;
-use crate::cpu::fault::{gp, ud, unsupported, Exception, ExecResult, Fault};
+use crate::cpu::fault::{gp, ud, unsupported, ExecResult, Fault};
 use crate::cpu::flags::{
     size_mask, AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF,
 };
 use crate::cpu::insn::{Handler, Insn};
 use crate::cpu::regs::{attr, efer, SegReg, Segment};
 use crate::cpu::segment::segment_from_descriptor;
-use crate::cpu::{vector, CpuMode};
+use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Code, Instruction, OpKind};
 
@@ -131,10 +131,6 @@ fn leave(m: &mut Machine, i: &Insn) -> ExecResult {
     Ok(())
 }
 
-fn np<T>(err: u32) -> Result<T, Fault> {
-    Err(Fault::from(Exception::with_code(vector::NP, err)))
-}
-
 /// A validated protected-mode code-segment target.
 struct Target {
     seg: Segment,
@@ -183,7 +179,7 @@ fn pm_target(m: &mut Machine, sel: u16, off: u64, ret: bool) -> Result<Target, F
         return gp(err);
     }
     if !seg.present() {
-        return np(err);
+        return crate::cpu::fault::np(err);
     }
     let lma = m.cpu.efer & efer::LMA != 0;
     let long = lma && seg.attr & attr::L != 0;
@@ -279,13 +275,6 @@ fn ret_size(i: &Insn) -> u8 {
     }
 }
 
-/// Adds `n` to the stack pointer at the stack address size.
-fn sp_add(m: &mut Machine, n: u64) {
-    let smask = size_mask(m.cpu.stack_size());
-    let rsp = m.cpu.gpr[4];
-    m.cpu.gpr[4] = (rsp & !smask) | (rsp.wrapping_add(n) & smask);
-}
-
 fn retf(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = ret_size(i);
     let step = u64::from(size);
@@ -298,7 +287,7 @@ fn retf(m: &mut Machine, i: &Insn) -> ExecResult {
     } else {
         real_far(m, sel, off)?;
     }
-    sp_add(m, 2 * step + extra);
+    m.sp_add(2 * step + extra);
     Ok(())
 }
 
@@ -314,7 +303,7 @@ fn iret(m: &mut Machine, i: &Insn) -> ExecResult {
     let new = m.stack_peek(2 * step, size)?;
     let old = m.cpu.flags.get();
     let cpl = m.cpu.cpl;
-    let iopl = ((old & IOPL) >> 12) as u8;
+    let iopl = m.cpu.flags.iopl();
     match m.cpu.mode {
         CpuMode::Real | CpuMode::V86 => {
             // SDM Vol. 2B "IRET": in V86 mode IRET needs IOPL = 3 (VME is not modelled)
@@ -331,7 +320,7 @@ fn iret(m: &mut Machine, i: &Insn) -> ExecResult {
             }
             real_far(m, sel, off & size_mask(size))?;
             m.cpu.flags.set((old & keep) | (new & !keep));
-            sp_add(m, 3 * step);
+            m.sp_add(3 * step);
         }
         _ => {
             let lma = m.cpu.efer & efer::LMA != 0;
@@ -376,7 +365,7 @@ fn iret(m: &mut Machine, i: &Insn) -> ExecResult {
             if pop_ss {
                 m.cpu.gpr[4] = new_sp & size_mask(size);
             } else {
-                sp_add(m, 3 * step);
+                m.sp_add(3 * step);
             }
         }
     }

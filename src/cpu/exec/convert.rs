@@ -70,10 +70,6 @@ fn xlat(m: &mut Machine, i: &Insn) -> ExecResult {
     Ok(())
 }
 
-fn iopl(m: &Machine) -> u8 {
-    ((m.cpu.flags.get() & IOPL) >> 12) as u8
-}
-
 /// The stack operand size of PUSHF/POPF/PUSHA/POPA from the decoded form.
 fn stack_size_of(i: &Insn) -> u8 {
     match i.iced.code() {
@@ -85,7 +81,7 @@ fn stack_size_of(i: &Insn) -> u8 {
 
 fn pushf(m: &mut Machine, i: &Insn) -> ExecResult {
     // SDM Vol. 2B "PUSHF": #GP(0) in V86 mode with IOPL < 3 (VME is not modelled).
-    if m.cpu.mode == CpuMode::V86 && iopl(m) < 3 {
+    if m.cpu.mode == CpuMode::V86 && m.cpu.flags.iopl() < 3 {
         return gp(0);
     }
     // The image has VM and RF cleared.
@@ -96,7 +92,7 @@ fn pushf(m: &mut Machine, i: &Insn) -> ExecResult {
 fn popf(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = stack_size_of(i);
     let cpl = m.cpu.cpl;
-    let pl = iopl(m);
+    let pl = m.cpu.flags.iopl();
     if m.cpu.mode == CpuMode::V86 && pl < 3 {
         return gp(0);
     }

@@ -1,7 +1,7 @@
 //! Flag instructions: CLC, STC, CMC, CLD, STD, CLI, STI.
 
 use crate::cpu::fault::{gp, ExecResult};
-use crate::cpu::flags::{CF, DF, IF, IOPL};
+use crate::cpu::flags::{CF, DF, IF};
 use crate::cpu::insn::{Handler, Insn};
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
@@ -54,8 +54,7 @@ fn std_(m: &mut Machine, _i: &Insn) -> ExecResult {
 /// Whether CLI/STI may change IF: always in real mode, else CPL <= IOPL (the VME/PVI
 /// virtual-interrupt forms come with the system issue).
 fn may_change_if(m: &Machine) -> bool {
-    let iopl = ((m.cpu.flags.get() & IOPL) >> 12) as u8;
-    m.cpu.mode == CpuMode::Real || m.cpu.cpl <= iopl
+    m.cpu.mode == CpuMode::Real || m.cpu.cpl <= m.cpu.flags.iopl()
 }
 
 fn cli(m: &mut Machine, _i: &Insn) -> ExecResult {

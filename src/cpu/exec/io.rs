@@ -2,7 +2,7 @@
 
 use super::string::{advance, rep_loop, StrOp};
 use crate::cpu::fault::{gp, ExecResult, Fault};
-use crate::cpu::flags::{size_mask, IOPL};
+use crate::cpu::flags::size_mask;
 use crate::cpu::insn::{Handler, Insn, Op};
 use crate::cpu::regs::SegReg;
 use crate::cpu::CpuMode;
@@ -32,7 +32,7 @@ fn check_io(m: &Machine) -> ExecResult {
         CpuMode::Real => Ok(()),
         CpuMode::V86 => gp(0),
         _ => {
-            let iopl = ((m.cpu.flags.get() & IOPL) >> 12) as u8;
+            let iopl = m.cpu.flags.iopl();
             if m.cpu.cpl > iopl {
                 gp(0)
             } else {
