@@ -96,6 +96,13 @@ pub const fn sign_bit(size: u8) -> u64 {
     1 << (8 * size as u32 - 1)
 }
 
+/// Sign-extends the low `size` bytes of `v` to 64 bits.
+#[inline(always)]
+pub const fn sign_extend(v: u64, size: u8) -> u64 {
+    let sh = 64 - 8 * size as u32;
+    (((v << sh) as i64) >> sh) as u64
+}
+
 /// PF for a result: set when the low byte has an even number of ones.
 #[inline(always)]
 pub fn parity(res: u64) -> u64 {

@@ -5,7 +5,7 @@ use crate::cpu::fault::{gp, ExecResult};
 use crate::cpu::insn::{Handler, Insn, Op};
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
-use hvsim_decoder::iced::{ConditionCode, FlowControl, Instruction, Mnemonic};
+use hvsim_decoder::iced::{FlowControl, Instruction, Mnemonic};
 
 pub(super) fn select(i: &Instruction) -> Option<Handler> {
     let far =
@@ -23,14 +23,13 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
             _ => call_indirect,
         },
         Mnemonic::Ret => ret_near,
-        _ if i.is_jcc_short_or_near() => jcc_handler(i.condition_code())?,
+        _ if i.is_jcc_short_or_near() => jcc_handler(super::x86_condition(i)?)?,
         _ => return None,
     })
 }
 
-fn jcc_handler(cc: ConditionCode) -> Option<Handler> {
-    // iced numbers conditions o, no, b, ae, ... from 1; x86 from 0.
-    Some(match cc as u8 {
+fn jcc_handler(cc: u8) -> Option<Handler> {
+    Some(match cc + 1 {
         1 => jcc::<0>,
         2 => jcc::<1>,
         3 => jcc::<2>,

@@ -30,11 +30,7 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 /// CBW (`FROM` = 1), CWDE (2), CDQE (4): sign-extends the low half of the accumulator.
 fn sign_extend_acc<const FROM: u8>(m: &mut Machine, _i: &Insn) -> ExecResult {
     let v = m.cpu.gpr[0];
-    let r = match FROM {
-        1 => v as u8 as i8 as u64,
-        2 => v as u16 as i16 as u64,
-        _ => v as u32 as i32 as u64,
-    };
+    let r = crate::cpu::flags::sign_extend(v, FROM);
     m.cpu.set_reg(0, FROM * 2, false, r);
     Ok(())
 }

@@ -50,6 +50,15 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| system::select(i))
 }
 
+/// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
+/// B=2, ... G=15) of an instruction's iced condition code, which counts from 1.
+pub(crate) fn x86_condition(i: &Instruction) -> Option<u8> {
+    match i.condition_code() as u8 {
+        cc @ 1..=16 => Some(cc - 1),
+        _ => None,
+    }
+}
+
 /// Reads operand `n` with `size` bytes.
 #[inline(always)]
 pub(crate) fn read_sized(m: &mut Machine, i: &Insn, n: usize, size: u8) -> Result<u64, Fault> {

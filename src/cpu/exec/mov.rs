@@ -64,8 +64,7 @@ fn movzx(m: &mut Machine, i: &Insn) -> ExecResult {
 fn movsx(m: &mut Machine, i: &Insn) -> ExecResult {
     let from = operand_size(i, 1);
     let v = read_sized(m, i, 1, from)?;
-    let shift = 64 - 8 * u32::from(from);
-    write(m, i, 0, ((v << shift) as i64 >> shift) as u64)
+    write(m, i, 0, crate::cpu::flags::sign_extend(v, from))
 }
 
 fn lea(m: &mut Machine, i: &Insn) -> ExecResult {

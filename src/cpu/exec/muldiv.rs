@@ -39,8 +39,7 @@ fn de() -> ExecResult {
 /// Sign-extends the low `size` bytes of `v`.
 #[inline(always)]
 fn sext(v: u64, size: u8) -> i64 {
-    let sh = 64 - 8 * u32::from(size);
-    ((v << sh) as i64) >> sh
+    crate::cpu::flags::sign_extend(v, size) as i64
 }
 
 /// Reads the double-width accumulator dividend (AX, DX:AX, EDX:EAX, RDX:RAX).

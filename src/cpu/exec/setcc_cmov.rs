@@ -31,8 +31,7 @@ macro_rules! by_cc {
 }
 
 pub(super) fn select(i: &Instruction) -> Option<Handler> {
-    // iced numbers conditions o, no, b, ae, ... from 1; x86 from 0.
-    let cc = (i.condition_code() as u8).wrapping_sub(1);
+    let cc = super::x86_condition(i)?;
     let is_setcc = matches!(
         i.mnemonic(),
         Mnemonic::Seto
