@@ -9,6 +9,7 @@ pub mod insn;
 pub mod msr;
 pub mod regs;
 pub mod segment;
+pub mod task;
 pub mod tlb;
 
 pub use fault::vector;

@@ -47,6 +47,9 @@ pub enum MachineError {
     Config(String),
 }
 
+/// An exception-catch mask with every vector set.
+pub const CATCH_ALL: u32 = u32::MAX;
+
 /// Receives one line per retired instruction when instruction tracing is on.
 pub type InsnTracer = Box<dyn FnMut(&str)>;
 
@@ -63,6 +66,8 @@ pub struct Machine {
     /// Decoded blocks by guest-physical address.
     pub(crate) code: BlockCache<Block>,
     tracer: Option<InsnTracer>,
+    /// Vectors (bit n = vector n) that stop the run instead of being delivered.
+    catch: u32,
 }
 
 impl Machine {
@@ -89,12 +94,26 @@ impl Machine {
             cpuid: Cpuid::new(cfg.vendor),
             code: BlockCache::new(),
             tracer: None,
+            catch: 0,
         })
     }
 
     /// Turns on instruction tracing: `sink` receives one line per retired instruction.
     pub fn set_insn_tracer(&mut self, sink: Option<InsnTracer>) {
         self.tracer = sink;
+    }
+
+    /// Chooses the exception vectors that stop the run (bit n = vector n) instead of
+    /// being delivered through the IVT/IDT, as a debugger's "catch" would; the report
+    /// then names the exception and the faulting instruction. [`CATCH_ALL`] catches
+    /// every vector; the default, 0, delivers everything as hardware does.
+    pub fn set_exception_catch(&mut self, vectors: u32) {
+        self.catch = vectors;
+    }
+
+    /// The vectors that stop the run (see [`Machine::set_exception_catch`]).
+    pub fn exception_catch(&self) -> u32 {
+        self.catch
     }
 
     /// Everything the guest wrote to COM1.

@@ -28,6 +28,9 @@ pub fn bits(mode: GuestMode) -> u32 {
 /// A machine in `mode` with `code` at [`CODE`]; the caller may adjust state, then run.
 pub fn machine_with(mode: GuestMode, code: &[u8]) -> Machine {
     let mut m = Machine::new(&MachineConfig::default()).expect("machine");
+    // The instruction tests look at the exception an instruction raises, not at its
+    // delivery: stop the run at every exception.
+    m.set_exception_catch(hvsim::machine::CATCH_ALL);
     m.load(CODE, code).expect("load");
     m.enter_mode(mode, CODE, STACK).expect("mode");
     m
