@@ -6,6 +6,7 @@ pub mod exec;
 pub mod fault;
 pub mod flags;
 pub mod insn;
+pub mod interrupt;
 pub mod msr;
 pub mod regs;
 pub mod segment;
@@ -74,6 +75,17 @@ pub struct Cpu {
     pub insn_count: u64,
     /// Waiting in HLT.
     pub halted: bool,
+    /// An NMI is waiting to be delivered.
+    pub nmi_pending: bool,
+    /// NMIs are blocked: from the delivery of an NMI until the next IRET (SDM Vol. 3A
+    /// §6.7.1 "Handling Multiple NMIs").
+    pub nmi_blocked: bool,
+    /// Set by STI (with IF = 0 before) and by MOV SS/POP SS: the run loop turns it into
+    /// `shadow_at` once the instruction has retired.
+    pub shadow_pending: bool,
+    /// Interrupts (and NMI) are inhibited while `insn_count` equals this value: for the
+    /// one instruction after STI or MOV SS/POP SS (SDM Vol. 3A §6.8.3; Vol. 2B "STI").
+    pub shadow_at: u64,
     /// Derived: the operating mode.
     pub mode: CpuMode,
     /// Derived: code size in bits (16, 32, 64).
@@ -117,6 +129,10 @@ impl Cpu {
             msrs: BTreeMap::new(),
             insn_count: 0,
             halted: false,
+            nmi_pending: false,
+            nmi_blocked: false,
+            shadow_pending: false,
+            shadow_at: u64::MAX,
             mode: CpuMode::Real,
             code_bits: 16,
             cpl: 0,

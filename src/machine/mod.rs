@@ -2,6 +2,7 @@
 //! loop that executes decoded blocks until something stops the run.
 
 mod block;
+mod events;
 mod report;
 mod setup;
 
@@ -68,6 +69,8 @@ pub struct Machine {
     tracer: Option<InsnTracer>,
     /// Vectors (bit n = vector n) that stop the run instead of being delivered.
     catch: u32,
+    /// The INTR line: the vector of a pending external interrupt.
+    intr: Option<u8>,
 }
 
 impl Machine {
@@ -95,6 +98,7 @@ impl Machine {
             code: BlockCache::new(),
             tracer: None,
             catch: 0,
+            intr: None,
         })
     }
 
@@ -134,31 +138,41 @@ impl Machine {
             if self.cpu.insn_count >= limit {
                 break StopReason::InsnLimit;
             }
-            if self.cpu.halted {
-                // No interrupt source exists yet, so a halted vCPU stays halted.
-                break StopReason::Halted {
-                    interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF),
-                };
+            let mut budget = limit - self.cpu.insn_count;
+            if self.needs_attention() {
+                match self.service_events() {
+                    Ok(true) => budget = 1,
+                    Ok(false) => {}
+                    Err(stop) => break stop,
+                }
             }
             let block = match self.fetch_block() {
                 Ok(b) => b,
-                Err(f) => break self.stop_for(f, None),
+                Err(f) => match self.on_fault(f, None) {
+                    Some(stop) => break stop,
+                    None => continue,
+                },
             };
-            let budget = (limit - self.cpu.insn_count).min(block.insns.len() as u64) as usize;
-            if let Err((f, insn)) = self.run_block(&block, budget) {
-                match self.stop_for(f, Some(&block.insns[insn])) {
+            let budget = budget.min(block.insns.len() as u64) as usize;
+            let r = self.run_block(&block, budget);
+            if self.cpu.shadow_pending {
+                self.cpu.shadow_pending = false;
+                self.cpu.shadow_at = self.cpu.insn_count;
+            }
+            if let Err((f, insn)) = r {
+                match self.on_fault(f, Some(&block.insns[insn])) {
                     // A long REP string instruction yields between chunks without
                     // retiring. Each chunk uses up one unit of the instruction budget, so
                     // `--max-insns` bounds the run even for a REP with a huge count; the
                     // instruction resumes from its registers on the next run.
-                    StopReason::Yield => {
+                    Some(StopReason::Yield) => {
                         yielded += 1;
                         if self.cpu.insn_count.saturating_add(yielded) >= limit {
                             break StopReason::InsnLimit;
                         }
                     }
-                    StopReason::Halted { .. } => continue,
-                    s => break s,
+                    Some(s) => break s,
+                    None => {}
                 }
             }
         };
@@ -235,18 +249,15 @@ impl Machine {
         Ok(())
     }
 
-    /// What a fault means for the run.
-    fn stop_for(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> StopReason {
+    /// What a fault means for the run: `None` to go on (an exception was delivered, or
+    /// the vCPU halted and the loop decides whether something wakes it).
+    fn on_fault(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> Option<StopReason> {
         match f {
-            Fault::Exception(e) => {
-                StopReason::Exception { exception: *e, insn: insn.map(|i| i.iced.to_string()) }
-            }
-            Fault::Unsupported(u) => StopReason::Unsupported { what: u.what },
-            Fault::Yield => StopReason::Yield,
-            Fault::Halt => {
-                StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) }
-            }
-            Fault::DebugExit(v) => StopReason::DebugExit(v),
+            Fault::Exception(e) => self.raise_exception(*e, insn),
+            Fault::Unsupported(u) => Some(StopReason::Unsupported { what: u.what }),
+            Fault::Yield => Some(StopReason::Yield),
+            Fault::Halt => None,
+            Fault::DebugExit(v) => Some(StopReason::DebugExit(v)),
         }
     }
 

@@ -356,7 +356,8 @@ fn iret_real_protected_and_long() {
     assert!(halted(&r), "{r}");
     assert_eq!((m.cpu.gpr[3], m.cpu.gpr[4], m.cpu.seg[2].selector), (7, 0x7000, 0x10));
     assert_eq!(m.cpu.flags.get() & SF, SF);
-    // A return to CPL 3 is a privilege change: not emulated yet.
+    // A return to RPL 3 through the ring-0 code descriptor: a non-conforming code
+    // segment's DPL must equal the RPL (SDM Vol. 2A "IRET"): #GP(selector).
     let (_m, r) = run_far(
         GuestMode::Protected32,
         |a| a.iretd(),
@@ -370,5 +371,5 @@ fn iret_real_protected_and_long() {
             m.cpu.gpr[4] = top;
         },
     );
-    assert!(matches!(r.reason, StopReason::Unsupported { .. }), "{r}");
+    assert_eq!(exception(&r), Some((13, Some(0x18))), "{r}");
 }

@@ -13,7 +13,9 @@ mod control;
 mod control_far;
 mod convert;
 mod flagops;
+mod interrupt_insns;
 mod io;
+mod iret;
 mod misc;
 mod mov;
 mod muldiv;
@@ -45,6 +47,8 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| io::select(i))
         .or_else(|| atomic::select(i))
         .or_else(|| setcc_cmov::select(i))
+        .or_else(|| iret::select(i))
+        .or_else(|| interrupt_insns::select(i))
         .or_else(|| control_far::select(i))
         .or_else(|| convert::select(i))
         .or_else(|| system::select(i))
