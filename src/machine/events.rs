@@ -120,6 +120,11 @@ impl Machine {
                 Ok(()) => return None,
                 Err(Fault::Exception(e2)) => {
                     self.cpu.flags.set_bit(RF, saved_rf);
+                    if e2.vector == vector::PF {
+                        // A page fault loads CR2 when it is detected, also when it turns
+                        // into #DF.
+                        self.cpu.cr2 = e2.cr2;
+                    }
                     let second = class(e2.vector, EventSource::Exception);
                     let first = class(ev.vector, ev.source);
                     match combine(first, second) {
