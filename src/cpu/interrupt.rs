@@ -216,7 +216,9 @@ impl Machine {
             CpuMode::V86 if ev.source == EventSource::Software => self.deliver_v86_int(ev),
             CpuMode::Long64 | CpuMode::Compat => self.deliver_long(ev),
             CpuMode::Protected | CpuMode::V86 => self.deliver_protected(ev),
-        }
+        }?;
+        self.cpu.delivered = true;
+        Ok(())
     }
 
     /// Real-address mode: the IVT entry is CS:IP at IDTR.base + vector * 4; FLAGS, CS and

@@ -2,6 +2,7 @@
 //! segmentation and paging, and the instruction semantics (`exec`).
 
 pub mod access;
+pub mod debug;
 pub mod exec;
 pub mod fault;
 pub mod flags;
@@ -83,6 +84,9 @@ pub struct Cpu {
     /// Set by STI (with IF = 0 before) and by MOV SS/POP SS: the run loop turns it into
     /// `shadow_at` once the instruction has retired.
     pub shadow_pending: bool,
+    /// Set by every successful event delivery (the single-step logic needs to know that
+    /// an INT n delivered instead of retiring normally).
+    pub delivered: bool,
     /// Interrupts (and NMI) are inhibited while `insn_count` equals this value: for the
     /// one instruction after STI or MOV SS/POP SS (SDM Vol. 3A §6.8.3; Vol. 2B "STI").
     pub shadow_at: u64,
@@ -132,6 +136,7 @@ impl Cpu {
             nmi_pending: false,
             nmi_blocked: false,
             shadow_pending: false,
+            delivered: false,
             shadow_at: u64::MAX,
             mode: CpuMode::Real,
             code_bits: 16,

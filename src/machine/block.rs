@@ -50,7 +50,7 @@ fn reads_clock(i: &Instruction) -> bool {
 
 impl Machine {
     /// The linear address of CS:RIP, with the CS limit check of the mode.
-    fn fetch_linear(&self) -> Result<u64, Fault> {
+    pub(super) fn fetch_linear(&self) -> Result<u64, Fault> {
         let rip = self.cpu.rip;
         if self.cpu.mode == CpuMode::Long64 {
             if !self.canonical(rip) {

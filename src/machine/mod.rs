@@ -2,6 +2,7 @@
 //! loop that executes decoded blocks until something stops the run.
 
 mod block;
+mod debug_step;
 mod events;
 mod report;
 mod setup;
@@ -146,6 +147,15 @@ impl Machine {
                     Err(stop) => break stop,
                 }
             }
+            // Single step, RF and DR7 breakpoints run one instruction at a time.
+            let debug = self.cpu.debug_active();
+            if debug {
+                match self.instruction_breakpoint() {
+                    Some(None) => continue,
+                    Some(Some(stop)) => break stop,
+                    None => budget = 1,
+                }
+            }
             let block = match self.fetch_block() {
                 Ok(b) => b,
                 Err(f) => match self.on_fault(f, None) {
@@ -154,10 +164,17 @@ impl Machine {
                 },
             };
             let budget = budget.min(block.insns.len() as u64) as usize;
+            let flags_before = self.cpu.flags.get();
+            self.cpu.delivered = false;
             let r = self.run_block(&block, budget);
             if self.cpu.shadow_pending {
                 self.cpu.shadow_pending = false;
                 self.cpu.shadow_at = self.cpu.insn_count;
+            }
+            if debug && r.is_ok() {
+                if let Some(stop) = self.after_step(flags_before) {
+                    break stop;
+                }
             }
             if let Err((f, insn)) = r {
                 match self.on_fault(f, Some(&block.insns[insn])) {

@@ -265,6 +265,8 @@ fn mov_to_dr(m: &mut Machine, i: &Insn) -> ExecResult {
         7 => (v & 0xFFFF_23FF) | 0x400,
         _ => v,
     };
+    // Breakpoints apply from the next instruction: leave the decoded block.
+    m.cpu.end_block = true;
     Ok(())
 }
 
