@@ -683,3 +683,63 @@ fn catch_mask_selects_vectors() {
     assert!(matches!(r.reason, StopReason::Exception { .. }), "{r}");
     assert_eq!(r.rip, CODE);
 }
+
+/// SDM Vol. 3A §20.3 and §20.4 (virtual-8086 mode with CR4.VME): IRETD at CPL 0 with
+/// VM in the image enters V86 mode; INT n whose redirection-bitmap bit is clear goes
+/// through the 8086 program's IVT (IOPL < 3: VIF stands in for IF); CLI changes VIF;
+/// INT n with its bit set and IOPL < 3 is #GP(0), delivered to the protected-mode
+/// handler with ES, DS, FS, GS pushed.
+#[test]
+fn v86_mode_vme_redirection_and_gp_to_monitor() {
+    const V86_CODE: u64 = 0x3000;
+    const V86_HANDLER: u64 = 0x3100;
+    let main = asm(32, CODE, |a| {
+        // Frame for IRETD to V86: EIP, CS, EFLAGS (VM, VIF), ESP, SS, ES, DS, FS, GS.
+        for v in [0x50u32, 0x60, 0x70, 0x80, 0x0, 0x0900, 0x8_0000 | 0x2_0000 | 0x2] {
+            a.push(v)?;
+        }
+        a.push((V86_CODE >> 4) as u32)?;
+        a.push(0u32)?;
+        a.iretd()
+    });
+    let mut g = Guest::new(GuestMode::Protected32, main);
+    g.m.cpu.cr4 |= 1; // VME
+    set_tss32_stack0(&mut g.m, 0x7000, selector::DATA);
+    // Redirection bitmap: the 32 bytes below the I/O map base (0x68): bit 0x22 set.
+    let tss = g.m.tss_base();
+    g.m.mem.write_u8(Gpa(tss + 0x48 + (0x22 >> 3)), 1 << (0x22 & 7));
+    g.m.load(
+        V86_CODE,
+        &asm(16, 0, |a| {
+            a.int(0x21)?;
+            a.cli()?;
+            a.int(0x22)
+        }),
+    )
+    .unwrap();
+    g.m.load(
+        V86_HANDLER,
+        &asm(16, 0, |a| {
+            a.mov(ax, 0x99u32)?;
+            a.iret()
+        }),
+    )
+    .unwrap();
+    g.m.mem.write_u32(Gpa(0x21 * 4), (V86_HANDLER >> 4 << 16) as u32);
+    g.handler(0, asm(32, handler(0), |a| a.hlt()));
+    g.gate32(13, gate32(handler(0), selector::CODE32, INT_GATE32, 0));
+    g.idt(0xFF);
+    let r = g.run();
+    assert!(halted(&r), "{r}");
+    assert_eq!(g.m.cpu.gpr[0] & 0xFFFF, 0x99, "the IVT handler ran");
+    assert_eq!(g.m.cpu.rip, handler(0) + 1, "#GP reached the monitor");
+    assert_eq!(g.stack32(0), 0, "#GP(0)");
+    assert_eq!(u64::from(g.stack32(1)), 3, "IP of INT 22h (after INT 21h and CLI)");
+    assert_eq!(u64::from(g.stack32(2)), V86_CODE >> 4);
+    let eflags = u64::from(g.stack32(3));
+    assert_ne!(eflags & 0x2_0000, 0, "VM in the image");
+    assert_eq!(eflags & 0x8_0000, 0, "CLI cleared VIF");
+    assert_eq!((g.stack32(4), g.stack32(5)), (0x0900, 0));
+    assert_eq!([g.stack32(6), g.stack32(7), g.stack32(8), g.stack32(9)], [0x80, 0x70, 0x60, 0x50]);
+    assert_eq!(g.m.cpu.seg[3].selector, 0, "DS null in the monitor");
+}
