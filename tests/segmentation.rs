@@ -505,3 +505,179 @@ fn call_gate_64bit_ring3_to_ring0_and_back() {
     assert_eq!(exception(&r), Some((vec::GP, Some(0x38))), "{r}");
     assert_eq!(m.cpu.cpl, 3);
 }
+
+/// What LAR, LSL, VERR and VERW report for one selector: `None` is ZF = 0.
+struct Inspect {
+    what: &'static str,
+    sel: u16,
+    desc: u64,
+    cpl: u8,
+    lar: Option<u32>,
+    lsl: Option<u32>,
+    verr: bool,
+    verw: bool,
+}
+
+/// Runs LAR, LSL, VERR, VERW on `sel` (destinations preset to 0xFFFF_FFFF, which ZF = 0
+/// leaves) and returns (EAX, ZF), (EBX, ZF), ZF, ZF.
+fn inspect(mode: GuestMode, sel: u16, gdt: &[u64], cpl: u8) -> [(u64, bool); 4] {
+    let bits = if mode == GuestMode::Long64 { 64 } else { 32 };
+    let code = asm(bits, CODE, |a| {
+        a.mov(ecx, u32::from(sel))?;
+        a.mov(eax, 0xFFFF_FFFFu32)?;
+        a.mov(ebx, 0xFFFF_FFFFu32)?;
+        a.lar(eax, ecx)?;
+        a.setz(byte_ptr(0x4000))?;
+        a.lsl(ebx, ecx)?;
+        a.setz(byte_ptr(0x4001))?;
+        a.verr(cx)?;
+        a.setz(byte_ptr(0x4002))?;
+        a.verw(cx)?;
+        a.setz(byte_ptr(0x4003))?;
+        a.hlt()
+    });
+    let mut m = machine(mode, &code, gdt);
+    let (cs_sel, data_sel) = if cpl == 3 { (0x18, 0x20) } else { (0x08, 0x10) };
+    enter_ring(&mut m, cpl, cs_sel, data_sel);
+    let r = m.run(Some(100));
+    assert!(reached_hlt(&r), "{r}");
+    let z = |k: u64| m.mem.read_u8(Gpa(0x4000 + k)) == 1;
+    [(m.cpu.gpr[0], z(0)), (m.cpu.gpr[3], z(1)), (0, z(2)), (0, z(3))]
+}
+
+/// SDM Vol. 2A "LAR" (Table 3-52), "LSL" (Table 3-60), Vol. 2B "VERR/VERW": valid
+/// types, the DPL >= CPL/RPL rule (not for conforming code), the returned access rights
+/// (descriptor bits 63:32 AND 00F0FF00H) and scaled limit, in protected and IA-32e mode.
+#[test]
+fn lar_lsl_verr_verw_table() {
+    let data0 = desc(0x1000, 0xABCDE, 0x93, gran::G32);
+    let ar = |d: u64| Some(((d >> 32) & 0x00F0_FF00) as u32);
+    let p32 = |what, sel, desc: u64, cpl, lsl, verr, verw, lar_ok: bool| Inspect {
+        what,
+        sel,
+        desc,
+        cpl,
+        lar: if lar_ok { ar(desc) } else { None },
+        lsl,
+        verr,
+        verw,
+    };
+    let cases = [
+        p32("data DPL 0", SLOT_A, data0, 0, Some(0xABCD_EFFF), true, true, true),
+        p32(
+            "read-only data",
+            SLOT_A,
+            flat(0x91, gran::G32),
+            0,
+            Some(0xFFFF_FFFF),
+            true,
+            false,
+            true,
+        ),
+        p32(
+            "execute-only code",
+            SLOT_A,
+            desc(0, 0xFFFF, 0x99, 0),
+            0,
+            Some(0xFFFF),
+            false,
+            false,
+            true,
+        ),
+        p32("readable code", SLOT_A, desc(0, 0xFFFF, 0x9B, 0), 0, Some(0xFFFF), true, false, true),
+        p32("data DPL 0 at CPL 3", SLOT_A | 3, data0, 3, None, false, false, false),
+        p32("data DPL 0 with RPL 3", SLOT_A | 3, data0, 0, None, false, false, false),
+        p32(
+            "conforming code DPL 0 at CPL 3",
+            SLOT_A | 3,
+            desc(0, 0xFFF, 0x9F, 0),
+            3,
+            Some(0xFFF),
+            true,
+            false,
+            true,
+        ),
+        p32(
+            "available 32-bit TSS",
+            SLOT_A,
+            system(9, 0, 0x5000, 0x67),
+            0,
+            Some(0x67),
+            false,
+            false,
+            true,
+        ),
+        p32("LDT", SLOT_A, system(2, 0, 0x5000, 0x1F), 0, Some(0x1F), false, false, true),
+        p32("32-bit call gate", SLOT_A, gate(12, 0, 0x08, 0, 0), 0, None, false, false, true),
+        p32("task gate", SLOT_A, gate(5, 0, 0x28, 0, 0), 0, None, false, false, true),
+        p32("interrupt gate", SLOT_A, gate(14, 0, 0x08, 0, 0), 0, None, false, false, false),
+        p32("null selector", 0, 0, 0, None, false, false, false),
+        p32("beyond the GDT", BEYOND, 0, 0, None, false, false, false),
+    ];
+    for c in &cases {
+        let got = inspect(GuestMode::Protected32, c.sel, &gdt_with(c.desc, 0), c.cpl);
+        let want = [
+            (c.lar.map_or(0xFFFF_FFFF, u64::from), c.lar.is_some()),
+            (c.lsl.map_or(0xFFFF_FFFF, u64::from), c.lsl.is_some()),
+            (0, c.verr),
+            (0, c.verw),
+        ];
+        assert_eq!(got, want, "{}", c.what);
+    }
+    // IA-32e mode: 16-bit TSS and task gates are invalid; 16-byte LDT descriptors with a
+    // zero upper type are valid.
+    let gdt64 = |a: u64, a_hi: u64| {
+        let mut g = gdt_with(a, a_hi);
+        g[1] = flat(access::CODE0, gran::G64);
+        g[3] = flat(access::CODE3, gran::G64);
+        g
+    };
+    let ldt = system(2, 0, 0x5000, 0x1F);
+    let got = inspect(GuestMode::Long64, SLOT_A, &gdt64(ldt, 0), 0);
+    assert_eq!(got[0], (ar(ldt).map_or(0, u64::from), true), "LDT: LAR");
+    assert_eq!(got[1], (0x1F, true), "LDT: LSL");
+    let got = inspect(GuestMode::Long64, SLOT_A, &gdt64(ldt, 0x0200_0000_0000), 0);
+    assert_eq!((got[0].1, got[1].1), (false, false), "LDT with a non-zero upper type");
+    let tss16 = system(1, 0, 0x5000, 0x2B);
+    let got = inspect(GuestMode::Long64, SLOT_A, &gdt64(tss16, 0), 0);
+    assert_eq!((got[0].1, got[1].1), (false, false), "16-bit TSS in IA-32e mode");
+}
+
+/// SDM Vol. 2A "ARPL": raises the destination RPL to the source's (ZF = 1) or leaves it
+/// (ZF = 0); #UD in real mode; in 64-bit mode opcode 63 is MOVSXD.
+#[test]
+fn arpl_adjusts_rpl_and_is_movsxd_in_64bit_mode() {
+    for mode in [GuestMode::Protected16, GuestMode::Protected32] {
+        let bits = if mode == GuestMode::Protected16 { 16 } else { 32 };
+        let code = asm(bits, CODE, |a| {
+            a.mov(ax, 0x1230u32)?;
+            a.mov(bx, 0x0002u32)?;
+            a.arpl(ax, bx)?;
+            a.setz(cl)?;
+            a.mov(dx, 0x4563u32)?;
+            a.arpl(dx, bx)?;
+            a.setz(ch)?;
+            a.hlt()
+        });
+        let mut m = machine(mode, &code, &gdt_with(0, 0));
+        let r = m.run(Some(100));
+        assert!(halted(&r), "{mode:?}: {r}");
+        assert_eq!((m.cpu.gpr[0] & 0xFFFF, m.cpu.gpr[2] & 0xFFFF), (0x1232, 0x4563), "{mode:?}");
+        assert_eq!(m.cpu.gpr[1] & 0xFFFF, 0x0001, "{mode:?}: ZF 1 then 0");
+    }
+    let code = asm(16, CODE, |a| a.arpl(ax, bx));
+    let mut m = machine(GuestMode::Real, &code, &[]);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), Some((vec::UD, None)), "{r}");
+    // LAR in real mode is #UD too.
+    let code = asm(16, CODE, |a| a.lar(ax, bx));
+    let mut m = machine(GuestMode::Real, &code, &[]);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), Some((vec::UD, None)), "{r}");
+    // 64-bit mode: 63 /r is MOVSXD.
+    let mut m = machine(GuestMode::Long64, &[0x48, 0x63, 0xC1, 0xF4], &[]);
+    m.cpu.gpr[1] = 0x8000_0000;
+    let r = m.run(Some(10));
+    assert!(halted(&r), "{r}");
+    assert_eq!(m.cpu.gpr[0], 0xFFFF_FFFF_8000_0000);
+}

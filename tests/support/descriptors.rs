@@ -89,13 +89,15 @@ pub fn set_gdt(m: &mut Machine, entries: &[u64]) {
 }
 
 /// A machine in `mode` (paging as the harness sets it) running `code` at [`CODE`] with
-/// the GDT `entries`, exceptions stopping the run.
+/// the GDT `entries` (none: the harness's), exceptions stopping the run.
 pub fn machine(mode: GuestMode, code: &[u8], entries: &[u64]) -> Machine {
     let mut m = Machine::new(&MachineConfig::default()).unwrap();
     m.set_exception_catch(CATCH_ALL);
     m.load(CODE, code).unwrap();
     m.enter_mode(mode, CODE, STACK).unwrap();
-    set_gdt(&mut m, entries);
+    if !entries.is_empty() {
+        set_gdt(&mut m, entries);
+    }
     m
 }
 
