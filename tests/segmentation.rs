@@ -9,7 +9,6 @@
 mod descriptors;
 
 use descriptors::*;
-use hvsim::cpu::flags::ZF;
 use hvsim::cpu::regs::SegReg;
 use hvsim::cpu::task::tss32;
 

@@ -146,6 +146,7 @@ pub fn halted(r: &StopReport) -> bool {
 }
 
 /// Exception vectors the tests expect.
+#[allow(unused_imports)]
 pub mod vec {
     pub use hvsim::cpu::vector::{GP, NP, SS, TS, UD};
 }
