@@ -19,6 +19,7 @@ mod iret;
 mod misc;
 mod mov;
 mod muldiv;
+mod segment_insns;
 mod setcc_cmov;
 mod shift_rotate;
 mod stack;
@@ -52,6 +53,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| control_far::select(i))
         .or_else(|| convert::select(i))
         .or_else(|| system::select(i))
+        .or_else(|| segment_insns::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
