@@ -10,7 +10,7 @@
 use super::fault::{vector, Exception, ExecResult, Fault};
 use super::flags::{AC, IF, IOPL, NT, RF, TF, VIF, VM};
 use super::regs::{attr, cr4, SegReg, Segment};
-use super::segment::segment_from_descriptor;
+use super::segment::{segment_from_descriptor, StackLoad};
 use super::task::TaskSwitchSource;
 use super::CpuMode;
 use crate::machine::Machine;
@@ -153,6 +153,17 @@ fn sel_error(selector: u16, ext: u32) -> u32 {
     u32::from(selector & 0xFFFC) | ext
 }
 
+/// Adds the EXT bit to the error code of an exception raised during delivery.
+fn with_ext(f: Fault, ext: u32) -> Fault {
+    match f {
+        Fault::Exception(mut e) => {
+            e.error_code = e.error_code.map(|c| c | ext);
+            Fault::Exception(e)
+        }
+        other => other,
+    }
+}
+
 fn exc(vector: u8, code: u32) -> Fault {
     Fault::from(Exception::with_code(vector, code))
 }
@@ -275,14 +286,14 @@ impl Machine {
             return Err(exc(vector::GP, 0));
         }
         let iomap: u16 = u16::from_le_bytes(
-            self.with_cpl(0, |m| m.read_lin(tr.base.wrapping_add(0x66), AccessKind::Read))?,
+            self.supervisor(|m| m.read_lin(tr.base.wrapping_add(0x66), AccessKind::Read))?,
         );
         let byte_off = u64::from(iomap).wrapping_sub(32) + u64::from(ev.vector >> 3);
         if byte_off > u64::from(tr.limit) {
             return Err(exc(vector::GP, 0));
         }
         let [b] =
-            self.with_cpl(0, |m| m.read_lin(tr.base.wrapping_add(byte_off), AccessKind::Read))?;
+            self.supervisor(|m| m.read_lin(tr.base.wrapping_add(byte_off), AccessKind::Read))?;
         if b & (1 << (ev.vector & 7)) != 0 {
             // Bit set: not redirected (modes 3 and 6).
             if iopl < 3 {
@@ -316,10 +327,10 @@ impl Machine {
             return Err(exc(vector::GP, idt_error(v, ext)));
         }
         let base = self.cpu.idtr.base.wrapping_add(off);
-        let lo = u64::from_le_bytes(self.with_cpl(0, |m| m.read_lin(base, AccessKind::Read))?);
+        let lo = u64::from_le_bytes(self.supervisor(|m| m.read_lin(base, AccessKind::Read))?);
         let hi = if long {
             u64::from_le_bytes(
-                self.with_cpl(0, |m| m.read_lin(base.wrapping_add(8), AccessKind::Read))?,
+                self.supervisor(|m| m.read_lin(base.wrapping_add(8), AccessKind::Read))?,
             )
         } else {
             0
@@ -369,7 +380,7 @@ impl Machine {
         if sel & 0xFFFC == 0 {
             return Err(exc(vector::GP, ext));
         }
-        let (d, lin) = match self.with_cpl(0, |m| m.read_descriptor(sel)) {
+        let (d, lin) = match self.supervisor(|m| m.read_descriptor(sel)) {
             Ok(x) => x,
             Err(Fault::Exception(e)) if e.vector == vector::GP => {
                 return Err(exc(vector::GP, sel_error(sel, ext)))
@@ -402,32 +413,16 @@ impl Machine {
             return Err(exc(vector::TS, ts_err));
         }
         let base = tr.base;
-        let sp = self.with_cpl(0, |m| {
+        let sp = self.supervisor(|m| {
             m.read_lin_sized(base.wrapping_add(sp_off), width as u8, AccessKind::Read)
         })?;
-        let ss_sel = self.with_cpl(0, |m| {
+        let ss_sel = self.supervisor(|m| {
             m.read_lin_sized(base.wrapping_add(sp_off + width), 2, AccessKind::Read)
         })? as u16;
-        if ss_sel & 0xFFFC == 0 {
-            return Err(exc(vector::TS, ext));
-        }
-        let (d, lin) = match self.with_cpl(0, |m| m.read_descriptor(ss_sel)) {
-            Ok(x) => x,
-            Err(Fault::Exception(e)) if e.vector == vector::GP => {
-                return Err(exc(vector::TS, sel_error(ss_sel, ext)))
-            }
-            Err(f) => return Err(f),
-        };
-        let ss = segment_from_descriptor(ss_sel, d);
-        let writable_data =
-            ss.attr & attr::S != 0 && ss.attr & attr::CODE == 0 && ss.attr & attr::RW != 0;
-        if u8::try_from(ss_sel & 3).ok() != Some(dpl) || ss.dpl() != dpl || !writable_data {
-            return Err(exc(vector::TS, sel_error(ss_sel, ext)));
-        }
-        if !ss.present() {
-            return Err(exc(vector::SS, sel_error(ss_sel, ext)));
-        }
-        Ok((ss, sp, d, lin))
+        // The SS checks of a stack switch (#TS, or #SS if not present), with EXT added.
+        let (ss, d, lin) =
+            self.stack_segment(ss_sel, dpl, StackLoad::CallGate).map_err(|f| with_ext(f, ext))?;
+        Ok((ss, sp, d, lin.unwrap_or(0)))
     }
 
     /// Protected mode (and exceptions/interrupts in V86 mode) through a 16- or 32-bit
@@ -487,9 +482,9 @@ impl Machine {
         });
         pushes?;
         // Commit. Descriptor accessed bits are set as the segments are loaded.
-        self.with_cpl(0, |m| m.mark_descriptor_accessed(cs_desc, cs_lin))?;
+        self.supervisor(|m| m.mark_descriptor_accessed(cs_desc, cs_lin))?;
         if let Some((mut ss, d, lin)) = new_ss {
-            self.with_cpl(0, |m| m.mark_descriptor_accessed(d, lin))?;
+            self.supervisor(|m| m.mark_descriptor_accessed(d, lin))?;
             ss.attr |= attr::ACCESSED;
             self.cpu.seg[SegReg::Ss as usize] = ss;
         }
@@ -545,7 +540,7 @@ impl Machine {
                     return Err(exc(vector::TS, sel_error(tr.selector, ext)));
                 }
                 u64::from_le_bytes(
-                    self.with_cpl(0, |m| m.read_lin(tr.base.wrapping_add(off), AccessKind::Read))?,
+                    self.supervisor(|m| m.read_lin(tr.base.wrapping_add(off), AccessKind::Read))?,
                 )
             }
             None => old_rsp,
@@ -562,7 +557,7 @@ impl Machine {
             }
             Ok(())
         })?;
-        self.with_cpl(0, |m| m.mark_descriptor_accessed(cs_desc, cs_lin))?;
+        self.supervisor(|m| m.mark_descriptor_accessed(cs_desc, cs_lin))?;
         if new_cpl < cpl {
             // The new SS is a null selector with RPL = new CPL (§6.14.4).
             let ss = &mut self.cpu.seg[SegReg::Ss as usize];

@@ -84,6 +84,10 @@ pub struct Cpu {
     /// Set by STI (with IF = 0 before) and by MOV SS/POP SS: the run loop turns it into
     /// `shadow_at` once the instruction has retired.
     pub shadow_pending: bool,
+    /// Set by an instruction that faults after a point of no return (a task switch
+    /// past its commit point): the fault is delivered with the new RIP, not the
+    /// instruction's (SDM Vol. 3A §8.3 step 12 and Table 8-2). Consumed by the run loop.
+    pub rip_committed: bool,
     /// Set by every successful event delivery (the single-step logic needs to know that
     /// an INT n delivered instead of retiring normally).
     pub delivered: bool,
@@ -136,6 +140,7 @@ impl Cpu {
             nmi_pending: false,
             nmi_blocked: false,
             shadow_pending: false,
+            rip_committed: false,
             delivered: false,
             shadow_at: u64::MAX,
             mode: CpuMode::Real,

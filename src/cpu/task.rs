@@ -204,6 +204,9 @@ impl Machine {
             self.system_write_sized(desc_lin.wrapping_add(5), 1, u64::from(b))?;
         }
         // ---- commit point ----
+        // From here a fault belongs to the new task: it is delivered with the new task's
+        // CS:EIP, not restarted at the switching instruction.
+        self.cpu.rip_committed = true;
         self.cpu.tr = Segment { attr: new.attr | sys_type::TSS_BUSY_BIT, ..new };
         self.cpu.cr0 |= cr0::TS;
         self.cpu.dr[7] &= !DR7_LOCAL_ENABLES;
@@ -218,6 +221,7 @@ impl Machine {
         if self.cpu.rip > u64::from(self.cpu.seg[SegReg::Cs as usize].limit) {
             return gp(0);
         }
+        self.cpu.rip_committed = false;
         Ok(())
     }
 

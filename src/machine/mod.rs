@@ -166,6 +166,7 @@ impl Machine {
             let budget = budget.min(block.insns.len() as u64) as usize;
             let flags_before = self.cpu.flags.get();
             self.cpu.delivered = false;
+            self.cpu.rip_committed = false;
             let r = self.run_block(&block, budget);
             if self.cpu.shadow_pending {
                 self.cpu.shadow_pending = false;
@@ -215,7 +216,7 @@ impl Machine {
             if let Err(f) = (insn.exec)(self, insn) {
                 if f.retired() {
                     done += 1;
-                } else {
+                } else if !std::mem::take(&mut self.cpu.rip_committed) {
                     self.cpu.rip = start;
                 }
                 self.cpu.insn_count += done;
@@ -253,7 +254,7 @@ impl Machine {
                 }
             }
             if let Err(f) = r {
-                if !retired {
+                if !retired && !std::mem::take(&mut self.cpu.rip_committed) {
                     self.cpu.rip = start;
                 }
                 return Err((f, n));

@@ -7,10 +7,8 @@
 //! level.
 
 use super::control::branch_to;
-use crate::cpu::fault::{gp, np, ss, ud, unsupported, ExecResult, Fault};
-use crate::cpu::flags::{
-    size_mask, AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF,
-};
+use crate::cpu::fault::{gp, np, ss, ud, ExecResult, Fault};
+use crate::cpu::flags::size_mask;
 use crate::cpu::insn::{Handler, Insn};
 use crate::cpu::regs::{attr, efer, SegReg, Segment};
 use crate::cpu::segment::{segment_from_descriptor, selector_error, sys_type, StackLoad};
@@ -43,7 +41,6 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         Jmp_ptr1616 | Jmp_ptr1632 | Jmp_m1616 | Jmp_m1632 | Jmp_m1664 => far_jmp_call::<false>,
         Call_ptr1616 | Call_ptr1632 | Call_m1616 | Call_m1632 | Call_m1664 => far_jmp_call::<true>,
         Retfw | Retfd | Retfq | Retfw_imm16 | Retfd_imm16 | Retfq_imm16 => retf,
-        Iretw | Iretd | Iretq => iret,
         _ => return None,
     })
 }
@@ -180,32 +177,6 @@ fn check_offset(m: &Machine, seg: &Segment, off: u64) -> ExecResult {
     } else {
         gp(0)
     }
-}
-
-/// Checks a same-privilege far transfer to `sel:off` in protected or long mode (SDM
-/// Vol. 3A §5.8.1 "Direct Calls or Jumps to Code Segments"; Vol. 2A "JMP", "CALL" and
-/// Vol. 2B "RET", "IRET"). For returns (`ret`) the selector's RPL must equal CPL: a
-/// return to an outer level reports `Unsupported` here (RETF handles it itself; IRET's
-/// outer return is the IRET rewrite's).
-fn pm_target(m: &mut Machine, sel: u16, off: u64, ret: bool) -> Result<Target, Fault> {
-    let cpl = m.cpu.cpl;
-    let rpl = (sel & 3) as u8;
-    let err = selector_error(sel);
-    if sel & 0xFFFC == 0 {
-        return gp(0);
-    }
-    if ret && rpl > cpl {
-        return unsupported("far return to an outer privilege level");
-    }
-    if ret && rpl < cpl {
-        return gp(err);
-    }
-    let (desc, desc_lin) = m.read_descriptor(sel)?;
-    let seg = segment_from_descriptor(sel, desc);
-    if seg.attr & attr::S == 0 {
-        return gp(err);
-    }
-    code_target(m, seg, desc, desc_lin, off, cpl)
 }
 
 /// The code-segment checks shared by direct transfers and same-level returns, in the
@@ -623,82 +594,4 @@ fn retf(m: &mut Machine, i: &Insn) -> ExecResult {
 
 fn d_has_imm(i: &Insn) -> bool {
     matches!(i.iced.code(), Code::Retfw_imm16 | Code::Retfd_imm16 | Code::Retfq_imm16)
-}
-
-fn iret(m: &mut Machine, i: &Insn) -> ExecResult {
-    let size = ret_size(i);
-    let step = u64::from(size);
-    let off = m.stack_peek(0, size)?;
-    let sel = m.stack_peek(step, size)? as u16;
-    let new = m.stack_peek(2 * step, size)?;
-    let old = m.cpu.flags.get();
-    let cpl = m.cpu.cpl;
-    let iopl = m.cpu.flags.iopl();
-    match m.cpu.mode {
-        CpuMode::Real | CpuMode::V86 => {
-            // SDM Vol. 2B "IRET": in V86 mode IRET needs IOPL = 3 (VME is not modelled)
-            // and cannot change IOPL; VM, VIP and VIF are never loaded here.
-            if m.cpu.mode == CpuMode::V86 && iopl < 3 {
-                return gp(0);
-            }
-            let mut keep = VM | VIP | VIF;
-            if m.cpu.mode == CpuMode::V86 {
-                keep |= IOPL;
-            }
-            if size == 2 {
-                keep |= !0xFFFF;
-            }
-            real_far(m, sel, off & size_mask(size))?;
-            m.cpu.flags.set((old & keep) | (new & !keep));
-            m.sp_add(3 * step);
-        }
-        _ => {
-            let lma = m.cpu.efer & efer::LMA != 0;
-            if old & NT != 0 {
-                // SDM: in IA-32e mode IRET with NT = 1 is #GP(0); elsewhere a task return.
-                return if lma {
-                    gp(0)
-                } else {
-                    unsupported("IRET with EFLAGS.NT set (task return)")
-                };
-            }
-            if !lma && cpl == 0 && size == 4 && new & VM != 0 {
-                return unsupported("IRET to virtual-8086 mode");
-            }
-            let t = pm_target(m, sel, off, true)?;
-            // In 64-bit mode IRET always pops SS:RSP as well.
-            let pop_ss = m.cpu.mode == CpuMode::Long64;
-            let (new_sp, new_ss) = if pop_ss {
-                (m.stack_peek(3 * step, size)?, m.stack_peek(4 * step, size)? as u16)
-            } else {
-                (0, 0)
-            };
-            // Same-privilege IRET (SDM Vol. 2B "IRET", RETURN-TO-SAME-PRIVILEGE-LEVEL).
-            let mut set = CF | PF | AF | ZF | SF | TF | DF | OF | NT;
-            if size >= 4 {
-                set |= RF | AC | ID;
-            }
-            if cpl <= iopl {
-                set |= IF;
-            }
-            if cpl == 0 {
-                set |= IOPL;
-                if size >= 4 {
-                    set |= VIF | VIP;
-                }
-            }
-            if pop_ss {
-                m.load_segment(SegReg::Ss, new_ss)?;
-            }
-            commit_cs(m, t, off)?;
-            m.cpu.flags.set((old & !set) | (new & set));
-            if pop_ss {
-                m.cpu.gpr[4] = new_sp & size_mask(size);
-            } else {
-                m.sp_add(3 * step);
-            }
-        }
-    }
-    m.cpu.update_mode();
-    Ok(())
 }

@@ -3,13 +3,13 @@
 //! protected-mode return to the same or an outer privilege level, return to V86 mode,
 //! and the IA-32e forms that always pop SS:RSP in 64-bit mode.
 
-use crate::cpu::fault::{gp, np, ss, ExecResult, Fault};
+use crate::cpu::fault::{gp, np, ExecResult, Fault};
 use crate::cpu::flags::{
     size_mask, AC, AF, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, VM, ZF,
 };
 use crate::cpu::insn::{Handler, Insn};
 use crate::cpu::regs::{attr, cr4, efer, SegReg, Segment};
-use crate::cpu::segment::segment_from_descriptor;
+use crate::cpu::segment::{segment_from_descriptor, StackLoad};
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Code, Instruction};
@@ -123,7 +123,7 @@ fn return_cs(m: &mut Machine, sel: u16) -> Result<ReturnCs, Fault> {
     if rpl < m.cpu.cpl {
         return gp(err);
     }
-    let (desc, desc_lin) = m.with_cpl(0, |m| m.read_descriptor(sel))?;
+    let (desc, desc_lin) = m.supervisor(|m| m.read_descriptor(sel))?;
     let seg = segment_from_descriptor(sel, desc);
     if seg.attr & attr::S == 0 || seg.attr & attr::CODE == 0 {
         return gp(err);
@@ -140,45 +140,6 @@ fn return_cs(m: &mut Machine, sel: u16) -> Result<ReturnCs, Fault> {
         return np(err);
     }
     Ok(ReturnCs { seg, desc, desc_lin })
-}
-
-/// The SS checks of a return to an outer level (or of any IRET in 64-bit mode): returns
-/// the segment to load and the descriptor to mark accessed (SDM "IRET",
-/// RETURN-TO-OUTER-PRIVILEGE-LEVEL). A null SS is allowed only for a return to 64-bit
-/// code at CPL < 3.
-fn return_ss(
-    m: &mut Machine,
-    sel: u16,
-    rpl: u8,
-    to_64: bool,
-) -> Result<(Segment, Option<(u64, u64)>), Fault> {
-    let err = u32::from(sel & 0xFFFC);
-    if sel & 0xFFFC == 0 {
-        if to_64 && rpl < 3 && m.cpu.mode == CpuMode::Long64 {
-            let seg = Segment {
-                selector: sel,
-                base: 0,
-                limit: 0,
-                attr: (u16::from(rpl) << attr::DPL_SHIFT) | attr::S | attr::RW,
-            };
-            return Ok((seg, None));
-        }
-        return gp(0);
-    }
-    if (sel & 3) as u8 != rpl {
-        return gp(err);
-    }
-    let (d, lin) = m.with_cpl(0, |m| m.read_descriptor(sel))?;
-    let seg = segment_from_descriptor(sel, d);
-    let writable_data =
-        seg.attr & attr::S != 0 && seg.attr & attr::CODE == 0 && seg.attr & attr::RW != 0;
-    if !writable_data || seg.dpl() != rpl {
-        return gp(err);
-    }
-    if !seg.present() {
-        return ss(err);
-    }
-    Ok((seg, Some((d, lin))))
 }
 
 fn protected(m: &mut Machine, size: u8) -> ExecResult {
@@ -210,7 +171,9 @@ fn protected(m: &mut Machine, size: u8) -> ExecResult {
     let stack = if pop_ss {
         let sp = slot(m, 3, size)?;
         let ss_sel = slot(m, 4, size)? as u16;
-        Some((sp, return_ss(m, ss_sel, rpl, to_64)?))
+        // A null SS is allowed only for a return to 64-bit code at CPL < 3.
+        let to_64bit = to_64 && m.cpu.mode == CpuMode::Long64;
+        Some((sp, m.stack_segment(ss_sel, rpl, StackLoad::Return { to_64bit })?))
     } else {
         None
     };
@@ -230,17 +193,16 @@ fn protected(m: &mut Machine, size: u8) -> ExecResult {
         }
     }
     // Commit.
-    m.with_cpl(0, |m| m.mark_descriptor_accessed(t.desc, t.desc_lin))?;
+    m.supervisor(|m| m.mark_descriptor_accessed(t.desc, t.desc_lin))?;
     let mut cs = t.seg;
     cs.attr |= attr::ACCESSED;
     m.cpu.seg[SegReg::Cs as usize] = cs;
     m.cpu.rip = ip;
     m.cpu.flags.set((old & !set) | (new & set));
     match stack {
-        Some((sp, (mut ss_seg, desc))) => {
-            if let Some((d, lin)) = desc {
-                m.with_cpl(0, |m| m.mark_descriptor_accessed(d, lin))?;
-                ss_seg.attr |= attr::ACCESSED;
+        Some((sp, (ss_seg, d, lin))) => {
+            if let Some(lin) = lin {
+                m.supervisor(|m| m.mark_descriptor_accessed(d, lin))?;
             }
             m.cpu.seg[SegReg::Ss as usize] = ss_seg;
             m.cpu.gpr[4] = match size {
@@ -249,27 +211,13 @@ fn protected(m: &mut Machine, size: u8) -> ExecResult {
                 _ => (m.cpu.gpr[4] & !0xFFFF) | (sp & 0xFFFF),
             };
             if rpl > cpl {
-                null_inaccessible_segments(m, rpl);
+                m.cpu.update_mode();
+                m.invalidate_segments_for_cpl();
             }
         }
         None => m.sp_add(3 * u64::from(size)),
     }
     Ok(())
-}
-
-/// After a return to an outer privilege level, ES, DS, FS and GS are made unusable if
-/// they hold a data or non-conforming code segment with DPL < the new CPL (SDM Vol. 2A
-/// "RET" and "IRET", Operation: "FOR each SegReg in (ES, FS, GS, and DS)").
-pub(crate) fn null_inaccessible_segments(m: &mut Machine, new_cpl: u8) {
-    for s in [SegReg::Es, SegReg::Ds, SegReg::Fs, SegReg::Gs] {
-        let seg = &mut m.cpu.seg[s as usize];
-        let conforming_code = seg.attr & (attr::CODE | attr::DC) == attr::CODE | attr::DC;
-        if seg.present() && !conforming_code && seg.dpl() < new_cpl {
-            // The selector becomes null; the hidden base stays (FS/GS in 64-bit mode).
-            seg.selector = 0;
-            seg.attr = 0;
-        }
-    }
 }
 
 /// RETURN-TO-VIRTUAL-8086-MODE: a 32-bit IRET at CPL 0 with VM set in the popped
