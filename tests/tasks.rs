@@ -389,3 +389,46 @@ fn io_bitmap_in_64bit_tss() {
         }
     }
 }
+
+/// SDM Vol. 2B "IRET" (TASK-RETURN) and Vol. 3A §6.12.2 "Interrupt Tasks": a guest IRET
+/// with NT = 1 returns through the back link; INT n through a task gate in the IDT
+/// switches tasks like CALL (NT, back link), and the interrupted task resumes after INT.
+#[test]
+fn iret_with_nt_and_idt_task_gate_return_to_the_caller() {
+    for via_idt in [false, true] {
+        let code = asm(32, CODE, |a| {
+            a.mov(eax, 0x1111u32)?;
+            if via_idt {
+                a.int(0x40)?;
+            } else {
+                a.call_far(0x28, 0)?;
+            }
+            a.mov(edx, 0xAAAAu32)?;
+            a.hlt()
+        });
+        let mut m = task_machine(&code, 0);
+        let task_b = asm(32, TASK_CODE, |a| {
+            a.mov(edi, eax)?;
+            a.iretd()
+        });
+        m.load(TASK_CODE, &task_b).unwrap();
+        if via_idt {
+            // IDT entry 0x40: a task gate naming TSS B.
+            let idt = 0x7800u64;
+            m.mem.write_u64(Gpa(idt + 0x40 * 8), gate(5, 0, 0x20, 0, 0));
+            m.cpu.idtr.base = idt;
+            m.cpu.idtr.limit = 0x41 * 8 - 1;
+        }
+        let r = m.run(Some(100));
+        assert!(halted(&r), "{via_idt}: {r}");
+        assert_eq!(m.cpu.tr.selector, 0x18, "{via_idt}: back in task A");
+        assert_eq!((gdt_type(&m, 0x18), gdt_type(&m, 0x20)), (11, 9));
+        assert_eq!(m.cpu.gpr[2], 0xAAAA);
+        assert_eq!(m.mem.read_u16(Gpa(TSS_B + tss32::LINK)), 0x18, "back link to A");
+        assert_eq!(
+            u64::from(m.mem.read_u32(Gpa(TSS_B + tss32::EAX + 4 * 7))),
+            0xB0,
+            "B ran: EDI = its EAX"
+        );
+    }
+}
