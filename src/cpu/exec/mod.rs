@@ -9,6 +9,7 @@ mod arith;
 mod atomic;
 mod bcd;
 mod bit;
+mod cache_hint;
 mod control;
 mod control_far;
 mod convert;
@@ -16,6 +17,7 @@ mod flagops;
 mod io;
 mod misc;
 mod mov;
+mod msr_access;
 mod muldiv;
 mod setcc_cmov;
 mod shift_rotate;
@@ -48,6 +50,8 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| control_far::select(i))
         .or_else(|| convert::select(i))
         .or_else(|| system::select(i))
+        .or_else(|| msr_access::select(i))
+        .or_else(|| cache_hint::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
