@@ -44,7 +44,7 @@ fn hlt(m: &mut Machine, _i: &Insn) -> ExecResult {
 fn cpuid(m: &mut Machine, _i: &Insn) -> ExecResult {
     let leaf = m.cpu.gpr[0] as u32;
     let sub = m.cpu.gpr[1] as u32;
-    let r = m.cpuid.query(leaf, sub);
+    let r = m.cpuid.query_cpu(&m.cpu, leaf, sub);
     m.cpu.gpr[0] = u64::from(r[0]);
     m.cpu.gpr[3] = u64::from(r[1]);
     m.cpu.gpr[1] = u64::from(r[2]);
