@@ -72,6 +72,8 @@ pub struct Cpu {
     pub msrs: BTreeMap<u32, u64>,
     /// Retired instructions.
     pub insn_count: u64,
+    /// The state of the generator behind RDRAND/RDSEED (see `exec::next_random`).
+    pub rng_state: u64,
     /// Waiting in HLT.
     pub halted: bool,
     /// Derived: the operating mode.
@@ -116,6 +118,7 @@ impl Cpu {
             dr: [0, 0, 0, 0, 0xFFFF_0FF0, 0x400, 0xFFFF_0FF0, 0x400],
             msrs: BTreeMap::new(),
             insn_count: 0,
+            rng_state: exec::DEFAULT_RNG_SEED,
             halted: false,
             mode: CpuMode::Real,
             code_bits: 16,

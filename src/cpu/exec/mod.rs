@@ -13,17 +13,21 @@ mod cache_hint;
 mod control;
 mod control_far;
 mod convert;
+mod fast_syscall;
 mod flagops;
 mod io;
 mod misc;
 mod mov;
 mod msr_access;
 mod muldiv;
+mod random;
 mod setcc_cmov;
 mod shift_rotate;
 mod stack;
 mod string;
 mod system;
+
+pub use random::{next_random, DEFAULT_RNG_SEED};
 
 use super::fault::Fault;
 use super::flags::size_mask;
@@ -52,6 +56,8 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| system::select(i))
         .or_else(|| msr_access::select(i))
         .or_else(|| cache_hint::select(i))
+        .or_else(|| fast_syscall::select(i))
+        .or_else(|| random::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
