@@ -70,6 +70,9 @@ pub struct RunArgs {
     /// The CPU model.
     #[arg(long, value_enum, default_value = "intel")]
     pub cpu: CpuModel,
+    /// The seed of the generator behind RDRAND/RDSEED.
+    #[arg(long, default_value_t = crate::cpu::exec::DEFAULT_RNG_SEED)]
+    pub rng_seed: u64,
 }
 
 /// Parses "4096", "64K", "32M", "1G".
@@ -149,6 +152,7 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
             CpuModel::Amd => Vendor::Amd,
         },
         echo_serial: true,
+        rng_seed: args.rng_seed,
     };
     let mut m = Machine::new(&cfg).map_err(|e| usage(e.to_string()))?;
     m.load(BOOT_SECTOR_ADDR, &data[..512]).map_err(|e| usage(e.to_string()))?;

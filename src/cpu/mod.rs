@@ -74,6 +74,8 @@ pub struct Cpu {
     pub msrs: BTreeMap<u32, u64>,
     /// Retired instructions.
     pub insn_count: u64,
+    /// The state of the generator behind RDRAND/RDSEED (see `exec::next_random`).
+    pub rng_state: u64,
     /// Waiting in HLT.
     pub halted: bool,
     /// An NMI is waiting to be delivered.
@@ -136,6 +138,7 @@ impl Cpu {
             dr: [0, 0, 0, 0, 0xFFFF_0FF0, 0x400, 0xFFFF_0FF0, 0x400],
             msrs: BTreeMap::new(),
             insn_count: 0,
+            rng_state: exec::DEFAULT_RNG_SEED,
             halted: false,
             nmi_pending: false,
             nmi_blocked: false,

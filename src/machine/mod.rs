@@ -30,11 +30,18 @@ pub struct MachineConfig {
     pub vendor: Vendor,
     /// Echo COM1 output to the host's stdout.
     pub echo_serial: bool,
+    /// The seed of the generator behind RDRAND/RDSEED.
+    pub rng_seed: u64,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        Self { mem_size: 16 << 20, vendor: Vendor::Intel, echo_serial: false }
+        Self {
+            mem_size: 16 << 20,
+            vendor: Vendor::Intel,
+            echo_serial: false,
+            rng_seed: crate::cpu::exec::DEFAULT_RNG_SEED,
+        }
     }
 }
 
@@ -92,7 +99,7 @@ impl Machine {
         io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
             .map_err(|e| MachineError::Config(e.to_string()))?;
         Ok(Self {
-            cpu: Cpu::new(),
+            cpu: Cpu { rng_state: cfg.rng_seed, ..Cpu::new() },
             mem,
             io,
             cpuid: Cpuid::new(cfg.vendor),

@@ -9,22 +9,28 @@ mod arith;
 mod atomic;
 mod bcd;
 mod bit;
+mod cache_hint;
 mod control;
 mod control_far;
 mod convert;
+mod fast_syscall;
 mod flagops;
 mod interrupt_insns;
 mod io;
 mod iret;
 mod misc;
 mod mov;
+mod msr_access;
 mod muldiv;
+mod random;
 mod segment_insns;
 mod setcc_cmov;
 mod shift_rotate;
 mod stack;
 mod string;
 mod system;
+
+pub use random::{next_random, DEFAULT_RNG_SEED};
 
 use super::fault::Fault;
 use super::flags::size_mask;
@@ -54,6 +60,10 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| convert::select(i))
         .or_else(|| system::select(i))
         .or_else(|| segment_insns::select(i))
+        .or_else(|| msr_access::select(i))
+        .or_else(|| cache_hint::select(i))
+        .or_else(|| fast_syscall::select(i))
+        .or_else(|| random::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,

@@ -1,6 +1,6 @@
 //! System instructions a kernel brings itself up with: MOV to/from control and debug
-//! registers, LGDT/LIDT/SGDT/SIDT, LLDT/SLDT/LTR/STR, LMSW/SMSW/CLTS, RDMSR/WRMSR,
-//! RDTSC/RDTSCP, SWAPGS, INVLPG, WBINVD/INVD and XGETBV/XSETBV. Privilege and
+//! registers, LGDT/LIDT/SGDT/SIDT, LLDT/SLDT/LTR/STR, LMSW/SMSW/CLTS, SWAPGS, INVLPG and
+//! XGETBV/XSETBV. (RDMSR/WRMSR and the clock reads are in `msr_access.rs`.) Privilege and
 //! reserved-bit checks follow each instruction's page in SDM Vol. 2.
 
 use super::{operand_size, read_sized, write_sized};
@@ -47,9 +47,6 @@ const CR0_VALID: u64 = cr0::PE
     | cr0::CD
     | cr0::PG;
 
-/// The EFER bits software may write (LMA is read-only).
-const EFER_WRITABLE: u64 = efer::SCE | efer::LME | efer::NXE;
-
 pub(super) fn select(i: &Instruction) -> Option<Handler> {
     Some(match i.mnemonic() {
         Mnemonic::Mov => {
@@ -70,13 +67,8 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Lmsw => lmsw,
         Mnemonic::Smsw => smsw,
         Mnemonic::Clts => clts,
-        Mnemonic::Rdmsr => rdmsr,
-        Mnemonic::Wrmsr => wrmsr,
-        Mnemonic::Rdtsc => rdtsc,
-        Mnemonic::Rdtscp => rdtscp,
         Mnemonic::Swapgs => swapgs,
         Mnemonic::Invlpg => invlpg,
-        Mnemonic::Wbinvd | Mnemonic::Invd => cache_flush,
         Mnemonic::Xgetbv => xgetbv,
         Mnemonic::Xsetbv => xsetbv,
         _ => return None,
@@ -84,7 +76,7 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 }
 
 /// #GP(0) unless CPL = 0 (real mode is CPL 0; V86 is CPL 3).
-fn require_cpl0(m: &Machine) -> ExecResult {
+pub(super) fn require_cpl0(m: &Machine) -> ExecResult {
     if m.cpu.cpl != 0 {
         return gp(0);
     }
@@ -115,17 +107,17 @@ fn set_gpr_operand(m: &mut Machine, i: &Insn, n: u32, v: u64) {
 
 /// After a change to paging or mode state: drop translations, rederive the mode and
 /// leave the decoded block.
-fn paging_changed(m: &mut Machine) {
+pub(super) fn paging_changed(m: &mut Machine) {
     m.cpu.tlb.flush();
     m.cpu.update_mode();
     m.cpu.end_block = true;
 }
 
-fn edx_eax(m: &Machine) -> u64 {
+pub(super) fn edx_eax(m: &Machine) -> u64 {
     (m.cpu.gpr[2] << 32) | (m.cpu.gpr[0] & 0xFFFF_FFFF)
 }
 
-fn set_edx_eax(m: &mut Machine, v: u64) {
+pub(super) fn set_edx_eax(m: &mut Machine, v: u64) {
     m.cpu.gpr[0] = v & 0xFFFF_FFFF;
     m.cpu.gpr[2] = v >> 32;
 }
@@ -424,131 +416,7 @@ fn clts(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-// ---- RDMSR / WRMSR (SDM Vol. 2B "RDMSR", "WRMSR") ----
-
-/// The TSC: retired instructions plus the offset a TSC write left (kept in
-/// `cpu.msrs[IA32_TSC]`).
-fn tsc(m: &Machine) -> u64 {
-    let off = m.cpu.msrs.get(&msr::IA32_TSC).copied().unwrap_or(0);
-    m.cpu.insn_count.wrapping_add(off)
-}
-
-/// Reads an MSR, or `None` for an unknown one.
-pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
-    let stored = |d: u64| m.cpu.msrs.get(&n).copied().unwrap_or(d);
-    Some(match n {
-        msr::IA32_TSC => tsc(m),
-        msr::IA32_EFER => m.cpu.efer,
-        msr::IA32_FS_BASE => m.cpu.seg(SegReg::Fs).base,
-        msr::IA32_GS_BASE => m.cpu.seg(SegReg::Gs).base,
-        msr::IA32_APIC_BASE => stored(msr::APIC_BASE_RESET),
-        msr::IA32_PAT => stored(msr::PAT_RESET),
-        _ if msr::name(n).is_some() => stored(0),
-        _ => return None,
-    })
-}
-
-/// Writes an MSR with its checks; `Err(#GP(0))` for unknown MSRs and invalid values.
-pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
-    match n {
-        msr::IA32_TSC => {
-            m.cpu.msrs.insert(n, v.wrapping_sub(m.cpu.insn_count));
-        }
-        msr::IA32_EFER => {
-            if v & !(EFER_WRITABLE | efer::LMA) != 0 {
-                return gp(0);
-            }
-            let old = m.cpu.efer;
-            if (v ^ old) & efer::LME != 0 && m.cpu.paging() {
-                return gp(0);
-            }
-            m.cpu.efer = (v & EFER_WRITABLE) | (old & efer::LMA);
-            paging_changed(m);
-        }
-        msr::IA32_FS_BASE | msr::IA32_GS_BASE => {
-            if !m.canonical(v) {
-                return gp(0);
-            }
-            let s = if n == msr::IA32_FS_BASE { SegReg::Fs } else { SegReg::Gs };
-            m.cpu.seg[s as usize].base = v;
-        }
-        msr::IA32_KERNEL_GS_BASE
-        | msr::IA32_LSTAR
-        | msr::IA32_CSTAR
-        | msr::IA32_SYSENTER_ESP
-        | msr::IA32_SYSENTER_EIP => {
-            if !m.canonical(v) {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, v);
-        }
-        msr::IA32_FMASK | msr::IA32_TSC_AUX => {
-            if v >> 32 != 0 {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, v);
-        }
-        msr::IA32_PAT => {
-            // Each entry must be a valid memory type: UC, WC, WT, WP, WB or UC-.
-            if (0..8).any(|k| !matches!((v >> (k * 8)) & 0xFF, 0 | 1 | 4 | 5 | 6 | 7)) {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, v);
-        }
-        msr::IA32_APIC_BASE => {
-            // Base (bits MAXPHYADDR-1:12) and the global enable are writable; BSP is
-            // read-only; x2APIC mode (EXTD) is not emulated, so reserved.
-            let writable = (((1u64 << MAXPHYADDR) - 1) & !0xFFF) | (1 << 11);
-            if v & !(writable | (1 << 8)) != 0 {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, (v & writable) | (1 << 8));
-        }
-        _ if msr::name(n).is_some() => {
-            m.cpu.msrs.insert(n, v);
-        }
-        _ => return gp(0),
-    }
-    Ok(())
-}
-
-fn rdmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
-    require_cpl0(m)?;
-    let n = m.cpu.gpr[1] as u32;
-    match read_msr(m, n) {
-        Some(v) => {
-            set_edx_eax(m, v);
-            Ok(())
-        }
-        None => gp(0),
-    }
-}
-
-fn wrmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
-    require_cpl0(m)?;
-    let n = m.cpu.gpr[1] as u32;
-    let v = edx_eax(m);
-    write_msr(m, n, v)
-}
-
-// ---- RDTSC / RDTSCP (SDM Vol. 2B "RDTSC", "RDTSCP") ----
-
-fn rdtsc(m: &mut Machine, _i: &Insn) -> ExecResult {
-    if m.cpu.cr4 & cr4::TSD != 0 && m.cpu.cpl != 0 {
-        return gp(0);
-    }
-    let t = tsc(m);
-    set_edx_eax(m, t);
-    Ok(())
-}
-
-fn rdtscp(m: &mut Machine, i: &Insn) -> ExecResult {
-    rdtsc(m, i)?;
-    m.cpu.gpr[1] = m.cpu.msrs.get(&msr::IA32_TSC_AUX).copied().unwrap_or(0) & 0xFFFF_FFFF;
-    Ok(())
-}
-
-// ---- SWAPGS, INVLPG, WBINVD/INVD, XGETBV/XSETBV ----
+// ---- SWAPGS, INVLPG, XGETBV/XSETBV ----
 
 fn swapgs(m: &mut Machine, _i: &Insn) -> ExecResult {
     // SDM Vol. 2B "SWAPGS".
@@ -584,11 +452,6 @@ fn invlpg(m: &mut Machine, i: &Insn) -> ExecResult {
     m.cpu.tlb.flush();
     m.cpu.end_block = true;
     Ok(())
-}
-
-fn cache_flush(m: &mut Machine, _i: &Insn) -> ExecResult {
-    // SDM Vol. 2A "INVD", Vol. 2B "WBINVD": no caches to flush.
-    require_cpl0(m)
 }
 
 fn xgetbv(m: &mut Machine, _i: &Insn) -> ExecResult {
