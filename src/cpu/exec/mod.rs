@@ -17,6 +17,7 @@ mod io;
 mod misc;
 mod mov;
 mod muldiv;
+mod paging_insns;
 mod setcc_cmov;
 mod shift_rotate;
 mod stack;
@@ -48,6 +49,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| control_far::select(i))
         .or_else(|| convert::select(i))
         .or_else(|| system::select(i))
+        .or_else(|| paging_insns::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
