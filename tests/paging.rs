@@ -897,3 +897,531 @@ fn invlpg_flushes_one_page_and_whole_large_pages() {
     let g = &m.cpu.gpr;
     assert_eq!((g[8], g[9], g[10]), (val(2), val(1), 0x6666));
 }
+
+const NOFLUSH: u64 = 1 << 63;
+
+fn load_cr3(a: &mut CodeAssembler, v: u64) -> Result<(), IcedError> {
+    a.mov(rax, v)?;
+    a.mov(cr3, rax)
+}
+
+fn set_pcide(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.mov(rax, cr4)?;
+    a.bts(rax, 17)?;
+    a.mov(cr4, rax)
+}
+
+#[test]
+fn pcids_keep_separate_translations_and_cr3_bit_63_skips_the_flush() {
+    // SDM Vol. 3A §4.10.1 "Process-Context Identifiers (PCIDs)", §4.10.4.1 MOV to CR3:
+    // entries are tagged with the PCID; MOV CR3 flushes only the new PCID's non-global
+    // entries, or nothing when bit 63 is set (which is not stored in CR3).
+    let s = Setup::new(Paging::Long4);
+    let (mut ra, mut rb) = (0, 0);
+    let (mut pte_a_t2, mut pte_b_t1) = (0, 0);
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        ra = t.root;
+        t.map(m, T1, frame(0), RW, 1);
+        pte_a_t2 = t.map(m, T2, frame(1), RW, 1);
+        rb = t.alloc(m);
+        t.root = rb;
+        t.map_base(m, false);
+        pte_b_t1 = t.map(m, T1, frame(4), RW, 1);
+        t.map(m, T2, frame(5), RW, 1);
+        t.root = ra;
+    });
+    let r = run_body(&mut m, 64, |a| {
+        set_pcide(a)?;
+        load_cr3(a, ra | 1)?;
+        rd(a, r8d, T1)?;
+        load_cr3(a, rb | 2 | NOFLUSH)?;
+        rd(a, r9d, T1)?;
+        load_cr3(a, ra | 1 | NOFLUSH)?;
+        rd(a, eax, T2)?;
+        a.mov(r14, cr3)?;
+        load_cr3(a, rb | 2 | NOFLUSH)?;
+        set_pte(a, pte_a_t2, frame(6) | RW)?;
+        load_cr3(a, ra | 1 | NOFLUSH)?;
+        rd(a, r10d, T2)?;
+        load_cr3(a, rb | 2 | NOFLUSH)?;
+        load_cr3(a, ra | 1)?;
+        rd(a, r11d, T2)?;
+        set_pte(a, pte_b_t1, frame(7) | RW)?;
+        load_cr3(a, rb | 2 | NOFLUSH)?;
+        rd(a, r12d, T1)?;
+        load_cr3(a, rb | 2)?;
+        rd(a, r13d, T1)
+    });
+    assert_halted(&r);
+    let g = &m.cpu.gpr;
+    assert_eq!(g[8], val(0));
+    assert_eq!(g[9], val(4), "PCID 2 does not use PCID 1's entry");
+    assert_eq!(g[14], ra | 1, "bit 63 is not stored");
+    assert_eq!(g[10], val(1), "PCID 1's entry survives a no-flush switch");
+    assert_eq!(g[11], val(6), "MOV CR3 without bit 63 flushes PCID 1");
+    assert_eq!(g[12], val(4), "... and not PCID 2");
+    assert_eq!(g[13], val(7));
+}
+
+#[test]
+fn invpcid_types_invalidate_what_the_sdm_says() {
+    // SDM Vol. 2A "INVPCID": type 0 one address of one PCID (not global), type 1 one
+    // PCID (not global), type 2 everything, type 3 everything but global entries.
+    let s = Setup { cr4_extra: CR4_PGE, ..Setup::new(Paging::Long4) };
+    let mut ptes = [0u64; 3];
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        ptes[0] = t.map(m, T1, frame(0), RW, 1);
+        ptes[1] = t.map(m, T2, frame(1), RW, 1);
+        ptes[2] = t.map(m, T3, frame(2), RW | PTE_G, 1);
+    });
+    let root = m.cpu.cr3;
+    let desc = STACK - 0x100;
+    let invpcid = |a: &mut CodeAssembler, ty: u32, pcid: u64, addr: u64| -> Result<(), IcedError> {
+        a.mov(rax, pcid)?;
+        a.mov(qword_ptr(desc), rax)?;
+        a.mov(rax, addr)?;
+        a.mov(qword_ptr(desc + 8), rax)?;
+        a.mov(ecx, ty)?;
+        a.invpcid(rcx, xmmword_ptr(desc))
+    };
+    let r = run_body(&mut m, 64, |a| {
+        set_pcide(a)?;
+        load_cr3(a, root | 1)?;
+        rd(a, eax, T1)?;
+        rd(a, eax, T2)?;
+        rd(a, eax, T3)?;
+        set_pte(a, ptes[0], frame(3) | RW)?;
+        set_pte(a, ptes[1], frame(4) | RW)?;
+        set_pte(a, ptes[2], frame(5) | RW | PTE_G)?;
+        invpcid(a, 0, 1, T1)?;
+        rd(a, r8d, T1)?;
+        rd(a, r9d, T2)?;
+        invpcid(a, 1, 2, 0)?;
+        rd(a, r10d, T2)?;
+        invpcid(a, 1, 1, 0)?;
+        rd(a, r11d, T2)?;
+        rd(a, r12d, T3)?;
+        invpcid(a, 3, 0, 0)?;
+        rd(a, r13d, T3)?;
+        invpcid(a, 2, 0, 0)?;
+        rd(a, r14d, T3)
+    });
+    assert_halted(&r);
+    let g = &m.cpu.gpr;
+    assert_eq!((g[8], g[9]), (val(3), val(1)), "type 0: one address");
+    assert_eq!(g[10], val(1), "type 1 for another PCID");
+    assert_eq!((g[11], g[12]), (val(4), val(2)), "type 1 keeps globals");
+    assert_eq!(g[13], val(2), "type 3 keeps globals");
+    assert_eq!(g[14], val(5), "type 2 drops globals");
+}
+
+/// A machine in one of the harness modes with `code` at [`BODY`]; `setup` adjusts it.
+fn harness(
+    mode: GuestMode,
+    body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+    setup: impl FnOnce(&mut Machine),
+) -> (Machine, StopReport) {
+    let bits = match mode {
+        GuestMode::Long64 => 64,
+        GuestMode::Protected32 => 32,
+        _ => 16,
+    };
+    let code = asm(bits, BODY, |a| {
+        body(a)?;
+        a.hlt()
+    });
+    let mut m = machine();
+    m.load(BODY, &code).unwrap();
+    m.enter_mode(mode, BODY, STACK).unwrap();
+    setup(&mut m);
+    let r = m.run(Some(10_000));
+    (m, r)
+}
+
+fn user(m: &mut Machine) {
+    for s in [1, 2] {
+        m.cpu.seg[s].selector |= 3;
+        m.cpu.seg[s].attr |= 3 << 5;
+    }
+    m.cpu.update_mode();
+}
+
+fn fault_of(r: &StopReport) -> Option<(u8, Option<u32>)> {
+    exception(r).map(|e| (e.vector, e.error_code))
+}
+
+const GP0: Option<(u8, Option<u32>)> = Some((GP, Some(0)));
+const UD_: Option<(u8, Option<u32>)> = Some((UD, None));
+
+#[test]
+fn invpcid_faults() {
+    // SDM Vol. 2A "INVPCID", exceptions: #GP(0) at CPL > 0, for a type above 3, for
+    // descriptor bits 63:12, for a non-canonical type-0 address, and for a nonzero PCID
+    // with types 0/1 while CR4.PCIDE = 0.
+    let desc = 0x7100u64;
+    let case = |ty: u32, lo: u64, addr: u64, cpl3: bool| {
+        let (_m, r) = harness(
+            GuestMode::Long64,
+            |a| {
+                a.mov(ecx, ty)?;
+                a.mov(esi, desc as u32)?;
+                a.invpcid(rcx, xmmword_ptr(rsi))
+            },
+            |m| {
+                m.mem.write_u64(Gpa(desc), lo);
+                m.mem.write_u64(Gpa(desc + 8), addr);
+                if cpl3 {
+                    user(m);
+                }
+            },
+        );
+        fault_of(&r)
+    };
+    assert_eq!(case(2, 0, 0, true), GP0, "CPL 3");
+    assert_eq!(case(4, 0, 0, false), GP0, "type 4");
+    assert_eq!(case(2, 1 << 12, 0, false), GP0, "descriptor bit 12");
+    assert_eq!(case(0, 0, 0x8000_0000_0000_0000, false), GP0, "non-canonical");
+    assert_eq!(case(0, 1, 0x1000, false), GP0, "PCID 1 without PCIDE");
+    assert_eq!(case(1, 1, 0, false), GP0, "PCID 1 without PCIDE");
+    // Fine: types 2 and 3 ignore the PCID; PCID 0 is fine without PCIDE.
+    for (ty, lo) in [(2, 1), (3, 5), (0, 0), (1, 0)] {
+        assert_eq!(case(ty, lo, 0x1000, false), None, "type {ty}");
+    }
+}
+
+#[test]
+fn cr4_pcide_la57_and_reserved_bits() {
+    // SDM Vol. 2B "MOV—Move to/from Control Registers" exceptions; Vol. 3A §2.5.
+    let set_cr4_bit = |bit: u32| {
+        move |a: &mut CodeAssembler| -> Result<(), IcedError> {
+            a.mov(rax, cr4)?;
+            a.bts(rax, bit)?;
+            a.mov(cr4, rax)
+        }
+    };
+    // PCIDE needs IA-32e mode ...
+    let (_m, r) = harness(
+        GuestMode::Protected32,
+        |a| {
+            a.mov(eax, cr4)?;
+            a.bts(eax, 17)?;
+            a.mov(cr4, eax)
+        },
+        |_| {},
+    );
+    assert_eq!(fault_of(&r), GP0);
+    // ... and CR3[11:0] = 0.
+    let (_m, r) = harness(
+        GuestMode::Long64,
+        |a| {
+            a.mov(rax, cr3)?;
+            a.or(rax, 0x18)?; // PWT, PCD
+            a.mov(cr3, rax)?;
+            set_cr4_bit(17)(a)
+        },
+        |_| {},
+    );
+    assert_eq!(fault_of(&r), GP0);
+    // With PCIDE, CR3 bit 63 is accepted and not stored; without it, it is reserved.
+    let (m, r) = harness(
+        GuestMode::Long64,
+        |a| {
+            set_cr4_bit(17)(a)?;
+            a.mov(rax, cr3)?;
+            a.or(rax, 7)?;
+            a.bts(rax, 63)?;
+            a.mov(cr3, rax)?;
+            a.mov(rbx, cr3)?;
+            // Clearing PCIDE is allowed (CR3[11:0] may be nonzero then).
+            a.mov(rax, cr4)?;
+            a.btr(rax, 17)?;
+            a.mov(cr4, rax)?;
+            a.mov(rax, cr3)?;
+            a.bts(rax, 63)?;
+            a.mov(cr3, rax)
+        },
+        |_| {},
+    );
+    assert_eq!(fault_of(&r), GP0, "bit 63 without PCIDE: {r}");
+    assert_eq!(m.cpu.gpr[3], (m.setup_area() + 0x1000) | 7);
+    assert_eq!(m.cpu.cr4 & CR4_PCIDE, 0);
+    // LA57 cannot change in IA-32e mode; outside it, it can.
+    let (_m, r) = harness(GuestMode::Long64, set_cr4_bit(12), |_| {});
+    assert_eq!(fault_of(&r), GP0);
+    let (m, r) = harness(
+        GuestMode::Protected32,
+        |a| {
+            a.mov(eax, cr4)?;
+            a.or(eax, (CR4_LA57 | CR4_UMIP | CR4_PKE) as i32)?;
+            a.mov(cr4, eax)
+        },
+        |_| {},
+    );
+    assert_halted(&r);
+    assert_eq!(m.cpu.cr4 & (CR4_LA57 | CR4_UMIP | CR4_PKE), CR4_LA57 | CR4_UMIP | CR4_PKE);
+    // Unimplemented bits (CET, bit 23) and bits 63:32 are reserved.
+    for bit in [23, 32, 63] {
+        let (_m, r) = harness(GuestMode::Long64, set_cr4_bit(bit), |_| {});
+        assert_eq!(fault_of(&r), GP0, "bit {bit}");
+    }
+}
+
+/// 32-bit code at BODY that turns on IA-32e paging with `root` from protected mode
+/// (CR4.PAE, CR3, EFER.LME, CR0.PG): the CPU lands in compatibility mode.
+fn activate_long_mode(a: &mut CodeAssembler, root: u64) -> Result<(), IcedError> {
+    a.mov(eax, CR4_PAE as u32)?;
+    a.mov(cr4, eax)?;
+    a.mov(eax, root as u32)?;
+    a.mov(cr3, eax)?;
+    a.mov(ecx, msr::IA32_EFER)?;
+    a.rdmsr()?;
+    a.or(eax, EFER_LME as i32)?;
+    a.wrmsr()?;
+    a.mov(eax, cr0)?;
+    a.or(eax, CR0_PG as i32)?;
+    a.mov(cr0, eax)
+}
+
+#[test]
+fn cr0_pg_rules_for_ia32e_activation_and_deactivation() {
+    // SDM Vol. 3A §10.8.5 "Initializing IA-32e Mode", Vol. 2B MOV CR exceptions: no
+    // activation from a code segment with L = 1; compatibility mode may clear PG (leaving
+    // IA-32e mode) unless CR4.PCIDE = 1.
+    let run = |cs_l: bool, pcide: bool| {
+        let mut m = machine();
+        let mut t = Tables::new(&mut m, Paging::Long4);
+        t.map_base(&mut m, false);
+        let root = t.root;
+        let code = asm(32, BODY, |a| {
+            activate_long_mode(a, root)?;
+            a.mov(esi, 1)?; // reached compatibility mode
+            if pcide {
+                a.mov(eax, cr4)?;
+                a.bts(eax, 17)?;
+                a.mov(cr4, eax)?;
+            }
+            a.mov(eax, cr0)?;
+            a.btr(eax, 31)?;
+            a.mov(cr0, eax)?;
+            a.hlt()
+        });
+        m.load(BODY, &code).unwrap();
+        m.enter_mode(GuestMode::Protected32, BODY, STACK).unwrap();
+        if cs_l {
+            m.cpu.seg[1].attr |= 1 << 13;
+            m.cpu.update_mode();
+        }
+        let r = m.run(Some(1000));
+        (m, r)
+    };
+    let (m, r) = run(true, false);
+    assert_eq!(fault_of(&r), GP0, "CS.L = 1");
+    assert_eq!((m.cpu.cr0 & CR0_PG, m.cpu.gpr[6]), (0, 0));
+    let (m, r) = run(false, false);
+    assert_halted(&r);
+    assert_eq!(m.cpu.gpr[6], 1);
+    assert_eq!(m.cpu.mode, hvsim::CpuMode::Protected);
+    assert_eq!(m.cpu.efer & (1 << 10), 0, "LMA cleared");
+    let (m, r) = run(false, true);
+    assert_eq!(fault_of(&r), GP0, "PCIDE = 1");
+    assert_eq!(m.cpu.mode, hvsim::CpuMode::Compat);
+}
+
+#[test]
+fn umip_makes_store_descriptor_instructions_privileged() {
+    // SDM Vol. 3A §2.5: with CR4.UMIP = 1, SGDT, SIDT, SLDT, SMSW and STR fault with
+    // #GP(0) at CPL > 0; CPL 0 is unaffected.
+    type Body = fn(&mut CodeAssembler) -> Result<(), IcedError>;
+    let bodies: [Body; 5] = [
+        |a| a.sgdt(fword_ptr(0x7100)),
+        |a| a.sidt(fword_ptr(0x7100)),
+        |a| a.sldt(ax),
+        |a| a.smsw(eax),
+        |a| a.str(ax),
+    ];
+    for body in bodies {
+        let (_m, r) = harness(GuestMode::Long64, body, |m| {
+            m.cpu.cr4 |= CR4_UMIP;
+            user(m);
+        });
+        assert_eq!(fault_of(&r), GP0, "{r}");
+        let (_m, r) = harness(GuestMode::Long64, body, user);
+        assert_eq!(fault_of(&r), GP0, "without UMIP only the final HLT faults: {r}");
+        assert_eq!(r.rip, BODY + asm(64, BODY, body).len() as u64);
+        let (_m, r) = harness(GuestMode::Long64, body, |m| m.cpu.cr4 |= CR4_UMIP);
+        assert_halted(&r);
+    }
+}
+
+#[test]
+fn dr7_general_detect_and_dr6_dr7_reserved_bits() {
+    // SDM Vol. 3A §18.2.4 "Debug Control Register (DR7)": with GD set, any MOV DR faults
+    // with #DB and DR6.BD set.
+    for read in [true, false] {
+        let mut at = 0;
+        let (m, r) = harness(
+            GuestMode::Long64,
+            |a| {
+                a.mov(eax, 0x2000u32)?;
+                a.mov(dr7, rax)?;
+                if read {
+                    a.mov(rbx, dr0)
+                } else {
+                    a.mov(dr1, rbx)
+                }
+            },
+            |_| {},
+        );
+        at += asm(64, BODY, |a| {
+            a.mov(eax, 0x2000u32)?;
+            a.mov(dr7, rax)
+        })
+        .len() as u64;
+        assert_eq!(fault_of(&r), Some((DB, None)), "{r}");
+        assert_eq!(r.rip, BODY + at);
+        assert_ne!(m.cpu.dr[6] & (1 << 13), 0, "DR6.BD");
+    }
+    for dr in [6, 7] {
+        let (_m, r) = harness(
+            GuestMode::Long64,
+            |a| {
+                a.mov(rax, 1u64 << 32)?;
+                if dr == 6 {
+                    a.mov(dr6, rax)
+                } else {
+                    a.mov(dr7, rax)
+                }
+            },
+            |_| {},
+        );
+        assert_eq!(fault_of(&r), GP0);
+    }
+}
+
+#[test]
+fn rdpkru_wrpkru_checks_and_round_trip() {
+    // SDM Vol. 2B "RDPKRU", "WRPKRU": #UD with CR4.PKE = 0; #GP(0) if ECX != 0 (and
+    // EDX != 0 for WRPKRU); EDX reads 0.
+    let pke = |m: &mut Machine| m.cpu.cr4 |= CR4_PKE;
+    let (_m, r) = harness(GuestMode::Long64, |a| a.rdpkru(), |_| {});
+    assert_eq!(fault_of(&r), UD_);
+    let (_m, r) = harness(
+        GuestMode::Long64,
+        |a| {
+            a.xor(ecx, ecx)?;
+            a.xor(edx, edx)?;
+            a.wrpkru()
+        },
+        |_| {},
+    );
+    assert_eq!(fault_of(&r), UD_);
+    let (_m, r) = harness(
+        GuestMode::Long64,
+        |a| {
+            a.mov(ecx, 1)?;
+            a.rdpkru()
+        },
+        pke,
+    );
+    assert_eq!(fault_of(&r), GP0);
+    let (_m, r) = harness(
+        GuestMode::Long64,
+        |a| {
+            a.xor(ecx, ecx)?;
+            a.mov(edx, 1)?;
+            a.wrpkru()
+        },
+        pke,
+    );
+    assert_eq!(fault_of(&r), GP0);
+    // Any CPL may use them.
+    let (m, r) = harness(
+        GuestMode::Long64,
+        |a| {
+            a.xor(ecx, ecx)?;
+            a.xor(edx, edx)?;
+            a.mov(eax, 0x0C)?;
+            a.wrpkru()?;
+            a.mov(edx, 7)?;
+            a.xor(eax, eax)?;
+            a.rdpkru()?;
+            a.nop()
+        },
+        |m| {
+            pke(m);
+            user(m);
+        },
+    );
+    assert_eq!(fault_of(&r), GP0, "only the final HLT faults at CPL 3: {r}");
+    assert_eq!((m.cpu.gpr[0], m.cpu.gpr[2], m.cpu.pkru), (0x0C, 0, 0x0C));
+}
+
+#[test]
+fn wrpkru_takes_effect_on_cached_translations() {
+    // SDM Vol. 3A §4.6.2: PKRU is consulted on every data access, so a translation the
+    // TLB holds must not bypass a new PKRU value.
+    let s = Setup { cr4_extra: CR4_PKE, ..Setup::new(Paging::Long4) };
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        t.map(m, T1, frame(0), URW | (1 << 59), 1);
+    });
+    let r = run_body(&mut m, 64, |a| {
+        rd(a, r8d, T1)?;
+        a.xor(ecx, ecx)?;
+        a.xor(edx, edx)?;
+        a.mov(eax, paging::PKRU_WD << 2)?;
+        a.wrpkru()?;
+        rd(a, r9d, T1)?;
+        a.mov(eax, paging::PKRU_AD << 2)?;
+        a.wrpkru()?;
+        rd(a, r10d, T1)
+    });
+    let e = exception(&r).unwrap();
+    assert_eq!((e.vector, e.error_code, e.cr2), (PF, Some(PFEC_P | PFEC_PK), T1), "{r}");
+    assert_eq!((m.cpu.gpr[8], m.cpu.gpr[9]), (val(0), val(0)));
+    // WD alone stops a supervisor write with WP = 1, on a cached translation too.
+    let r = run_body(&mut m, 64, |a| {
+        a.xor(ecx, ecx)?;
+        a.xor(edx, edx)?;
+        a.xor(eax, eax)?;
+        a.wrpkru()?;
+        a.mov(rbx, T1)?;
+        a.mov(dword_ptr(rbx), eax)?;
+        a.mov(eax, paging::PKRU_WD << 2)?;
+        a.wrpkru()?;
+        a.mov(dword_ptr(rbx), eax)
+    });
+    let e = exception(&r).unwrap();
+    assert_eq!((e.vector, e.error_code, e.cr2), (PF, Some(PFEC_P | PFEC_W | PFEC_PK), T1), "{r}");
+}
+
+#[test]
+fn stac_clac() {
+    // SDM Vol. 2A "CLAC", Vol. 2B "STAC": #UD at CPL > 0; they set and clear EFLAGS.AC,
+    // which lifts SMAP for explicit supervisor accesses (Vol. 3A §4.6.1).
+    for body in [|a: &mut CodeAssembler| a.stac(), |a: &mut CodeAssembler| a.clac()] {
+        let (_m, r) = harness(GuestMode::Long64, body, user);
+        assert_eq!(fault_of(&r), UD_);
+    }
+    let s = Setup { cr4_extra: CR4_SMAP, ..Setup::new(Paging::Long4) };
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        t.map(m, T1, frame(0), URW, 1);
+    });
+    let r = run_body(&mut m, 64, |a| {
+        a.stac()?;
+        rd(a, r8d, T1)?;
+        a.pushfq()?;
+        a.pop(r9)?;
+        a.clac()?;
+        a.pushfq()?;
+        a.pop(r10)?;
+        rd(a, r11d, T1)
+    });
+    let e = exception(&r).unwrap();
+    assert_eq!((e.vector, e.error_code, e.cr2), (PF, Some(PFEC_P), T1), "{r}");
+    let ac = 1 << 18;
+    assert_eq!((m.cpu.gpr[8], m.cpu.gpr[9] & ac, m.cpu.gpr[10] & ac), (val(0), ac, 0));
+}
