@@ -25,6 +25,14 @@ pub const PTE_PS: u64 = 1 << 7;
 pub const PTE_G: u64 = 1 << 8;
 /// Execute-disable (PAE and 4/5-level formats).
 pub const PTE_NX: u64 = 1 << 63;
+/// Shift of the protection key in a 4/5-level leaf entry (bits 62:59, SDM Vol. 3A
+/// §4.6.2 "Protection Keys").
+pub const PTE_PKEY_SHIFT: u32 = 59;
+
+/// PKRU: access-disable bit of key `i` is bit `2i`.
+pub const PKRU_AD: u32 = 1 << 0;
+/// PKRU: write-disable bit of key `i` is bit `2i + 1`.
+pub const PKRU_WD: u32 = 1 << 1;
 
 /// #PF error code: the fault was a protection violation (page present).
 pub const PFEC_P: u32 = 1 << 0;
@@ -80,6 +88,14 @@ pub struct WalkConfig {
     pub smep: bool,
     /// CR4.SMAP.
     pub smap: bool,
+    /// CR4.PKE (protection keys for user-mode pages; effective with 4/5-level paging).
+    pub pke: bool,
+    /// The PKRU register (used when `pke`).
+    pub pkru: u32,
+    /// PAE paging: the four PDPTEs the CPU loaded from CR3 at the last MOV CR0/CR3/CR4
+    /// (SDM Vol. 3A §4.4.1 "PDPTE Registers"). `None` reads them from memory at walk
+    /// time, as a table walker without PDPTE registers (for example a nested walk) does.
+    pub pdptes: Option<[u64; 4]>,
     /// MAXPHYADDR of the CPU model.
     pub maxphyaddr: u8,
 }
@@ -110,6 +126,8 @@ pub struct Translation {
     pub executable: bool,
     /// The leaf entry is global.
     pub global: bool,
+    /// The protection key of the leaf (bits 62:59) with 4/5-level paging, else 0.
+    pub pkey: u8,
     /// The leaf entry (after A/D updates).
     pub leaf: u64,
     /// Physical address of the leaf entry.
@@ -127,25 +145,58 @@ pub struct PageFault {
     pub level: u8,
 }
 
+/// Bits `lo..=hi` set.
+const fn bits(lo: u32, hi: u32) -> u64 {
+    (u64::MAX >> (63 - hi)) & !((1u64 << lo) - 1)
+}
+
+/// The reserved bits of a PAE PDPTE: 2:1, 8:5 and 63:MAXPHYADDR (SDM Vol. 3A §4.4.1
+/// "PDPTE Registers", Table 4-8). A present PDPTE with one set makes the MOV to CR0,
+/// CR3 or CR4 that loads it fault with #GP(0).
+pub const fn pdpte_reserved_bits(maxphyaddr: u8) -> u64 {
+    bits(1, 2) | bits(5, 8) | bits(maxphyaddr as u32, 63)
+}
+
+/// Loads the four PAE PDPTEs from the 32-byte-aligned table CR3 points to (SDM Vol. 3A
+/// §4.4.1): `None` if a present one has a reserved bit set (the caller raises #GP(0)).
+pub fn load_pdptes(mem: &mut GuestMemory, cr3: u64, maxphyaddr: u8) -> Option<[u64; 4]> {
+    let base = cr3 & 0xFFFF_FFE0;
+    let mut pdptes = [0u64; 4];
+    for (i, e) in pdptes.iter_mut().enumerate() {
+        *e = mem.read_u64(Gpa(base + 8 * i as u64));
+        if *e & PTE_P != 0 && *e & pdpte_reserved_bits(maxphyaddr) != 0 {
+            return None;
+        }
+    }
+    Some(pdptes)
+}
+
 impl WalkConfig {
     fn pa_mask(&self) -> u64 {
         ((1u64 << self.maxphyaddr) - 1) & !0xFFF
     }
 
-    /// Reserved bits of a non-leaf or leaf entry at `level` (SDM Vol. 3A §4.4.2/§4.5.4
-    /// "Reserved bits"), for the 8-byte formats.
+    /// Whether the mode is IA-32e paging (4- or 5-level).
+    fn ia32e(&self) -> bool {
+        matches!(self.mode, PagingMode::Long4 | PagingMode::Long5)
+    }
+
+    /// Reserved bits of a non-leaf or leaf entry at `level` (SDM Vol. 3A §4.4.2 Tables
+    /// 4-8 to 4-11 for PAE, §4.5.4 Tables 4-15 to 4-20 for 4/5-level), for the 8-byte
+    /// formats. PAE reserves bits 62:MAXPHYADDR, 4/5-level only 51:MAXPHYADDR (62:52 are
+    /// ignored, 62:59 hold the protection key). Bit 63 (XD) is reserved when NXE = 0.
     fn reserved_mask(&self, level: u8, entry: u64) -> u64 {
-        let above_maxphy = !((1u64 << self.maxphyaddr) - 1) & 0x000F_FFFF_FFFF_F000;
+        let m = u32::from(self.maxphyaddr);
+        if self.mode == PagingMode::Pae && level == 3 {
+            return pdpte_reserved_bits(self.maxphyaddr);
+        }
+        let high = if self.mode == PagingMode::Pae { bits(m, 62) } else { bits(m, 51) };
         let nx = if self.nxe { 0 } else { PTE_NX };
-        let mut rsvd = above_maxphy | nx;
-        match (self.mode, level) {
-            (PagingMode::Pae, 3) => {
-                // PAE PDPTEs: bits 2:1, 8:5 and 63 are reserved.
-                rsvd |= 0x1E6 | PTE_NX;
-            }
-            (_, 5) | (_, 4) => rsvd |= PTE_PS,
-            (_, 3) if entry & PTE_PS != 0 => rsvd |= 0x3FFF_E000, // 1 GiB page: bits 29:13
-            (_, 2) if entry & PTE_PS != 0 => rsvd |= 0x1F_E000,   // 2 MiB page: bits 20:13
+        let mut rsvd = high | nx;
+        match level {
+            5 | 4 => rsvd |= PTE_PS,
+            3 if entry & PTE_PS != 0 => rsvd |= bits(13, 29), // 1 GiB page
+            2 if entry & PTE_PS != 0 => rsvd |= bits(13, 20), // 2 MiB page
             _ => {}
         }
         rsvd
@@ -163,7 +214,13 @@ pub fn walk(
     let write = access.kind == AccessKind::Write;
     let base_code = (if write { PFEC_W } else { 0 })
         | (if access.user { PFEC_U } else { 0 })
-        | (if fetch && (cfg.nxe || cfg.smep) { PFEC_I } else { 0 });
+        // SDM Vol. 3A §4.7: I is set for fetches if SMEP = 1, or if NXE = 1 with a
+        // paging mode that has the XD bit (not 32-bit paging).
+        | (if fetch && (cfg.smep || (cfg.nxe && cfg.mode != PagingMode::Legacy32)) {
+            PFEC_I
+        } else {
+            0
+        });
     let fault = |code: u32, level: u8| PageFault { addr, error_code: base_code | code, level };
 
     let mut writable = true;
@@ -217,9 +274,11 @@ pub fn walk(
     } else {
         let (mut level, mut table) = match cfg.mode {
             PagingMode::Pae => {
-                let a = addr.0 & 0xFFFF_FFFF;
-                let pdpte_gpa = Gpa((cfg.cr3 & 0xFFFF_FFE0) + ((a >> 30) << 3));
-                let pdpte = mem.read_u64(pdpte_gpa);
+                let idx = ((addr.0 & 0xFFFF_FFFF) >> 30) as usize;
+                let pdpte = match cfg.pdptes {
+                    Some(p) => p[idx],
+                    None => mem.read_u64(Gpa((cfg.cr3 & 0xFFFF_FFE0) + 8 * idx as u64)),
+                };
                 if pdpte & PTE_P == 0 {
                     return Err(fault(0, 3));
                 }
@@ -277,8 +336,18 @@ pub fn walk(
     } else {
         (write && !writable && cfg.wp) || (cfg.smap && user && !access.smap_override)
     };
-    if denied {
-        return Err(fault(PFEC_P, leaf_level));
+    // Protection keys, SDM Vol. 3A §4.6.2: with IA-32e paging and CR4.PKE = 1, data
+    // accesses to user-mode addresses (user or supervisor mode) are checked against
+    // PKRU[key]: AD forbids every data access, WD forbids user-mode writes and, if
+    // CR0.WP = 1, supervisor-mode writes. §4.7: PK is reported whenever this check
+    // fails, whether or not another access-rights check failed as well.
+    let pkey = if cfg.ia32e() { ((leaf >> PTE_PKEY_SHIFT) & 0xF) as u8 } else { 0 };
+    let pk_denied = cfg.pke && cfg.ia32e() && user && !fetch && {
+        let k = cfg.pkru >> (2 * u32::from(pkey));
+        k & PKRU_AD != 0 || (k & PKRU_WD != 0 && write && (access.user || cfg.wp))
+    };
+    if denied || pk_denied {
+        return Err(fault(PFEC_P | if pk_denied { PFEC_PK } else { 0 }, leaf_level));
     }
 
     // Accessed flags on every entry used, dirty on the leaf for writes.
@@ -308,6 +377,7 @@ pub fn walk(
         user,
         executable: !nx,
         global: leaf & PTE_G != 0,
+        pkey,
         leaf: final_leaf,
         leaf_gpa,
     })
@@ -333,6 +403,9 @@ mod tests {
             nxe: true,
             smep: false,
             smap: false,
+            pke: false,
+            pkru: 0,
+            pdptes: None,
             maxphyaddr: 40,
         }
     }

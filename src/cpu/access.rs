@@ -7,7 +7,7 @@
 
 use super::fault::{gp, ss, Exception, ExecResult, Fault};
 use super::regs::{cr0, cr4, efer, SegReg};
-use super::tlb::{TLB_SW, TLB_U, TLB_W, TLB_X};
+use super::tlb::{TlbEntry, TLB_R, TLB_SW, TLB_U, TLB_W, TLB_X};
 use super::{flags, CpuMode};
 use crate::machine::Machine;
 use hvsim_mmu::paging::{self, Access, AccessKind, PagingMode, WalkConfig};
@@ -69,7 +69,9 @@ impl Machine {
         ((lin << shift) as i64 >> shift) as u64 == lin
     }
 
-    fn walk_config(&self) -> WalkConfig {
+    /// The configuration a guest page walk uses now (the paging mode and every control
+    /// bit that decides a walk's outcome).
+    pub fn walk_config(&self) -> WalkConfig {
         let c = &self.cpu;
         let mode = if c.efer & efer::LMA != 0 {
             if c.cr4 & cr4::LA57 != 0 {
@@ -90,8 +92,30 @@ impl Machine {
             nxe: c.efer & efer::NXE != 0,
             smep: c.cr4 & cr4::SMEP != 0,
             smap: c.cr4 & cr4::SMAP != 0,
+            pke: c.cr4 & cr4::PKE != 0,
+            pkru: c.pkru,
+            pdptes: (mode == PagingMode::Pae).then_some(c.pdpte),
             maxphyaddr: MAXPHYADDR,
         }
+    }
+
+    /// Whether a TLB entry permits an access of `kind` at the current privilege (the
+    /// permissions are those of the walk that filled it; SMAP and SMEP are left to the
+    /// walker for supervisor accesses to user pages).
+    #[inline(always)]
+    fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind) -> bool {
+        let user = self.cpu.cpl == 3;
+        let need = match kind {
+            AccessKind::Read => TLB_R,
+            AccessKind::Fetch => TLB_X,
+            AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
+            AccessKind::Write => TLB_SW,
+        } | if user { TLB_U } else { 0 };
+        let smap_smep = !user
+            && e.perm & TLB_U != 0
+            && self.cpu.cr4 & (cr4::SMAP | cr4::SMEP) != 0
+            && self.cpu.paging();
+        e.perm & need == need && !smap_smep
     }
 
     /// Translates a linear address for an access of `kind` at the current privilege.
@@ -99,18 +123,7 @@ impl Machine {
     pub fn translate(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
         if let Some(e) = self.cpu.tlb.lookup(vpn) {
-            let user = self.cpu.cpl == 3;
-            let need = match kind {
-                AccessKind::Read => 0,
-                AccessKind::Fetch => TLB_X,
-                AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
-                AccessKind::Write => TLB_SW,
-            } | if user { TLB_U } else { 0 };
-            let smap_smep = !user
-                && e.perm & TLB_U != 0
-                && self.cpu.cr4 & (cr4::SMAP | cr4::SMEP) != 0
-                && self.cpu.paging();
-            if e.perm & need == need && !smap_smep {
+            if self.tlb_permits(e, kind) {
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
@@ -120,18 +133,36 @@ impl Machine {
     #[cold]
     fn translate_slow(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
-        let (gfn, perm) = if self.cpu.paging() {
+        if let Some(&e) = self.cpu.tlb.lookup_global(vpn) {
+            if self.tlb_permits(&e, kind) {
+                return Ok(PageRef { gfn: e.gfn, host: e.host });
+            }
+        }
+        let (gfn, perm, global, size_shift) = if self.cpu.paging() {
             let user = self.cpu.cpl == 3;
             let access = Access { kind, user, smap_override: self.cpu.flags.bit(flags::AC) };
             let cfg = self.walk_config();
             match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
                 Ok(t) => {
                     let dirty = t.leaf & paging::PTE_D != 0;
-                    let perm = (if t.writable && dirty { TLB_W } else { 0 })
-                        | (if dirty { TLB_SW } else { 0 })
+                    // Protection keys restrict data accesses to user pages (SDM Vol. 3A
+                    // §4.6.2); the entry carries the restriction PKRU imposes now, and
+                    // WRPKRU flushes the TLB.
+                    let ia32e = matches!(cfg.mode, PagingMode::Long4 | PagingMode::Long5);
+                    let pk = if cfg.pke && ia32e && t.user {
+                        self.cpu.pkru >> (2 * u32::from(t.pkey))
+                    } else {
+                        0
+                    };
+                    let pk_ad = pk & paging::PKRU_AD != 0;
+                    let pk_wd = pk & paging::PKRU_WD != 0;
+                    let perm = (if t.writable && dirty && !pk_ad && !pk_wd { TLB_W } else { 0 })
+                        | (if dirty && !pk_ad { TLB_SW } else { 0 })
+                        | (if pk_ad { 0 } else { TLB_R })
                         | (if t.user { TLB_U } else { 0 })
                         | (if t.executable { TLB_X } else { 0 });
-                    (t.gpa.0 >> 12, perm)
+                    let global = t.global && self.cpu.cr4 & cr4::PGE != 0;
+                    (t.gpa.0 >> 12, perm, global, (t.page_size.trailing_zeros() - 12) as u8)
                 }
                 Err(pf) => {
                     return Err(Fault::from(Exception {
@@ -142,10 +173,10 @@ impl Machine {
                 }
             }
         } else {
-            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW)
+            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW | TLB_R, false, 0)
         };
         let host = self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX);
-        self.cpu.tlb.insert(vpn, gfn, host, perm);
+        self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
         Ok(PageRef { gfn, host })
     }
 

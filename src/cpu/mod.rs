@@ -68,6 +68,11 @@ pub struct Cpu {
     pub efer: u64,
     /// XCR0.
     pub xcr0: u64,
+    /// PKRU: the access- and write-disable bits of the 16 protection keys.
+    pub pkru: u32,
+    /// The PAE PDPTE registers, loaded from CR3 by the MOV to CR0/CR3/CR4 that enables
+    /// or changes PAE paging (SDM Vol. 3A §4.4.1); walks use these, not memory.
+    pub pdpte: [u64; 4],
     /// DR0-DR7 (DR4/DR5 alias DR6/DR7).
     pub dr: [u64; 8],
     /// MSRs without a dedicated field.
@@ -135,6 +140,8 @@ impl Cpu {
             cr8: 0,
             efer: 0,
             xcr0: 1,
+            pkru: 0,
+            pdpte: [0; 4],
             dr: [0, 0, 0, 0, 0xFFFF_0FF0, 0x400, 0xFFFF_0FF0, 0x400],
             msrs: BTreeMap::new(),
             insn_count: 0,
@@ -183,7 +190,18 @@ impl Cpu {
             CpuMode::V86 => 3,
             _ => (cs.selector & 3) as u8,
         };
+        self.tlb.set_pcid(self.pcid());
         self.end_block = true;
+    }
+
+    /// The current PCID: CR3[11:0] with CR4.PCIDE = 1, else 0 (SDM Vol. 3A §4.10.1).
+    #[inline]
+    pub fn pcid(&self) -> u16 {
+        if self.cr4 & regs::cr4::PCIDE != 0 {
+            (self.cr3 & 0xFFF) as u16
+        } else {
+            0
+        }
     }
 
     /// A segment register.

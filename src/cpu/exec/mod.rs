@@ -22,6 +22,7 @@ mod misc;
 mod mov;
 mod msr_access;
 mod muldiv;
+mod paging_insns;
 mod random;
 mod segment_insns;
 mod setcc_cmov;
@@ -64,6 +65,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| cache_hint::select(i))
         .or_else(|| fast_syscall::select(i))
         .or_else(|| random::select(i))
+        .or_else(|| paging_insns::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
