@@ -117,7 +117,14 @@ impl Machine {
             }
             let saved_rf = self.cpu.flags.bit(RF);
             match self.deliver(ev) {
-                Ok(()) => return None,
+                Ok(()) => {
+                    if ev.vector == vector::DB {
+                        // Entering the #DB handler clears DR7.GD so that the handler
+                        // can use the debug registers (SDM Vol. 3A §18.2.4).
+                        self.cpu.dr[7] &= !crate::cpu::debug::DR7_GD;
+                    }
+                    return None;
+                }
                 Err(Fault::Exception(e2)) => {
                     self.cpu.flags.set_bit(RF, saved_rf);
                     if e2.vector == vector::PF {
