@@ -7,7 +7,7 @@
 
 use super::fault::{gp, ss, Exception, ExecResult, Fault};
 use super::regs::{cr0, cr4, efer, SegReg};
-use super::tlb::{TlbEntry, TLB_R, TLB_SW, TLB_U, TLB_W, TLB_X};
+use super::tlb::{TlbEntry, TLB_SW, TLB_U, TLB_W, TLB_X};
 use super::{flags, CpuMode};
 use crate::machine::Machine;
 use hvsim_mmu::paging::{self, Access, AccessKind, PagingMode, WalkConfig};
@@ -106,7 +106,7 @@ impl Machine {
     fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind) -> bool {
         let user = self.cpu.cpl == 3;
         let need = match kind {
-            AccessKind::Read => TLB_R,
+            AccessKind::Read => 0,
             AccessKind::Fetch => TLB_X,
             AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
             AccessKind::Write => TLB_SW,
@@ -146,22 +146,27 @@ impl Machine {
                 Ok(t) => {
                     let dirty = t.leaf & paging::PTE_D != 0;
                     // Protection keys restrict data accesses to user pages (SDM Vol. 3A
-                    // §4.6.2); the entry carries the restriction PKRU imposes now, and
-                    // WRPKRU flushes the TLB.
+                    // §4.6.2). The entry carries the restriction PKRU imposes now (WRPKRU
+                    // flushes the TLB): WD clears the write permissions; a page whose key
+                    // has AD is not cached at all, so each access walks and faults.
                     let ia32e = matches!(cfg.mode, PagingMode::Long4 | PagingMode::Long5);
                     let pk = if cfg.pke && ia32e && t.user {
                         self.cpu.pkru >> (2 * u32::from(t.pkey))
                     } else {
                         0
                     };
-                    let pk_ad = pk & paging::PKRU_AD != 0;
                     let pk_wd = pk & paging::PKRU_WD != 0;
-                    let perm = (if t.writable && dirty && !pk_ad && !pk_wd { TLB_W } else { 0 })
-                        | (if dirty && !pk_ad { TLB_SW } else { 0 })
-                        | (if pk_ad { 0 } else { TLB_R })
+                    let perm = (if t.writable && dirty && !pk_wd { TLB_W } else { 0 })
+                        | (if dirty { TLB_SW } else { 0 })
                         | (if t.user { TLB_U } else { 0 })
                         | (if t.executable { TLB_X } else { 0 });
                     let global = t.global && self.cpu.cr4 & cr4::PGE != 0;
+                    if pk & paging::PKRU_AD != 0 {
+                        return Ok(PageRef {
+                            gfn: t.gpa.0 >> 12,
+                            host: self.ram_page(t.gpa.0 >> 12),
+                        });
+                    }
                     (t.gpa.0 >> 12, perm, global, (t.page_size.trailing_zeros() - 12) as u8)
                 }
                 Err(pf) => {
@@ -173,11 +178,16 @@ impl Machine {
                 }
             }
         } else {
-            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW | TLB_R, false, 0)
+            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW, false, 0)
         };
-        let host = self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX);
+        let host = self.ram_page(gfn);
         self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
         Ok(PageRef { gfn, host })
+    }
+
+    /// The RAM backing offset of guest frame `gfn`, or `usize::MAX`.
+    fn ram_page(&self, gfn: u64) -> usize {
+        self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX)
     }
 
     /// Reads `N` bytes at linear address `lin`.
