@@ -1737,3 +1737,39 @@ mod walker_property {
         }
     }
 }
+
+#[test]
+fn implicit_supervisor_accesses_ignore_cpl_and_ac() {
+    // SDM Vol. 3A §4.6 "Access Rights": accesses to system data structures (GDT, LDT,
+    // IDT, TSS) are supervisor-mode accesses at any CPL, and SMAP applies to them even
+    // with EFLAGS.AC = 1.
+    let s = Setup { cr4_extra: CR4_SMAP, ..Setup::new(Paging::Long4) };
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        t.map(m, T1, frame(0), RW, 1);
+        t.map(m, T2, frame(1), URW, 1);
+    });
+    user(&mut m);
+    let pf = |r: Result<[u8; 4], hvsim::Fault>| match r {
+        Err(hvsim::Fault::Exception(e)) => (e.vector, e.error_code, e.cr2),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(m.read_lin_implicit::<4>(T1).unwrap(), (val(0) as u32).to_le_bytes());
+    assert_eq!(pf(m.read_lin::<4>(T1, AccessKind::Read)), (PF, Some(PFEC_P | PFEC_U), T1));
+    // A supervisor write to the supervisor page, then the user page: SMAP faults.
+    m.write_lin_implicit(T1 + 0xFFE, &[1, 2, 3, 4]).unwrap_err();
+    assert_eq!(m.mem.read_u32(Gpa(frame(0) + 0xFFC)), 0, "nothing written before the fault");
+    m.write_lin_implicit(T1 + 0xFF0, &[1, 2, 3, 4]).unwrap();
+    assert_eq!(m.mem.read_u32(Gpa(frame(0) + 0xFF0)), 0x0403_0201);
+    m.cpu.flags.set_bit(hvsim::cpu::flags::AC, true);
+    assert_eq!(pf(m.read_lin_implicit::<4>(T2)), (PF, Some(PFEC_P), T2));
+    assert_eq!(m.read_lin::<4>(T2, AccessKind::Read).unwrap(), (val(1) as u32).to_le_bytes());
+    // At CPL 0 with AC = 1 an explicit access may use the user page; an implicit one not.
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        t.map(m, T2, frame(1), URW, 1);
+    });
+    m.cpu.flags.set_bit(hvsim::cpu::flags::AC, true);
+    assert!(m.read_lin::<4>(T2, AccessKind::Read).is_ok());
+    assert_eq!(pf(m.read_lin_implicit::<4>(T2)), (PF, Some(PFEC_P), T2));
+}

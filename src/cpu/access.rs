@@ -22,6 +22,16 @@ pub struct PageRef {
     pub host: usize,
 }
 
+/// Who makes an access, for the access-rights checks (SDM Vol. 3A §4.6).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Privilege {
+    /// An explicit access by the instruction, at the current privilege (user mode at
+    /// CPL 3); EFLAGS.AC may lift SMAP.
+    Current,
+    /// An implicit supervisor-mode access (descriptor tables, TSS) at any CPL.
+    ImplicitSupervisor,
+}
+
 /// The CPU model's MAXPHYADDR.
 pub const MAXPHYADDR: u8 = 40;
 
@@ -103,8 +113,7 @@ impl Machine {
     /// permissions are those of the walk that filled it; SMAP and SMEP are left to the
     /// walker for supervisor accesses to user pages).
     #[inline(always)]
-    fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind) -> bool {
-        let user = self.cpu.cpl == 3;
+    fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind, user: bool) -> bool {
         let need = match kind {
             AccessKind::Read => 0,
             AccessKind::Fetch => TLB_X,
@@ -123,24 +132,44 @@ impl Machine {
     pub fn translate(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
         if let Some(e) = self.cpu.tlb.lookup(vpn) {
-            if self.tlb_permits(e, kind) {
+            if self.tlb_permits(e, kind, self.cpu.cpl == 3) {
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
-        self.translate_slow(lin, kind)
+        self.translate_slow(lin, kind, Privilege::Current)
+    }
+
+    /// Translates a linear address for an implicit supervisor-mode access: the accesses
+    /// the CPU makes to the GDT, LDT, IDT and TSS (and their accessed/busy bits) are
+    /// supervisor-mode accesses whatever the CPL, and SMAP applies to them even with
+    /// EFLAGS.AC = 1 (SDM Vol. 3A §4.6 "Access Rights").
+    pub fn translate_implicit(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+        let vpn = lin >> 12;
+        if let Some(e) = self.cpu.tlb.lookup(vpn) {
+            if self.tlb_permits(e, kind, false) {
+                return Ok(PageRef { gfn: e.gfn, host: e.host });
+            }
+        }
+        self.translate_slow(lin, kind, Privilege::ImplicitSupervisor)
     }
 
     #[cold]
-    fn translate_slow(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+    fn translate_slow(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        privilege: Privilege,
+    ) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
+        let user = privilege == Privilege::Current && self.cpu.cpl == 3;
         if let Some(&e) = self.cpu.tlb.lookup_global(vpn) {
-            if self.tlb_permits(&e, kind) {
+            if self.tlb_permits(&e, kind, user) {
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
         let (gfn, perm, global, size_shift) = if self.cpu.paging() {
-            let user = self.cpu.cpl == 3;
-            let access = Access { kind, user, smap_override: self.cpu.flags.bit(flags::AC) };
+            let smap_override = privilege == Privilege::Current && self.cpu.flags.bit(flags::AC);
+            let access = Access { kind, user, smap_override };
             let cfg = self.walk_config();
             match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
                 Ok(t) => {
@@ -286,6 +315,42 @@ impl Machine {
     fn code_written(&mut self, gfn: u64) {
         self.code.invalidate_frame(gfn);
         self.cpu.end_block = true;
+    }
+
+    /// Reads `N` bytes at linear address `lin` with an implicit supervisor-mode access
+    /// (see [`Machine::translate_implicit`]); both pages are translated before reading.
+    pub fn read_lin_implicit<const N: usize>(&mut self, lin: u64) -> Result<[u8; N], Fault> {
+        let mut b = [0u8; N];
+        let first = (4096 - (lin & 0xFFF) as usize).min(N);
+        let p0 = self.translate_implicit(lin, AccessKind::Read)?;
+        let p1 = if first < N {
+            Some(self.translate_implicit(lin.wrapping_add(first as u64), AccessKind::Read)?)
+        } else {
+            None
+        };
+        self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
+        if let Some(p1) = p1 {
+            self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
+        }
+        Ok(b)
+    }
+
+    /// Writes `data` at linear address `lin` with an implicit supervisor-mode access
+    /// (descriptor accessed and busy bits); both pages are translated before writing.
+    pub fn write_lin_implicit(&mut self, lin: u64, data: &[u8]) -> ExecResult {
+        let n = data.len();
+        let first = (4096 - (lin & 0xFFF) as usize).min(n);
+        let p0 = self.translate_implicit(lin, AccessKind::Write)?;
+        let p1 = if first < n {
+            Some(self.translate_implicit(lin.wrapping_add(first as u64), AccessKind::Write)?)
+        } else {
+            None
+        };
+        self.phys_write(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &data[..first]);
+        if let Some(p1) = p1 {
+            self.phys_write(Gpa(p1.gfn << 12), &data[first..]);
+        }
+        Ok(())
     }
 
     /// Reads a `size`-byte (1, 2, 4, 8) little-endian value at `seg:off`.
