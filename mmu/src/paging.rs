@@ -477,6 +477,17 @@ mod tests {
         let t = walk(&mut m, &c, Gva(0x0041_2345), R).unwrap();
         assert_eq!((t.gpa, t.page_size), (Gpa(0x0041_2345), 4 << 20));
         assert_eq!(m.read_u32(Gpa(0x1004)) & PTE_A as u32, PTE_A as u32);
+        // PSE-36: PDE bits 20:13 are physical-address bits 39:32 (SDM Vol. 3A §4.3,
+        // Table 4-4).
+        m.write_u32(Gpa(0x1008), 0x0080_0000 | (0x9A << 13) | (PTE_PS | 3) as u32);
+        let t = walk(&mut m, &c, Gva(0x0081_0001), R).unwrap();
+        assert_eq!(t.gpa, Gpa(0x9A_0081_0001));
+        // Without CR4.PSE the PS bit is ignored and the PDE points to a page table.
+        m.write_u32(Gpa(0x100C), 0x5000 | (PTE_PS | 3) as u32);
+        m.write_u32(Gpa(0x5000), 0x7000 | 3);
+        assert_eq!(walk(&mut m, &c, Gva(0x00C0_0010), R).unwrap().gpa, Gpa(0x2_0000_0010));
+        let c = WalkConfig { pse: false, ..c };
+        assert_eq!(walk(&mut m, &c, Gva(0x00C0_0010), R).unwrap().gpa, Gpa(0x7010));
     }
 
     #[test]
