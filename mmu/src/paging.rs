@@ -2,9 +2,10 @@
 //! and 5-level (SDM Vol. 3A ch. 4 "Paging").
 //!
 //! A walk either returns the translation with its effective permissions or the page
-//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"). Accessed
-//! and dirty bits are set with compare-exchange, as hardware does, once the access is
-//! known to be permitted.
+//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"), including
+//! protection keys (§4.6.2) and SMEP/SMAP. PAE walks can start from the CPU's PDPTE
+//! registers (§4.4.1, `WalkConfig::pdptes`). Accessed and dirty bits are set with
+//! compare-exchange, as hardware does, once the access is known to be permitted.
 
 use crate::addr::{Gpa, Gva};
 use crate::memory::GuestMemory;
