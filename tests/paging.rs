@@ -1425,3 +1425,351 @@ fn stac_clac() {
     let ac = 1 << 18;
     assert_eq!((m.cpu.gpr[8], m.cpu.gpr[9] & ac, m.cpu.gpr[10] & ac), (val(0), ac, 0));
 }
+
+// ---- The walker against a reference implementation ----
+
+mod reference {
+    //! A page walker written straight from SDM Vol. 3A §4.3-§4.7, over the entries of one
+    //! walk given as values (root level first), for checking `hvsim_mmu::paging::walk`.
+    use super::*;
+
+    pub const MAXPHY: u32 = 40;
+
+    pub struct Case {
+        pub mode: PagingMode,
+        pub cfg: WalkConfig,
+        pub addr: u64,
+        pub access: Access,
+    }
+
+    fn bit(e: u64, n: u32) -> bool {
+        (e >> n) & 1 != 0
+    }
+
+    fn any_bits(e: u64, lo: u32, hi: u32) -> bool {
+        (lo..=hi).any(|n| bit(e, n))
+    }
+
+    fn reserved(c: &Case, level: u8, e: u64) -> bool {
+        let nxe = c.cfg.nxe;
+        match c.mode {
+            PagingMode::Legacy32 => level == 2 && bit(e, 7) && c.cfg.pse && bit(e, 21),
+            PagingMode::Pae if level == 3 => {
+                bit(e, 1) || bit(e, 2) || any_bits(e, 5, 8) || any_bits(e, MAXPHY, 63)
+            }
+            PagingMode::Pae => {
+                any_bits(e, MAXPHY, 62)
+                    || (!nxe && bit(e, 63))
+                    || (level == 2 && bit(e, 7) && any_bits(e, 13, 20))
+            }
+            _ => {
+                any_bits(e, MAXPHY, 51)
+                    || (!nxe && bit(e, 63))
+                    || (level >= 4 && bit(e, 7))
+                    || (level == 3 && bit(e, 7) && any_bits(e, 13, 29))
+                    || (level == 2 && bit(e, 7) && any_bits(e, 13, 20))
+            }
+        }
+    }
+
+    /// `Ok((gpa, page size))` or `Err(error code)`.
+    pub fn walk(c: &Case, entries: &[u64]) -> Result<(u64, u64), u32> {
+        let a = c.access;
+        let write = a.kind == AccessKind::Write;
+        let fetch = a.kind == AccessKind::Fetch;
+        let long = matches!(c.mode, PagingMode::Long4 | PagingMode::Long5);
+        let mut code = 0;
+        if write {
+            code |= PFEC_W;
+        }
+        if a.user {
+            code |= PFEC_U;
+        }
+        if fetch && (c.cfg.smep || (c.cfg.nxe && c.mode != PagingMode::Legacy32)) {
+            code |= PFEC_I;
+        }
+        let top = entries.len() as u8;
+        let (mut user, mut writable, mut xd) = (true, true, false);
+        for (k, &e) in entries.iter().enumerate() {
+            let level = top - k as u8;
+            if !bit(e, 0) {
+                return Err(code);
+            }
+            if reserved(c, level, e) {
+                return Err(code | PFEC_P | PFEC_RSVD);
+            }
+            let pdpte = c.mode == PagingMode::Pae && level == 3;
+            if !pdpte {
+                user &= bit(e, 2);
+                writable &= bit(e, 1);
+                xd |= c.mode != PagingMode::Legacy32 && c.cfg.nxe && bit(e, 63);
+            }
+            let large = bit(e, 7)
+                && match (c.mode, level) {
+                    (PagingMode::Legacy32, 2) => c.cfg.pse,
+                    (PagingMode::Pae, 2) => true,
+                    (PagingMode::Long4 | PagingMode::Long5, 2 | 3) => true,
+                    _ => false,
+                };
+            if level != 1 && !large {
+                continue;
+            }
+            let (size, frame) = match (c.mode, level) {
+                (PagingMode::Legacy32, 2) => {
+                    (4u64 << 20, (e & 0xFFC0_0000) | (((e >> 13) & 0xFF) << 32))
+                }
+                (PagingMode::Legacy32, _) => (4096, e & 0xFFFF_F000),
+                (_, l) => {
+                    let size = 1u64 << (12 + 9 * (u32::from(l) - 1));
+                    (size, e & 0x000F_FFFF_FFFF_F000 & !(size - 1))
+                }
+            };
+            let denied = if a.user {
+                !user || (write && !writable) || (fetch && xd)
+            } else if fetch {
+                xd || (c.cfg.smep && user)
+            } else {
+                let smap = c.cfg.smap && user && !a.smap_override;
+                smap || (write && !writable && c.cfg.wp)
+            };
+            let pk = long && c.cfg.pke && user && !fetch && {
+                let key = (e >> 59) & 0xF;
+                let ad = bit(u64::from(c.cfg.pkru), 2 * key as u32);
+                let wd = bit(u64::from(c.cfg.pkru), 2 * key as u32 + 1);
+                ad || (wd && write && (a.user || c.cfg.wp))
+            };
+            if denied || pk {
+                return Err(code | PFEC_P | if pk { PFEC_PK } else { 0 });
+            }
+            let lin = if long { c.addr } else { c.addr & 0xFFFF_FFFF };
+            return Ok((frame | (lin & (size - 1)), size));
+        }
+        unreachable!("level 1 is always a leaf")
+    }
+}
+
+mod walker_property {
+    use super::reference::{self, Case};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One entry's random parts: flags (bits 11:0), bits 63:52, an optional reserved
+    /// bit above MAXPHYADDR, and bits 29:13 (large-page frame or reserved bits).
+    #[derive(Clone, Debug)]
+    struct EntryBits {
+        present: bool,
+        flags: u16,
+        /// Also: a PAE PDPTE without its reserved low bits.
+        permissive: bool,
+        high: u16,
+        above_maxphy: Option<u32>,
+        mid: Option<u32>,
+    }
+
+    fn entry_bits() -> impl Strategy<Value = EntryBits> {
+        (
+            prop::bool::weighted(0.95),
+            any::<u16>(),
+            // Mostly writable and user-accessible, so walks reach the deeper checks.
+            prop::bool::weighted(0.7),
+            prop::bool::weighted(0.3),
+            prop::option::weighted(0.5, any::<u16>()),
+            prop::option::weighted(0.05, 40u32..52),
+            prop::option::weighted(0.2, any::<u32>()),
+        )
+            .prop_map(|(present, flags, permissive, ps, high, above_maxphy, mid)| {
+                let mut flags = (flags & !0x80) | if ps { 0x80 } else { 0 };
+                if permissive {
+                    flags |= 0x6;
+                }
+                EntryBits { present, flags, permissive, high: high.unwrap_or(0), above_maxphy, mid }
+            })
+    }
+
+    fn compose(b: &EntryBits, addr_part: u64, ps_honored: bool) -> u64 {
+        let mut e = u64::from(b.flags & 0xFFF) | (u64::from(b.high & 0xFFF) << 52) | addr_part;
+        if let Some(n) = b.above_maxphy {
+            e |= 1 << n;
+        }
+        // Bits 29:13 only matter in a large-page entry (PS) and in a leaf PTE's frame;
+        // elsewhere they would move the next table.
+        if let (Some(m), true) = (b.mid, e & PTE_PS != 0 && ps_honored) {
+            e |= u64::from(m) << 13 & 0x3FFF_E000;
+        }
+        if b.present {
+            e | PTE_P
+        } else {
+            e & !PTE_P
+        }
+    }
+
+    fn mode_of(n: u8) -> PagingMode {
+        [PagingMode::Legacy32, PagingMode::Pae, PagingMode::Long4, PagingMode::Long5][n as usize]
+    }
+
+    fn index(mode: PagingMode, addr: u64, level: u8) -> u64 {
+        match (mode, level) {
+            (PagingMode::Legacy32, 2) => (addr >> 22) & 0x3FF,
+            (PagingMode::Legacy32, _) => (addr >> 12) & 0x3FF,
+            (PagingMode::Pae, 3) => (addr >> 30) & 3,
+            _ => (addr >> (12 + 9 * (u32::from(level) - 1))) & 0x1FF,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+        /// SDM Vol. 3A §4.3-§4.8: translation, page size, #PF error code and A/D
+        /// updates agree with the reference walker for random entries and settings.
+        #[test]
+        fn walk_matches_reference(
+            mode in 0u8..4,
+            bits in prop::collection::vec(entry_bits(), 5),
+            leaf_frame in any::<u64>(),
+            addr in any::<u64>(),
+            flags in any::<u8>(),
+            pkru in any::<u32>(),
+            kind in 0u8..3,
+            user in any::<bool>(),
+            smap_override in any::<bool>(),
+            cached_pdptes in any::<bool>(),
+        ) {
+            let mode = mode_of(mode);
+            let levels: u8 = match mode {
+                PagingMode::Legacy32 => 2,
+                PagingMode::Pae => 3,
+                PagingMode::Long4 => 4,
+                PagingMode::Long5 => 5,
+            };
+            let narrow = mode == PagingMode::Legacy32;
+            // Table for level L at page L; CR3 points at the top one.
+            let mut mem = GuestMemory::new(MemoryMap::flat(0x10000)).unwrap();
+            let mut entries = vec![];
+            let mut addrs = vec![];
+            for level in (1..=levels).rev() {
+                let b = &bits[usize::from(level) - 1];
+                let addr_part = if level == 1 {
+                    leaf_frame & 0xFF_FFFF_F000
+                } else {
+                    u64::from(level - 1) * 0x1000
+                };
+                // Where PS makes a large page (32-bit paging needs CR4.PSE).
+                let ps_honored = match (mode, level) {
+                    (PagingMode::Legacy32, 2) => flags & 2 != 0,
+                    (PagingMode::Pae, 2) => true,
+                    (PagingMode::Long4 | PagingMode::Long5, 2 | 3) => true,
+                    _ => false,
+                };
+                let mut e = compose(b, addr_part, ps_honored);
+                if mode == PagingMode::Pae && level == 3 && b.permissive {
+                    e &= !0x1E6;
+                }
+                if narrow {
+                    e &= 0xFFFF_FFFF;
+                }
+                let table = u64::from(level) * 0x1000;
+                let at = table + index(mode, addr, level) * if narrow { 4 } else { 8 };
+                if narrow {
+                    mem.write_u32(Gpa(at), e as u32);
+                } else {
+                    mem.write_u64(Gpa(at), e);
+                }
+                entries.push(e);
+                addrs.push(at);
+            }
+            let mut pdptes = [0u64; 4];
+            if mode == PagingMode::Pae {
+                pdptes[index(mode, addr, 3) as usize] = entries[0];
+            }
+            let cfg = WalkConfig {
+                mode,
+                cr3: u64::from(levels) * 0x1000,
+                wp: flags & 1 != 0,
+                pse: flags & 2 != 0,
+                nxe: flags & 4 != 0,
+                smep: flags & 8 != 0,
+                smap: flags & 16 != 0,
+                pke: flags & 32 != 0,
+                pkru,
+                pdptes: (mode == PagingMode::Pae && cached_pdptes).then_some(pdptes),
+                maxphyaddr: reference::MAXPHY as u8,
+            };
+            let kind = [AccessKind::Read, AccessKind::Write, AccessKind::Fetch][usize::from(kind)];
+            let access = Access { kind, user, smap_override };
+            let case = Case { mode, cfg, addr, access };
+            // The reference returns at the leaf; the entries it used are those above it.
+            let want = reference::walk(&case, &entries).map(|(gpa, size)| {
+                let leaf_level = match size {
+                    4096 => 1,
+                    s if s == 4 << 20 || s == 2 << 20 => 2,
+                    _ => 3,
+                };
+                (gpa, size, usize::from(levels - leaf_level + 1))
+            });
+            let before: Vec<u64> = addrs.iter().map(|&a| mem.read_u64(Gpa(a))).collect();
+            let got = paging::walk(&mut mem, &cfg, Gva(addr), access);
+            match (&got, &want) {
+                (Ok(t), Ok((gpa, size, nused))) => {
+                    prop_assert_eq!((t.gpa.0, t.page_size), (*gpa, *size));
+                    // A in every entry used (not a PAE PDPTE), D in the leaf on writes.
+                    for (k, &at) in addrs.iter().enumerate() {
+                        let v = if narrow { u64::from(mem.read_u32(Gpa(at))) } else { mem.read_u64(Gpa(at)) };
+                        let old = if narrow { before[k] & 0xFFFF_FFFF } else { before[k] };
+                        let pdpte = mode == PagingMode::Pae && k == 0;
+                        let mut expect = old;
+                        if k < *nused && !pdpte {
+                            expect |= PTE_A;
+                            if k == nused - 1 && kind == AccessKind::Write {
+                                expect |= PTE_D;
+                            }
+                        }
+                        prop_assert_eq!(v, expect, "entry {} at {:#x}", k, at);
+                    }
+                }
+                (Err(pf), Err(code)) => {
+                    prop_assert_eq!(pf.error_code, *code);
+                    prop_assert_eq!(pf.addr, Gva(addr));
+                    let after: Vec<u64> = addrs.iter().map(|&a| mem.read_u64(Gpa(a))).collect();
+                    prop_assert_eq!(after, before, "a faulting walk sets no A/D bits");
+                }
+                _ => prop_assert!(false, "walker {:?} vs reference {:?}", got, want),
+            }
+        }
+    }
+}
+
+#[test]
+fn implicit_supervisor_accesses_ignore_cpl_and_ac() {
+    // SDM Vol. 3A §4.6 "Access Rights": accesses to system data structures (GDT, LDT,
+    // IDT, TSS) are supervisor-mode accesses at any CPL, and SMAP applies to them even
+    // with EFLAGS.AC = 1.
+    let s = Setup { cr4_extra: CR4_SMAP, ..Setup::new(Paging::Long4) };
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        t.map(m, T1, frame(0), RW, 1);
+        t.map(m, T2, frame(1), URW, 1);
+    });
+    user(&mut m);
+    let pf = |r: Result<[u8; 4], hvsim::Fault>| match r {
+        Err(hvsim::Fault::Exception(e)) => (e.vector, e.error_code, e.cr2),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(m.read_lin_implicit::<4>(T1).unwrap(), (val(0) as u32).to_le_bytes());
+    assert_eq!(pf(m.read_lin::<4>(T1, AccessKind::Read)), (PF, Some(PFEC_P | PFEC_U), T1));
+    // A supervisor write to the supervisor page, then the user page: SMAP faults.
+    m.write_lin_implicit(T1 + 0xFFE, &[1, 2, 3, 4]).unwrap_err();
+    assert_eq!(m.mem.read_u32(Gpa(frame(0) + 0xFFC)), 0, "nothing written before the fault");
+    m.write_lin_implicit(T1 + 0xFF0, &[1, 2, 3, 4]).unwrap();
+    assert_eq!(m.mem.read_u32(Gpa(frame(0) + 0xFF0)), 0x0403_0201);
+    m.cpu.flags.set_bit(hvsim::cpu::flags::AC, true);
+    assert_eq!(pf(m.read_lin_implicit::<4>(T2)), (PF, Some(PFEC_P), T2));
+    assert_eq!(m.read_lin::<4>(T2, AccessKind::Read).unwrap(), (val(1) as u32).to_le_bytes());
+    // At CPL 0 with AC = 1 an explicit access may use the user page; an implicit one not.
+    let (mut m, _t) = paged_machine(&s, |m, t| {
+        fill_frames(m);
+        t.map(m, T2, frame(1), URW, 1);
+    });
+    m.cpu.flags.set_bit(hvsim::cpu::flags::AC, true);
+    assert!(m.read_lin::<4>(T2, AccessKind::Read).is_ok());
+    assert_eq!(pf(m.read_lin_implicit::<4>(T2)), (PF, Some(PFEC_P), T2));
+}

@@ -2,9 +2,10 @@
 //! and 5-level (SDM Vol. 3A ch. 4 "Paging").
 //!
 //! A walk either returns the translation with its effective permissions or the page
-//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"). Accessed
-//! and dirty bits are set with compare-exchange, as hardware does, once the access is
-//! known to be permitted.
+//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"), including
+//! protection keys (§4.6.2) and SMEP/SMAP. PAE walks can start from the CPU's PDPTE
+//! registers (§4.4.1, `WalkConfig::pdptes`). Accessed and dirty bits are set with
+//! compare-exchange, as hardware does, once the access is known to be permitted.
 
 use crate::addr::{Gpa, Gva};
 use crate::memory::GuestMemory;
@@ -477,6 +478,17 @@ mod tests {
         let t = walk(&mut m, &c, Gva(0x0041_2345), R).unwrap();
         assert_eq!((t.gpa, t.page_size), (Gpa(0x0041_2345), 4 << 20));
         assert_eq!(m.read_u32(Gpa(0x1004)) & PTE_A as u32, PTE_A as u32);
+        // PSE-36: PDE bits 20:13 are physical-address bits 39:32 (SDM Vol. 3A §4.3,
+        // Table 4-4).
+        m.write_u32(Gpa(0x1008), 0x0080_0000 | (0x9A << 13) | (PTE_PS | 3) as u32);
+        let t = walk(&mut m, &c, Gva(0x0081_0001), R).unwrap();
+        assert_eq!(t.gpa, Gpa(0x9A_0081_0001));
+        // Without CR4.PSE the PS bit is ignored and the PDE points to a page table.
+        m.write_u32(Gpa(0x100C), 0x5000 | (PTE_PS | 3) as u32);
+        m.write_u32(Gpa(0x5000), 0x7000 | 3);
+        assert_eq!(walk(&mut m, &c, Gva(0x00C0_0010), R).unwrap().gpa, Gpa(0x2_0000_0010));
+        let c = WalkConfig { pse: false, ..c };
+        assert_eq!(walk(&mut m, &c, Gva(0x00C0_0010), R).unwrap().gpa, Gpa(0x7010));
     }
 
     #[test]
@@ -492,5 +504,74 @@ mod tests {
             walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code,
             PFEC_P | PFEC_RSVD
         );
+    }
+
+    #[test]
+    fn cached_pdptes_are_used_instead_of_memory() {
+        // SDM Vol. 3A §4.4.1: PAE walks use the PDPTE registers.
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        m.write_u64(Gpa(0x2000), 0x3000 | 7);
+        m.write_u64(Gpa(0x3000 + 8), 0x8000 | 7);
+        let mut c = cfg(PagingMode::Pae, 0x1000);
+        // Memory says not present; the register says present.
+        c.pdptes = Some([0, 0x2000 | 1, 0, 0]);
+        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap().gpa, Gpa(0x8010));
+        c.pdptes = Some([0; 4]);
+        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code, 0);
+        // Loading checks reserved bits of present entries only.
+        m.write_u64(Gpa(0x1000), 0x2000 | 1);
+        m.write_u64(Gpa(0x1008), 0x1E6);
+        assert_eq!(load_pdptes(&mut m, 0x1000, 40), Some([0x2001, 0x1E6, 0, 0]));
+        m.write_u64(Gpa(0x1010), 0x2000 | 1 | (1 << 63));
+        assert_eq!(load_pdptes(&mut m, 0x1000, 40), None);
+    }
+
+    #[test]
+    fn protection_keys() {
+        // SDM Vol. 3A §4.6.2.
+        let mut m = long4();
+        m.write_u64(Gpa(0x4000 + 7 * 8), 0xA000 | 7 | (3 << PTE_PKEY_SHIFT));
+        let c = WalkConfig { pke: true, pkru: PKRU_WD << 6, ..cfg(PagingMode::Long4, 0x1000) };
+        let t = walk(&mut m, &c, Gva(0x7000), UR).unwrap();
+        assert_eq!(t.pkey, 3);
+        let uw = Access { kind: AccessKind::Write, user: true, smap_override: false };
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x7000), uw).unwrap_err().error_code,
+            PFEC_P | PFEC_W | PFEC_U | PFEC_PK
+        );
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x7000), W).unwrap_err().error_code,
+            PFEC_P | PFEC_W | PFEC_PK
+        );
+        assert!(walk(&mut m, &WalkConfig { wp: false, ..c }, Gva(0x7000), W).is_ok());
+        let ad = WalkConfig { pkru: PKRU_AD << 6, ..c };
+        assert_eq!(walk(&mut m, &ad, Gva(0x7000), R).unwrap_err().error_code, PFEC_P | PFEC_PK);
+        assert!(walk(&mut m, &ad, Gva(0x7000), UX).is_ok(), "fetches are not checked");
+    }
+
+    #[test]
+    fn fetch_error_code_i_depends_on_mode() {
+        // SDM Vol. 3A §4.7: I needs SMEP, or NXE with a paging mode that has XD.
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        let c = cfg(PagingMode::Legacy32, 0x1000);
+        assert_eq!(walk(&mut m, &c, Gva(0x3000), UX).unwrap_err().error_code, PFEC_U);
+        let c = WalkConfig { smep: true, ..c };
+        assert_eq!(walk(&mut m, &c, Gva(0x3000), UX).unwrap_err().error_code, PFEC_U | PFEC_I);
+        let mut m = long4();
+        let c = cfg(PagingMode::Long4, 0x1000);
+        assert_eq!(walk(&mut m, &c, Gva(0x6000), UX).unwrap_err().error_code, PFEC_U | PFEC_I);
+    }
+
+    #[test]
+    fn pae_reserves_bits_62_to_maxphyaddr() {
+        // PAE PDEs/PTEs reserve bits 62:M; 4-level entries ignore 62:52.
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        m.write_u64(Gpa(0x2000), 0x3000 | 7);
+        m.write_u64(Gpa(0x3000), 0x8000 | 7 | (1 << 55));
+        let c = WalkConfig { pdptes: Some([0x2001, 0, 0, 0]), ..cfg(PagingMode::Pae, 0x1000) };
+        assert_eq!(walk(&mut m, &c, Gva(0x10), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+        let mut m = long4();
+        m.write_u64(Gpa(0x4000 + 5 * 8), 0x9000 | 7 | (1 << 55));
+        assert!(walk(&mut m, &cfg(PagingMode::Long4, 0x1000), Gva(0x5000), R).is_ok());
     }
 }

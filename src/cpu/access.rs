@@ -7,7 +7,7 @@
 
 use super::fault::{gp, ss, Exception, ExecResult, Fault};
 use super::regs::{cr0, cr4, efer, SegReg};
-use super::tlb::{TlbEntry, TLB_R, TLB_SW, TLB_U, TLB_W, TLB_X};
+use super::tlb::{TlbEntry, TLB_SW, TLB_U, TLB_W, TLB_X};
 use super::{flags, CpuMode};
 use crate::machine::Machine;
 use hvsim_mmu::paging::{self, Access, AccessKind, PagingMode, WalkConfig};
@@ -20,6 +20,16 @@ pub struct PageRef {
     pub gfn: u64,
     /// Offset of the frame in RAM backing, or `usize::MAX`.
     pub host: usize,
+}
+
+/// Who makes an access, for the access-rights checks (SDM Vol. 3A §4.6).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Privilege {
+    /// An explicit access by the instruction, at the current privilege (user mode at
+    /// CPL 3); EFLAGS.AC may lift SMAP.
+    Current,
+    /// An implicit supervisor-mode access (descriptor tables, TSS) at any CPL.
+    ImplicitSupervisor,
 }
 
 /// The CPU model's MAXPHYADDR.
@@ -103,10 +113,9 @@ impl Machine {
     /// permissions are those of the walk that filled it; SMAP and SMEP are left to the
     /// walker for supervisor accesses to user pages).
     #[inline(always)]
-    fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind) -> bool {
-        let user = self.cpu.cpl == 3;
+    fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind, user: bool) -> bool {
         let need = match kind {
-            AccessKind::Read => TLB_R,
+            AccessKind::Read => 0,
             AccessKind::Fetch => TLB_X,
             AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
             AccessKind::Write => TLB_SW,
@@ -123,45 +132,70 @@ impl Machine {
     pub fn translate(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
         if let Some(e) = self.cpu.tlb.lookup(vpn) {
-            if self.tlb_permits(e, kind) {
+            if self.tlb_permits(e, kind, self.cpu.cpl == 3) {
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
-        self.translate_slow(lin, kind)
+        self.translate_slow(lin, kind, Privilege::Current)
+    }
+
+    /// Translates a linear address for an implicit supervisor-mode access: the accesses
+    /// the CPU makes to the GDT, LDT, IDT and TSS (and their accessed/busy bits) are
+    /// supervisor-mode accesses whatever the CPL, and SMAP applies to them even with
+    /// EFLAGS.AC = 1 (SDM Vol. 3A §4.6 "Access Rights").
+    pub fn translate_implicit(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+        let vpn = lin >> 12;
+        if let Some(e) = self.cpu.tlb.lookup(vpn) {
+            if self.tlb_permits(e, kind, false) {
+                return Ok(PageRef { gfn: e.gfn, host: e.host });
+            }
+        }
+        self.translate_slow(lin, kind, Privilege::ImplicitSupervisor)
     }
 
     #[cold]
-    fn translate_slow(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+    fn translate_slow(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        privilege: Privilege,
+    ) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
+        let user = privilege == Privilege::Current && self.cpu.cpl == 3;
         if let Some(&e) = self.cpu.tlb.lookup_global(vpn) {
-            if self.tlb_permits(&e, kind) {
+            if self.tlb_permits(&e, kind, user) {
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
         let (gfn, perm, global, size_shift) = if self.cpu.paging() {
-            let user = self.cpu.cpl == 3;
-            let access = Access { kind, user, smap_override: self.cpu.flags.bit(flags::AC) };
+            let smap_override = privilege == Privilege::Current && self.cpu.flags.bit(flags::AC);
+            let access = Access { kind, user, smap_override };
             let cfg = self.walk_config();
             match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
                 Ok(t) => {
                     let dirty = t.leaf & paging::PTE_D != 0;
                     // Protection keys restrict data accesses to user pages (SDM Vol. 3A
-                    // §4.6.2); the entry carries the restriction PKRU imposes now, and
-                    // WRPKRU flushes the TLB.
+                    // §4.6.2). The entry carries the restriction PKRU imposes now (WRPKRU
+                    // flushes the TLB): WD clears the write permissions; a page whose key
+                    // has AD is not cached at all, so each access walks and faults.
                     let ia32e = matches!(cfg.mode, PagingMode::Long4 | PagingMode::Long5);
                     let pk = if cfg.pke && ia32e && t.user {
                         self.cpu.pkru >> (2 * u32::from(t.pkey))
                     } else {
                         0
                     };
-                    let pk_ad = pk & paging::PKRU_AD != 0;
                     let pk_wd = pk & paging::PKRU_WD != 0;
-                    let perm = (if t.writable && dirty && !pk_ad && !pk_wd { TLB_W } else { 0 })
-                        | (if dirty && !pk_ad { TLB_SW } else { 0 })
-                        | (if pk_ad { 0 } else { TLB_R })
+                    let perm = (if t.writable && dirty && !pk_wd { TLB_W } else { 0 })
+                        | (if dirty { TLB_SW } else { 0 })
                         | (if t.user { TLB_U } else { 0 })
                         | (if t.executable { TLB_X } else { 0 });
                     let global = t.global && self.cpu.cr4 & cr4::PGE != 0;
+                    if pk & paging::PKRU_AD != 0 {
+                        return Ok(PageRef {
+                            gfn: t.gpa.0 >> 12,
+                            host: self.ram_page(t.gpa.0 >> 12),
+                        });
+                    }
                     (t.gpa.0 >> 12, perm, global, (t.page_size.trailing_zeros() - 12) as u8)
                 }
                 Err(pf) => {
@@ -173,11 +207,16 @@ impl Machine {
                 }
             }
         } else {
-            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW | TLB_R, false, 0)
+            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW, false, 0)
         };
-        let host = self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX);
+        let host = self.ram_page(gfn);
         self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
         Ok(PageRef { gfn, host })
+    }
+
+    /// The RAM backing offset of guest frame `gfn`, or `usize::MAX`.
+    fn ram_page(&self, gfn: u64) -> usize {
+        self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX)
     }
 
     /// Reads `N` bytes at linear address `lin`.
@@ -276,6 +315,42 @@ impl Machine {
     fn code_written(&mut self, gfn: u64) {
         self.code.invalidate_frame(gfn);
         self.cpu.end_block = true;
+    }
+
+    /// Reads `N` bytes at linear address `lin` with an implicit supervisor-mode access
+    /// (see [`Machine::translate_implicit`]); both pages are translated before reading.
+    pub fn read_lin_implicit<const N: usize>(&mut self, lin: u64) -> Result<[u8; N], Fault> {
+        let mut b = [0u8; N];
+        let first = (4096 - (lin & 0xFFF) as usize).min(N);
+        let p0 = self.translate_implicit(lin, AccessKind::Read)?;
+        let p1 = if first < N {
+            Some(self.translate_implicit(lin.wrapping_add(first as u64), AccessKind::Read)?)
+        } else {
+            None
+        };
+        self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
+        if let Some(p1) = p1 {
+            self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
+        }
+        Ok(b)
+    }
+
+    /// Writes `data` at linear address `lin` with an implicit supervisor-mode access
+    /// (descriptor accessed and busy bits); both pages are translated before writing.
+    pub fn write_lin_implicit(&mut self, lin: u64, data: &[u8]) -> ExecResult {
+        let n = data.len();
+        let first = (4096 - (lin & 0xFFF) as usize).min(n);
+        let p0 = self.translate_implicit(lin, AccessKind::Write)?;
+        let p1 = if first < n {
+            Some(self.translate_implicit(lin.wrapping_add(first as u64), AccessKind::Write)?)
+        } else {
+            None
+        };
+        self.phys_write(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &data[..first]);
+        if let Some(p1) = p1 {
+            self.phys_write(Gpa(p1.gfn << 12), &data[first..]);
+        }
+        Ok(())
     }
 
     /// Reads a `size`-byte (1, 2, 4, 8) little-endian value at `seg:off`.

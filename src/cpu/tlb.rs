@@ -22,29 +22,27 @@ pub const TLB_W: u8 = 1 << 0;
 pub const TLB_U: u8 = 1 << 1;
 /// Entry permits execution.
 pub const TLB_X: u8 = 1 << 2;
-/// Entry permits supervisor writes when CR0.WP=0 (dirty set, no protection-key AD).
+/// Entry permits supervisor writes when CR0.WP=0 (dirty set).
 pub const TLB_SW: u8 = 1 << 3;
-/// Entry permits data reads (clear when the page's protection key has AD set).
-pub const TLB_R: u8 = 1 << 4;
 
-/// Bits of the tag word that hold the linear page number. A canonical 57-bit address has
-/// a 45-bit page number sign-extended above; 48 bits keep every canonical page distinct.
-const VPN_MASK: u64 = (1 << 48) - 1;
+/// Bits of the tag word that hold the linear page number (`lin >> 12` has 52 bits).
+const VPN_MASK: u64 = (1 << 52) - 1;
 /// Shift of the PCID in the tag word.
-const PCID_SHIFT: u32 = 48;
-/// The tag word of a valid entry has this bit set.
-const VALID: u64 = 1 << 63;
+const PCID_SHIFT: u32 = 52;
 
 /// One TLB entry.
 #[derive(Copy, Clone, Debug)]
 pub struct TlbEntry {
-    /// `VALID | pcid << 48 | vpn[47:0]`, or 0 for an invalid entry.
+    /// `(pcid << 52 | vpn) + 1` (the page number has 52 bits, so this is one-to-one and
+    /// the addition never carries into the PCID), or 0 for an invalid entry. The one
+    /// key that wraps to 0 (page 2^52 - 1 of PCID 0xFFF) "hits" an invalid entry, whose
+    /// empty permissions send every access to the slow path.
     pub tag: u64,
     /// The guest frame.
     pub gfn: u64,
     /// Offset of the frame in the RAM backing store, or `usize::MAX` for MMIO/unmapped.
     pub host: usize,
-    /// TLB_W | TLB_U | TLB_X | TLB_SW | TLB_R.
+    /// TLB_W | TLB_U | TLB_X | TLB_SW.
     pub perm: u8,
     /// From a global page (PTE.G with CR4.PGE = 1): usable under every PCID, kept by
     /// MOV CR3.
@@ -57,15 +55,15 @@ pub struct TlbEntry {
 impl TlbEntry {
     #[inline]
     fn valid(&self) -> bool {
-        self.tag & VALID != 0
+        self.tag != 0
     }
     #[inline]
     fn vpn(&self) -> u64 {
-        self.tag & VPN_MASK
+        self.tag.wrapping_sub(1) & VPN_MASK
     }
     #[inline]
     fn pcid(&self) -> u16 {
-        ((self.tag >> PCID_SHIFT) & 0xFFF) as u16
+        (self.tag.wrapping_sub(1) >> PCID_SHIFT) as u16
     }
 }
 
@@ -76,7 +74,7 @@ const INVALID: TlbEntry =
 #[derive(Clone)]
 pub struct Tlb {
     entries: Box<[TlbEntry; TLB_ENTRIES]>,
-    /// `VALID | current PCID << 48`: or-ed into a page number, the tag a hit must have.
+    /// `(current PCID << 52) + 1`: added to a page number, the tag a hit must have.
     tag_hi: u64,
 }
 
@@ -96,7 +94,7 @@ impl Default for Tlb {
 impl Tlb {
     /// An empty TLB, current PCID 0.
     pub fn new() -> Self {
-        Self { entries: Box::new([INVALID; TLB_ENTRIES]), tag_hi: VALID }
+        Self { entries: Box::new([INVALID; TLB_ENTRIES]), tag_hi: 1 }
     }
 
     #[inline(always)]
@@ -104,20 +102,23 @@ impl Tlb {
         (vpn as usize) & (TLB_ENTRIES - 1)
     }
 
+    /// The tag of page `vpn` under the current PCID. Every page number here is
+    /// `lin >> 12`, so below 2^52 and clear of the PCID field.
     #[inline(always)]
     fn key(&self, vpn: u64) -> u64 {
-        (vpn & VPN_MASK) | self.tag_hi
+        debug_assert!(vpn <= VPN_MASK);
+        vpn.wrapping_add(self.tag_hi)
     }
 
     /// The PCID new entries are tagged with and lookups match.
     pub fn pcid(&self) -> u16 {
-        ((self.tag_hi >> PCID_SHIFT) & 0xFFF) as u16
+        (self.tag_hi >> PCID_SHIFT) as u16
     }
 
     /// Makes `pcid` (12 bits) the current PCID.
     #[inline]
     pub fn set_pcid(&mut self, pcid: u16) {
-        self.tag_hi = VALID | (u64::from(pcid & 0xFFF) << PCID_SHIFT);
+        self.tag_hi = (u64::from(pcid & 0xFFF) << PCID_SHIFT) + 1;
     }
 
     /// The entry for linear page `vpn` under the current PCID, if present.
@@ -138,7 +139,7 @@ impl Tlb {
     pub fn lookup_global(&mut self, vpn: u64) -> Option<&TlbEntry> {
         let key = self.key(vpn);
         let e = &mut self.entries[Self::slot(vpn)];
-        if e.global && (e.tag ^ key) & (VALID | VPN_MASK) == 0 {
+        if e.global && e.vpn() == vpn & VPN_MASK {
             e.tag = key;
             Some(e)
         } else {
@@ -209,8 +210,8 @@ mod tests {
     fn pcid_tags_and_globals() {
         let mut t = Tlb::new();
         t.set_pcid(1);
-        t.insert(0x10, 0xA, 0, TLB_R, false, 0);
-        t.insert(0x11, 0xB, 0, TLB_R, true, 0);
+        t.insert(0x10, 0xA, 0, TLB_X, false, 0);
+        t.insert(0x11, 0xB, 0, TLB_X, true, 0);
         t.set_pcid(2);
         assert!(t.lookup(0x10).is_none());
         assert!(t.lookup(0x11).is_none());
@@ -240,10 +241,16 @@ mod tests {
         assert!(t.lookup(0x200).is_none() && t.lookup(0x3FF).is_none());
         t.set_pcid(7);
         assert!(t.lookup(0x201).is_some());
-        // A non-canonical-looking high page number folds to 48 bits.
-        t.insert(u64::MAX >> 12, 4, 0, 0, false, 0);
+        // The highest page number keeps its PCID apart.
+        t.insert(u64::MAX >> 12, 4, 0, TLB_W, false, 0);
         assert!(t.lookup(u64::MAX >> 12).is_some());
+        t.set_pcid(8);
+        assert!(t.lookup(u64::MAX >> 12).is_none());
+        t.set_pcid(7);
         t.invalidate_page(u64::MAX >> 12, 7, false);
         assert!(t.lookup(u64::MAX >> 12).is_none());
+        // The one key that wraps to 0 matches only invalid entries, which permit nothing.
+        t.set_pcid(0xFFF);
+        assert!(t.lookup(u64::MAX >> 12).is_none_or(|e| e.perm == 0));
     }
 }
