@@ -8,10 +8,10 @@ use hvsim::cpu::msr;
 use hvsim::machine::CATCH_ALL;
 use hvsim::{Exception, GuestMode, Machine, MachineConfig, StopReason, StopReport};
 use hvsim_mmu::paging::{
-    self, PFEC_I, PFEC_P, PFEC_PK, PFEC_RSVD, PFEC_U, PFEC_W, PTE_A, PTE_D, PTE_G, PTE_NX, PTE_P,
-    PTE_PS, PTE_RW, PTE_US,
+    self, Access, AccessKind, PagingMode, WalkConfig, PFEC_I, PFEC_P, PFEC_PK, PFEC_RSVD, PFEC_U,
+    PFEC_W, PTE_A, PTE_D, PTE_G, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US,
 };
-use hvsim_mmu::Gpa;
+use hvsim_mmu::{Gpa, GuestMemory, Gva, MemoryMap};
 use iced_x86::code_asm::*;
 
 // ---- Guest layout ----
