@@ -244,11 +244,22 @@ impl Machine {
         lin: u64,
         kind: AccessKind,
     ) -> Result<[u8; N], Fault> {
+        self.read_split(lin, kind, false)
+    }
+
+    /// Reads `N` bytes that may cross a page: both pages are translated (as an implicit
+    /// supervisor access if `implicit`) before any byte is read.
+    fn read_split<const N: usize>(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        implicit: bool,
+    ) -> Result<[u8; N], Fault> {
         let mut b = [0u8; N];
         let first = (4096 - (lin & 0xFFF) as usize).min(N);
-        let p0 = self.translate(lin, kind)?;
+        let p0 = self.translate_as(lin, kind, implicit)?;
         let p1 = if first < N {
-            Some(self.translate(lin.wrapping_add(first as u64), kind)?)
+            Some(self.translate_as(lin.wrapping_add(first as u64), kind, implicit)?)
         } else {
             None
         };
@@ -257,6 +268,20 @@ impl Machine {
             self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
         }
         Ok(b)
+    }
+
+    /// Translates for an ordinary access, or an implicit supervisor-mode one.
+    fn translate_as(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        implicit: bool,
+    ) -> Result<PageRef, Fault> {
+        if implicit {
+            self.translate_implicit(lin, kind)
+        } else {
+            self.translate(lin, kind)
+        }
     }
 
     /// Writes `N` bytes at linear address `lin`.
@@ -278,11 +303,17 @@ impl Machine {
 
     #[cold]
     fn write_lin_slow(&mut self, lin: u64, data: &[u8]) -> ExecResult {
+        self.write_split(lin, data, false)
+    }
+
+    /// Writes `data`, which may cross a page: both pages are translated (as an implicit
+    /// supervisor access if `implicit`) before any byte is written.
+    fn write_split(&mut self, lin: u64, data: &[u8], implicit: bool) -> ExecResult {
         let n = data.len();
         let first = (4096 - (lin & 0xFFF) as usize).min(n);
-        let p0 = self.translate(lin, AccessKind::Write)?;
+        let p0 = self.translate_as(lin, AccessKind::Write, implicit)?;
         let p1 = if first < n {
-            Some(self.translate(lin.wrapping_add(first as u64), AccessKind::Write)?)
+            Some(self.translate_as(lin.wrapping_add(first as u64), AccessKind::Write, implicit)?)
         } else {
             None
         };
@@ -320,37 +351,13 @@ impl Machine {
     /// Reads `N` bytes at linear address `lin` with an implicit supervisor-mode access
     /// (see [`Machine::translate_implicit`]); both pages are translated before reading.
     pub fn read_lin_implicit<const N: usize>(&mut self, lin: u64) -> Result<[u8; N], Fault> {
-        let mut b = [0u8; N];
-        let first = (4096 - (lin & 0xFFF) as usize).min(N);
-        let p0 = self.translate_implicit(lin, AccessKind::Read)?;
-        let p1 = if first < N {
-            Some(self.translate_implicit(lin.wrapping_add(first as u64), AccessKind::Read)?)
-        } else {
-            None
-        };
-        self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
-        if let Some(p1) = p1 {
-            self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
-        }
-        Ok(b)
+        self.read_split(lin, AccessKind::Read, true)
     }
 
     /// Writes `data` at linear address `lin` with an implicit supervisor-mode access
     /// (descriptor accessed and busy bits); both pages are translated before writing.
     pub fn write_lin_implicit(&mut self, lin: u64, data: &[u8]) -> ExecResult {
-        let n = data.len();
-        let first = (4096 - (lin & 0xFFF) as usize).min(n);
-        let p0 = self.translate_implicit(lin, AccessKind::Write)?;
-        let p1 = if first < n {
-            Some(self.translate_implicit(lin.wrapping_add(first as u64), AccessKind::Write)?)
-        } else {
-            None
-        };
-        self.phys_write(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &data[..first]);
-        if let Some(p1) = p1 {
-            self.phys_write(Gpa(p1.gfn << 12), &data[first..]);
-        }
-        Ok(())
+        self.write_split(lin, data, true)
     }
 
     /// Reads a `size`-byte (1, 2, 4, 8) little-endian value at `seg:off`.

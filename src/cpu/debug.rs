@@ -14,6 +14,9 @@ pub const DR6_BS: u64 = 1 << 14;
 pub const DR6_BT: u64 = 1 << 15;
 /// DR7: the L0/G0..L3/G3 enable bits.
 pub const DR7_ENABLES: u64 = 0xFF;
+/// DR7 local breakpoint enables (L0-L3, LE), cleared by a task switch (SDM Vol. 3A
+/// §18.2.4 "Debug Control Register (DR7)").
+pub const DR7_LOCAL_ENABLES: u64 = 0x155;
 /// DR7.GD: general detect enable.
 pub const DR7_GD: u64 = 1 << 13;
 

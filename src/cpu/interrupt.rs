@@ -10,8 +10,8 @@
 use super::fault::{vector, Exception, ExecResult, Fault};
 use super::flags::{AC, IF, IOPL, NT, RF, TF, VIF, VM};
 use super::regs::{attr, cr4, SegReg, Segment};
-use super::segment::{segment_from_descriptor, StackLoad};
-use super::task::TaskSwitchSource;
+use super::segment::{segment_from_descriptor, selector_error, sys_type, StackLoad};
+use super::task::{tss32, tss64, TaskSwitchSource};
 use super::CpuMode;
 use crate::machine::Machine;
 use hvsim_mmu::paging::AccessKind;
@@ -120,21 +120,12 @@ pub fn combine(first: ExceptionClass, second: ExceptionClass) -> Combined {
     }
 }
 
-/// IDT gate types (SDM Vol. 3A §3.5 Table 3-2; in IA-32e mode only the 64-bit interrupt
-/// and trap gates are valid in the IDT).
-mod gate {
-    pub const TASK: u8 = 5;
-    pub const INT16: u8 = 6;
-    pub const TRAP16: u8 = 7;
-    pub const INT32: u8 = 14;
-    pub const TRAP32: u8 = 15;
-}
-
 /// A decoded IDT gate.
 #[derive(Copy, Clone, Debug)]
 struct Gate {
-    /// The type field; only meaningful for system descriptors (`system`).
-    kind: u8,
+    /// The type field (`sys_type`); only meaningful for system descriptors (`system`).
+    /// In IA-32e mode only the 64-bit interrupt and trap gates are valid in the IDT.
+    kind: u16,
     system: bool,
     dpl: u8,
     present: bool,
@@ -146,11 +137,6 @@ struct Gate {
 /// An error code naming an IDT entry (IDT bit set): vector * 8 + 2 + EXT.
 fn idt_error(vector: u8, ext: u32) -> u32 {
     (u32::from(vector) << 3) | 2 | ext
-}
-
-/// An error code naming a GDT/LDT selector: selector with the RPL bits replaced by EXT.
-fn sel_error(selector: u16, ext: u32) -> u32 {
-    u32::from(selector & 0xFFFC) | ext
 }
 
 /// Adds the EXT bit to the error code of an exception raised during delivery.
@@ -282,12 +268,12 @@ impl Machine {
         // VME: the software-interrupt redirection bitmap occupies the 32 bytes below the
         // I/O permission bitmap base in the 32-bit TSS.
         let tr = self.cpu.tr;
-        if tr.limit < 0x67 {
+        if u64::from(tr.limit) < tss32::IOMAP_BASE + 1 {
             return Err(exc(vector::GP, 0));
         }
-        let iomap: u16 = u16::from_le_bytes(
-            self.supervisor(|m| m.read_lin(tr.base.wrapping_add(0x66), AccessKind::Read))?,
-        );
+        let iomap: u16 = u16::from_le_bytes(self.supervisor(|m| {
+            m.read_lin(tr.base.wrapping_add(tss32::IOMAP_BASE), AccessKind::Read)
+        })?);
         let byte_off = u64::from(iomap).wrapping_sub(32) + u64::from(ev.vector >> 3);
         if byte_off > u64::from(tr.limit) {
             return Err(exc(vector::GP, 0));
@@ -335,11 +321,11 @@ impl Machine {
         } else {
             0
         };
-        let kind = ((lo >> 40) & 0xF) as u8;
+        let kind = ((lo >> 40) & 0xF) as u16;
         let mut offset = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000);
         if long {
             offset |= (hi & 0xFFFF_FFFF) << 32;
-        } else if matches!(kind, gate::INT16 | gate::TRAP16) {
+        } else if matches!(kind, sys_type::INT_GATE16 | sys_type::TRAP_GATE16) {
             offset &= 0xFFFF;
         }
         Ok(Gate {
@@ -358,9 +344,16 @@ impl Machine {
         let ext = ev.source.ext();
         let err = idt_error(ev.vector, ext);
         let type_ok = if long {
-            matches!(g.kind, gate::INT32 | gate::TRAP32)
+            matches!(g.kind, sys_type::INT_GATE32 | sys_type::TRAP_GATE32)
         } else {
-            matches!(g.kind, gate::TASK | gate::INT16 | gate::TRAP16 | gate::INT32 | gate::TRAP32)
+            matches!(
+                g.kind,
+                sys_type::TASK_GATE
+                    | sys_type::INT_GATE16
+                    | sys_type::TRAP_GATE16
+                    | sys_type::INT_GATE32
+                    | sys_type::TRAP_GATE32
+            )
         };
         if !g.system || !type_ok {
             return Err(exc(vector::GP, err));
@@ -383,19 +376,19 @@ impl Machine {
         let (d, lin) = match self.supervisor(|m| m.read_descriptor(sel)) {
             Ok(x) => x,
             Err(Fault::Exception(e)) if e.vector == vector::GP => {
-                return Err(exc(vector::GP, sel_error(sel, ext)))
+                return Err(exc(vector::GP, selector_error(sel) | ext))
             }
             Err(f) => return Err(f),
         };
         let seg = segment_from_descriptor(sel, d);
         if seg.attr & attr::S == 0 || seg.attr & attr::CODE == 0 || seg.dpl() > self.cpu.cpl {
-            return Err(exc(vector::GP, sel_error(sel, ext)));
+            return Err(exc(vector::GP, selector_error(sel) | ext));
         }
         if long && (seg.attr & attr::L == 0 || seg.attr & attr::DB != 0) {
-            return Err(exc(vector::GP, sel_error(sel, ext)));
+            return Err(exc(vector::GP, selector_error(sel) | ext));
         }
         if !seg.present() {
-            return Err(exc(vector::NP, sel_error(sel, ext)));
+            return Err(exc(vector::NP, selector_error(sel) | ext));
         }
         Ok((seg, d, lin))
     }
@@ -404,21 +397,7 @@ impl Machine {
     /// checks the new SS (SDM Vol. 3A §6.12.1 "Exception- or Interrupt-Handler
     /// Procedures", "INT n" Operation: #TS cases).
     fn inner_stack(&mut self, dpl: u8, ext: u32) -> Result<(Segment, u64, u64, u64), Fault> {
-        let tr = self.cpu.tr;
-        let ts_err = sel_error(tr.selector, ext);
-        let tss32 = tr.attr & 0x8 != 0;
-        let (sp_off, width) =
-            if tss32 { (4 + 8 * u64::from(dpl), 4) } else { (2 + 4 * u64::from(dpl), 2) };
-        if sp_off + 2 * width - 1 > u64::from(tr.limit) {
-            return Err(exc(vector::TS, ts_err));
-        }
-        let base = tr.base;
-        let sp = self.supervisor(|m| {
-            m.read_lin_sized(base.wrapping_add(sp_off), width as u8, AccessKind::Read)
-        })?;
-        let ss_sel = self.supervisor(|m| {
-            m.read_lin_sized(base.wrapping_add(sp_off + width), 2, AccessKind::Read)
-        })? as u16;
+        let (ss_sel, sp) = self.tss_stack(dpl).map_err(|f| with_ext(f, ext))?;
         // The SS checks of a stack switch (#TS, or #SS if not present), with EXT added.
         let (ss, d, lin) =
             self.stack_segment(ss_sel, dpl, StackLoad::CallGate).map_err(|f| with_ext(f, ext))?;
@@ -431,7 +410,7 @@ impl Machine {
         let ext = ev.source.ext();
         let g = self.read_gate(ev.vector, ext, false)?;
         self.check_gate(&g, &ev, false)?;
-        if g.kind == gate::TASK {
+        if g.kind == sys_type::TASK_GATE {
             // SDM Vol. 3A §6.12.2 "Interrupt Tasks".
             return self.task_switch(g.selector, TaskSwitchSource::Interrupt, ev.error_code);
         }
@@ -440,7 +419,7 @@ impl Machine {
         let v86 = self.cpu.mode == CpuMode::V86;
         let conforming = cs.attr & attr::DC != 0;
         let new_cpl = if conforming { cpl } else { cs.dpl() };
-        let gate32 = matches!(g.kind, gate::INT32 | gate::TRAP32);
+        let gate32 = matches!(g.kind, sys_type::INT_GATE32 | sys_type::TRAP_GATE32);
         let size: u8 = if gate32 { 4 } else { 2 };
         if g.offset > u64::from(cs.limit) {
             return Err(exc(vector::GP, ext));
@@ -452,11 +431,11 @@ impl Machine {
         let (mut fr, new_ss) = if new_cpl < cpl {
             let (ss, sp, d, lin) = self.inner_stack(new_cpl, ext)?;
             let width = if ss.attr & attr::DB != 0 { 4 } else { 2 };
-            let err = sel_error(ss.selector, ext);
+            let err = selector_error(ss.selector) | ext;
             (Frame { ss, sp, width, ss_error: err, long: false }, Some((ss, d, lin)))
         } else if v86 {
             // From V86 mode the handler must run at CPL 0 (SDM Vol. 3A §20.3.1.1).
-            return Err(exc(vector::GP, sel_error(g.selector, ext)));
+            return Err(exc(vector::GP, selector_error(g.selector) | ext));
         } else {
             let width = if old_ss.attr & attr::DB != 0 { 4 } else { 2 };
             (Frame { ss: old_ss, sp: old_sp, width, ss_error: ext, long: false }, None)
@@ -526,24 +505,17 @@ impl Machine {
         // §6.14.4/§6.14.5: the new RSP comes from the IST if the gate names one, else
         // from RSP0-2 of the 64-bit TSS on a privilege change, else it is the current
         // RSP; it is then aligned down to 16 bytes.
-        let tss_slot = if g.ist != 0 {
-            Some(0x24 + 8 * u64::from(g.ist - 1))
-        } else if new_cpl < cpl {
-            Some(4 + 8 * u64::from(new_cpl))
-        } else {
-            None
-        };
-        let rsp = match tss_slot {
-            Some(off) => {
-                let tr = self.cpu.tr;
-                if off + 7 > u64::from(tr.limit) {
-                    return Err(exc(vector::TS, sel_error(tr.selector, ext)));
-                }
-                u64::from_le_bytes(
-                    self.supervisor(|m| m.read_lin(tr.base.wrapping_add(off), AccessKind::Read))?,
-                )
+        let rsp = if g.ist != 0 {
+            let tr = self.cpu.tr;
+            let off = tss64::IST1 + 8 * u64::from(g.ist - 1);
+            if off + 7 > u64::from(tr.limit) {
+                return Err(exc(vector::TS, selector_error(tr.selector) | ext));
             }
-            None => old_rsp,
+            self.supervisor(|m| m.read_lin_sized(tr.base.wrapping_add(off), 8, AccessKind::Read))?
+        } else if new_cpl < cpl {
+            self.tss_stack(new_cpl).map_err(|f| with_ext(f, ext))?.1
+        } else {
+            old_rsp
         } & !0xF;
         let mut fr = Frame { ss: Segment::default(), sp: rsp, width: 8, ss_error: ext, long: true };
         self.with_cpl(new_cpl, |m| -> ExecResult {
@@ -581,9 +553,9 @@ impl Machine {
     /// The EFLAGS changes of a gate delivery: TF, NT, RF and VM cleared; IF cleared by
     /// interrupt gates (SDM Vol. 3A §6.12.1.3 "Flag Usage By Exception- or
     /// Interrupt-Handler Procedure").
-    fn finish_delivery(&mut self, kind: u8, old_flags: u64) {
+    fn finish_delivery(&mut self, kind: u16, old_flags: u64) {
         let mut clear = TF | NT | RF | VM;
-        if matches!(kind, gate::INT16 | gate::INT32) {
+        if matches!(kind, sys_type::INT_GATE16 | sys_type::INT_GATE32) {
             clear |= IF;
         }
         self.cpu.flags.set(old_flags & !clear);

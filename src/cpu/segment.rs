@@ -93,11 +93,7 @@ impl Machine {
     /// checks use CPL 0 whatever the current CPL (SDM Vol. 3A §4.6 "Access Rights":
     /// "implicit supervisor-mode accesses").
     pub fn supervisor<T>(&mut self, f: impl FnOnce(&mut Machine) -> T) -> T {
-        let cpl = self.cpu.cpl;
-        self.cpu.cpl = 0;
-        let r = f(self);
-        self.cpu.cpl = cpl;
-        r
+        self.with_cpl(0, f)
     }
 
     /// Reads `N` bytes at linear address `lin` as an implicit supervisor access.

@@ -7,6 +7,7 @@
 //! faults while loading the new task's LDTR and segment registers are raised "in the
 //! context of the new task" with the new task's registers and selectors in place.
 
+use super::debug::DR7_LOCAL_ENABLES;
 use super::fault::{gp, np, ExecResult, Fault};
 use super::flags::NT;
 use super::regs::{attr, cr0, efer, SegReg, Segment};
@@ -98,10 +99,6 @@ pub mod tss64 {
     /// I/O map base address.
     pub const IOMAP_BASE: u64 = 0x66;
 }
-
-/// DR7 local breakpoint enables (L0-L3, LE), cleared by a task switch (SDM Vol. 3A
-/// §17.2.4 "Debug Control Register (DR7)").
-const DR7_LOCAL_ENABLES: u64 = 0x155;
 
 /// The new task's state as read from its TSS before the commit point.
 struct TaskState {

@@ -5,6 +5,7 @@
 
 use super::{operand_size, read_sized, write_sized};
 use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::debug::{DR6_BD, DR7_GD};
 use crate::cpu::fault::{gp, ud, Exception, ExecResult, Fault};
 use crate::cpu::insn::{gpr_of, Handler, Insn, Op};
 use crate::cpu::msr;
@@ -58,10 +59,6 @@ const CR4_PDPTE_RELOAD: u64 = cr4::PAE | cr4::PGE | cr4::PSE | cr4::SMEP;
 const CR3_PCID_NOFLUSH: u64 = 1 << 63;
 /// CR3[11:0]: the PCID with CR4.PCIDE = 1.
 const CR3_PCID_MASK: u64 = 0xFFF;
-/// DR6.BD: the #DB was a general-detect fault.
-const DR6_BD: u64 = 1 << 13;
-/// DR7.GD: general detect (MOV DR faults with #DB).
-const DR7_GD: u64 = 1 << 13;
 
 /// The CR0 bits that exist; writes to other bits of CR0[31:0] are ignored.
 const CR0_VALID: u64 = cr0::PE
