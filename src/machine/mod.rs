@@ -16,7 +16,7 @@ use crate::cpu::Cpu;
 use crate::cpuid::{Cpuid, Vendor};
 use hvsim_decoder::BlockCache;
 use hvsim_devices::debug_exit::DEBUG_EXIT_PORT;
-use hvsim_devices::serial::COM1_BASE;
+use hvsim_devices::serial::COM1_PORT;
 use hvsim_devices::{DebugExit, PortBus, SerialConsole};
 use hvsim_mmu::{GuestMemory, MemoryError, MemoryMap};
 use std::rc::Rc;
@@ -93,8 +93,8 @@ impl Machine {
         }
         let mem = GuestMemory::new(MemoryMap::flat(cfg.mem_size))?;
         let mut io = PortBus::new();
-        let console = SerialConsole::new(COM1_BASE, cfg.echo_serial);
-        io.add(COM1_BASE, COM1_BASE + 7, Box::new(console))
+        let console = SerialConsole::new(COM1_PORT, cfg.echo_serial);
+        io.add(COM1_PORT, COM1_PORT + 7, Box::new(console))
             .map_err(|e| MachineError::Config(e.to_string()))?;
         io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
             .map_err(|e| MachineError::Config(e.to_string()))?;
