@@ -28,6 +28,17 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Explain a hardware value from the manuals' tables: an SVM exit code, a VMX exit
+    /// reason, a VMCS field encoding, a VMCB offset, a VM-instruction error or an MSR.
+    /// Without a key, list the table.
+    Explain {
+        /// What kind of value.
+        #[arg(value_enum)]
+        topic: crate::explain::Topic,
+        /// The value (hex with 0x, decimal, negative, or a name such as GUEST_RIP).
+        #[arg(allow_negative_numbers = true)]
+        key: Option<String>,
+    },
 }
 
 /// Example guests.
@@ -123,6 +134,12 @@ pub fn main_with(cli: Cli) -> Result<i32, CliError> {
             Ok(0)
         }
         Command::Run(args) => run(args),
+        Command::Explain { topic, key } => {
+            let text =
+                crate::explain::explain(topic, key.as_deref()).map_err(|e| usage(e.to_string()))?;
+            print!("{text}");
+            Ok(0)
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cpu;
 pub mod cpuid;
 pub mod example;
+pub mod explain;
 pub mod firmware;
 pub mod machine;
 
