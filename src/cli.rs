@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// The CPU model.
     #[arg(long, value_enum, default_value = "intel")]
     pub cpu: CpuModel,
+    /// Print a hash of the run's architectural event stream (events, port I/O and their
+    /// instruction counts) at the end: equal for runs that behave the same.
+    #[arg(long)]
+    pub trace_hash: bool,
     /// The seed of the generator behind RDRAND/RDSEED.
     #[arg(long, default_value_t = crate::cpu::exec::DEFAULT_RNG_SEED)]
     pub rng_seed: u64,
@@ -178,7 +182,13 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     if args.trace.contains(&TraceCategory::Insn) {
         m.set_insn_tracer(Some(Box::new(|line: &str| eprintln!("{line}"))));
     }
+    if args.trace_hash {
+        m.enable_trace_hash();
+    }
     let report = m.run(args.max_insns);
     eprintln!("hvsim: {report}");
+    if let Some(h) = m.trace_hash() {
+        eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);
+    }
     Ok(report.exit_status())
 }

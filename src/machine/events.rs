@@ -116,6 +116,9 @@ impl Machine {
                 }
             }
             let saved_rf = self.cpu.flags.bit(RF);
+            if let Some(h) = self.trace_hash.as_mut() {
+                h.event(self.cpu.insn_count, ev.vector, ev.error_code, self.cpu.rip);
+            }
             match self.deliver(ev) {
                 Ok(()) => {
                     if ev.vector == vector::DB {

@@ -4,8 +4,10 @@
 mod block;
 mod debug_step;
 mod events;
+mod port_io;
 mod report;
 mod setup;
+pub mod trace_hash;
 
 pub use block::Block;
 pub use report::{StopReason, StopReport};
@@ -20,6 +22,7 @@ use hvsim_devices::serial::COM1_PORT;
 use hvsim_devices::{DebugExit, PortBus, SerialConsole};
 use hvsim_mmu::{GuestMemory, MemoryError, MemoryMap};
 use std::rc::Rc;
+use trace_hash::TraceHash;
 
 /// How to build a machine.
 #[derive(Clone, Debug)]
@@ -79,6 +82,8 @@ pub struct Machine {
     catch: u32,
     /// The INTR line: the vector of a pending external interrupt.
     intr: Option<u8>,
+    /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
+    trace_hash: Option<TraceHash>,
 }
 
 impl Machine {
@@ -107,6 +112,7 @@ impl Machine {
             tracer: None,
             catch: 0,
             intr: None,
+            trace_hash: None,
         })
     }
 
@@ -126,6 +132,18 @@ impl Machine {
     /// The vectors that stop the run (see [`Machine::set_exception_catch`]).
     pub fn exception_catch(&self) -> u32 {
         self.catch
+    }
+
+    /// Starts fingerprinting the run's architectural event stream (see
+    /// [`trace_hash`](self::trace_hash)).
+    pub fn enable_trace_hash(&mut self) {
+        self.trace_hash.get_or_insert_with(TraceHash::default);
+    }
+
+    /// The fingerprint of the event stream so far, with the retired-instruction count
+    /// folded in; `None` unless enabled.
+    pub fn trace_hash(&self) -> Option<u64> {
+        self.trace_hash.as_ref().map(|h| h.finish(self.cpu.insn_count))
     }
 
     /// Everything the guest wrote to COM1.

@@ -81,7 +81,7 @@ fn in_(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = i.iced.op0_register().size() as u8;
     let p = port(m, i, 1);
     check_io(m, p, size)?;
-    let v = m.io.read(p, size);
+    let v = m.port_read(p, size);
     m.cpu.set_reg(0, size, false, u64::from(v));
     Ok(())
 }
@@ -91,7 +91,7 @@ fn out(m: &mut Machine, i: &Insn) -> ExecResult {
     let p = port(m, i, 0);
     check_io(m, p, size)?;
     let v = m.cpu.reg(0, size, false) as u32;
-    m.io.write(p, size, v);
+    m.port_write(p, size, v);
     after_out(m)
 }
 
@@ -107,7 +107,7 @@ fn ins(m: &mut Machine, i: &Insn) -> ExecResult {
         if s.size > 1 && (lin & 0xFFF) + u64::from(s.size) > 0x1000 {
             m.translate(lin.wrapping_add(u64::from(s.size) - 1), AccessKind::Write)?;
         }
-        let v = m.io.read(p, s.size);
+        let v = m.port_read(p, s.size);
         m.write_lin_sized(lin, s.size, u64::from(v))?;
         advance(m, &s, 7);
         Ok(false)
@@ -122,7 +122,7 @@ fn outs(m: &mut Machine, i: &Insn) -> ExecResult {
     let r = rep_loop(m, &s, |m| {
         let si = m.cpu.gpr[6] & s.amask();
         let v = m.read_mem(s.src_seg, si, s.size)?;
-        m.io.write(p, s.size, (v & size_mask(s.size)) as u32);
+        m.port_write(p, s.size, (v & size_mask(s.size)) as u32);
         advance(m, &s, 6);
         // A write to isa-debug-exit ends the run: the remaining iterations are dropped.
         exit = m.io.device_mut::<DebugExit>().and_then(|d| d.take());
