@@ -174,6 +174,7 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         },
         echo_serial: true,
         rng_seed: args.rng_seed,
+        ..MachineConfig::default()
     };
     let mut m = Machine::new(&cfg).map_err(|e| usage(e.to_string()))?;
     m.load(BOOT_SECTOR_ADDR, &data[..512]).map_err(|e| usage(e.to_string()))?;

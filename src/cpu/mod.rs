@@ -83,6 +83,13 @@ pub struct Cpu {
     pub rng_state: u64,
     /// Waiting in HLT.
     pub halted: bool,
+    /// An application processor after INIT: waiting for a start-up IPI (SDM Vol. 3A
+    /// §9.4.4.1); it executes nothing until then.
+    pub wait_for_sipi: bool,
+    /// The INTR line: the vector of a pending external interrupt.
+    pub intr: Option<u8>,
+    /// The local APIC ID (the vCPU's index).
+    pub apic_id: u32,
     /// An NMI is waiting to be delivered.
     pub nmi_pending: bool,
     /// NMIs are blocked: from the delivery of an NMI until the next IRET (SDM Vol. 3A
@@ -147,6 +154,9 @@ impl Cpu {
             insn_count: 0,
             rng_state: exec::DEFAULT_RNG_SEED,
             halted: false,
+            wait_for_sipi: false,
+            intr: None,
+            apic_id: 0,
             nmi_pending: false,
             nmi_blocked: false,
             shadow_pending: false,

@@ -19,12 +19,12 @@ impl Machine {
     /// wakes a vCPU halted in HLT; until then it stays pending. A second call replaces a
     /// vector that is still pending.
     pub fn inject_interrupt(&mut self, vector: u8) {
-        self.intr = Some(vector);
+        self.cpu.intr = Some(vector);
     }
 
     /// The external interrupt vector still pending, if any.
     pub fn pending_interrupt(&self) -> Option<u8> {
-        self.intr
+        self.cpu.intr
     }
 
     /// Raises NMI. It is delivered unless NMIs are blocked (from the delivery of an NMI
@@ -36,7 +36,7 @@ impl Machine {
     /// Whether the loop has to look at events before the next block.
     #[inline(always)]
     pub(super) fn needs_attention(&self) -> bool {
-        self.cpu.halted || self.intr.is_some() || self.cpu.nmi_pending
+        self.cpu.halted || self.cpu.intr.is_some() || self.cpu.nmi_pending
     }
 
     /// Delivers a pending NMI or external interrupt if nothing blocks it. Returns
@@ -55,12 +55,12 @@ impl Machine {
             let ev = Event { vector: vector::NMI, source: EventSource::Nmi, error_code: None };
             return self.raise_event(ev, None).map_or(Ok(false), Err);
         }
-        if let Some(v) = self.intr {
+        if let Some(v) = self.cpu.intr {
             if self.cpu.flags.bit(IF) {
                 if shadowed {
                     return Ok(true);
                 }
-                self.intr = None;
+                self.cpu.intr = None;
                 self.cpu.halted = false;
                 let ev = Event { vector: v, source: EventSource::External, error_code: None };
                 return self.raise_event(ev, None).map_or(Ok(false), Err);
@@ -116,8 +116,9 @@ impl Machine {
                 }
             }
             let saved_rf = self.cpu.flags.bit(RF);
+            let (now, vcpu) = (self.clock(), self.current);
             if let Some(h) = self.trace_hash.as_mut() {
-                h.event(self.cpu.insn_count, ev.vector, ev.error_code, self.cpu.rip);
+                h.event(now, vcpu, ev.vector, ev.error_code, self.cpu.rip);
             }
             match self.deliver(ev) {
                 Ok(()) => {

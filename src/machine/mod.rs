@@ -7,6 +7,7 @@ mod events;
 mod port_io;
 mod report;
 mod setup;
+pub mod smp;
 pub mod trace_hash;
 
 pub use block::Block;
@@ -35,6 +36,10 @@ pub struct MachineConfig {
     pub echo_serial: bool,
     /// The seed of the generator behind RDRAND/RDSEED.
     pub rng_seed: u64,
+    /// Number of vCPUs (at least 1); vCPU 0 is the bootstrap processor.
+    pub cpus: usize,
+    /// Instructions a vCPU runs before the next one gets its turn (with several vCPUs).
+    pub quantum: u64,
 }
 
 impl Default for MachineConfig {
@@ -44,6 +49,8 @@ impl Default for MachineConfig {
             vendor: Vendor::Intel,
             echo_serial: false,
             rng_seed: crate::cpu::exec::DEFAULT_RNG_SEED,
+            cpus: 1,
+            quantum: smp::DEFAULT_QUANTUM,
         }
     }
 }
@@ -80,8 +87,15 @@ pub struct Machine {
     tracer: Option<InsnTracer>,
     /// Vectors (bit n = vector n) that stop the run instead of being delivered.
     catch: u32,
-    /// The INTR line: the vector of a pending external interrupt.
-    intr: Option<u8>,
+    /// The vCPUs that are not running, in index order (see [`smp`]).
+    parked: Vec<Cpu>,
+    /// The index of the running vCPU.
+    current: usize,
+    /// Instructions retired by the parked vCPUs (for [`Machine::clock`]).
+    retired_parked: u64,
+    /// The scheduling quantum, and what is left of the current vCPU's.
+    quantum: u64,
+    quantum_left: u64,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
     trace_hash: Option<TraceHash>,
 }
@@ -103,15 +117,33 @@ impl Machine {
             .map_err(|e| MachineError::Config(e.to_string()))?;
         io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
             .map_err(|e| MachineError::Config(e.to_string()))?;
+        if cfg.cpus == 0 || cfg.cpus > 255 {
+            return Err(MachineError::Config(format!(
+                "{} vCPUs: the machine needs between 1 and 255",
+                cfg.cpus
+            )));
+        }
+        let parked = (1..cfg.cpus)
+            .map(|i| Cpu {
+                rng_state: cfg.rng_seed.wrapping_add(i as u64),
+                apic_id: i as u32,
+                wait_for_sipi: true,
+                ..Cpu::new()
+            })
+            .collect();
         Ok(Self {
             cpu: Cpu { rng_state: cfg.rng_seed, ..Cpu::new() },
+            parked,
+            current: 0,
+            retired_parked: 0,
+            quantum: cfg.quantum.max(1),
+            quantum_left: cfg.quantum.max(1),
             mem,
             io,
             cpuid: Cpuid::new(cfg.vendor),
             code: BlockCache::new(),
             tracer: None,
             catch: 0,
-            intr: None,
             trace_hash: None,
         })
     }
@@ -143,7 +175,7 @@ impl Machine {
     /// The fingerprint of the event stream so far, with the retired-instruction count
     /// folded in; `None` unless enabled.
     pub fn trace_hash(&self) -> Option<u64> {
-        self.trace_hash.as_ref().map(|h| h.finish(self.cpu.insn_count))
+        self.trace_hash.as_ref().map(|h| h.finish(self.clock()))
     }
 
     /// Everything the guest wrote to COM1.
@@ -156,8 +188,19 @@ impl Machine {
         self.code.stats()
     }
 
-    /// Runs until the guest stops, or until `max_insns` more instructions have retired.
+    /// Runs until the guest stops, or until `max_insns` more instructions have retired
+    /// (in all vCPUs together).
     pub fn run(&mut self, max_insns: Option<u64>) -> StopReport {
+        if self.parked.is_empty() {
+            self.run_vcpu(max_insns)
+        } else {
+            self.run_smp(max_insns)
+        }
+    }
+
+    /// Runs the current vCPU until it stops, or until `max_insns` more of its
+    /// instructions have retired.
+    fn run_vcpu(&mut self, max_insns: Option<u64>) -> StopReport {
         let limit = max_insns.map_or(u64::MAX, |n| self.cpu.insn_count.saturating_add(n));
         let mut yielded = 0u64;
         let reason = loop {
@@ -336,7 +379,7 @@ impl Machine {
             reason,
             cs: cs.selector,
             rip: self.cpu.rip,
-            insn_count: self.cpu.insn_count,
+            insn_count: self.clock(),
             bytes: bytes[..n].to_vec(),
             code_bits: self.cpu.code_bits,
         }

@@ -8,16 +8,18 @@ impl Machine {
     /// A port read of `size` bytes (1, 2 or 4).
     pub fn port_read(&mut self, port: u16, size: u8) -> u32 {
         let v = self.io.read(port, size);
+        let (now, vcpu) = (self.clock(), self.current);
         if let Some(h) = self.trace_hash.as_mut() {
-            h.port_read(self.cpu.insn_count, port, size, v);
+            h.port_read(now, vcpu, port, size, v);
         }
         v
     }
 
     /// A port write of `size` bytes (1, 2 or 4).
     pub fn port_write(&mut self, port: u16, size: u8, value: u32) {
+        let (now, vcpu) = (self.clock(), self.current);
         if let Some(h) = self.trace_hash.as_mut() {
-            h.port_write(self.cpu.insn_count, port, size, value);
+            h.port_write(now, vcpu, port, size, value);
         }
         self.io.write(port, size, value);
     }

@@ -40,35 +40,46 @@ impl TraceHash {
         }
     }
 
-    fn record(&mut self, tag: u8, insn_count: u64, payload: &[u64]) {
+    fn record(&mut self, tag: u8, insn_count: u64, vcpu: usize, payload: &[u64]) {
         self.records += 1;
         self.bytes(&[tag]);
         self.bytes(&insn_count.to_le_bytes());
+        self.bytes(&(vcpu as u32).to_le_bytes());
         for p in payload {
             self.bytes(&p.to_le_bytes());
         }
     }
 
-    /// An exception, NMI or external interrupt delivered (or attempted) at `insn_count`.
-    pub fn event(&mut self, insn_count: u64, vector: u8, error_code: Option<u32>, rip: u64) {
+    /// An exception, NMI or external interrupt delivered (or attempted) at `insn_count`
+    /// (the machine's virtual clock) on vCPU `vcpu`.
+    pub fn event(
+        &mut self,
+        insn_count: u64,
+        vcpu: usize,
+        vector: u8,
+        error_code: Option<u32>,
+        rip: u64,
+    ) {
         let code = error_code.map_or(u64::MAX, u64::from);
-        self.record(tag::EVENT, insn_count, &[u64::from(vector), code, rip]);
+        self.record(tag::EVENT, insn_count, vcpu, &[u64::from(vector), code, rip]);
     }
 
     /// A port read and the value the device returned.
-    pub fn port_read(&mut self, insn_count: u64, port: u16, size: u8, value: u32) {
+    pub fn port_read(&mut self, insn_count: u64, vcpu: usize, port: u16, size: u8, value: u32) {
         self.record(
             tag::PORT_READ,
             insn_count,
+            vcpu,
             &[u64::from(port), u64::from(size), u64::from(value)],
         );
     }
 
     /// A port write.
-    pub fn port_write(&mut self, insn_count: u64, port: u16, size: u8, value: u32) {
+    pub fn port_write(&mut self, insn_count: u64, vcpu: usize, port: u16, size: u8, value: u32) {
         self.record(
             tag::PORT_WRITE,
             insn_count,
+            vcpu,
             &[u64::from(port), u64::from(size), u64::from(value)],
         );
     }
@@ -77,7 +88,7 @@ impl TraceHash {
     /// not changed, so a run may be continued and finished again).
     pub fn finish(&self, insn_count: u64) -> u64 {
         let mut h = self.clone();
-        h.record(tag::END, insn_count, &[]);
+        h.record(tag::END, insn_count, 0, &[]);
         h.state
     }
 
@@ -94,22 +105,22 @@ mod tests {
     #[test]
     fn order_values_and_counts_all_matter() {
         let mut a = TraceHash::default();
-        a.port_write(10, 0x3F8, 1, b'a'.into());
-        a.port_write(20, 0x3F8, 1, b'b'.into());
+        a.port_write(10, 0, 0x3F8, 1, b'a'.into());
+        a.port_write(20, 0, 0x3F8, 1, b'b'.into());
         let mut b = TraceHash::default();
-        b.port_write(10, 0x3F8, 1, b'b'.into());
-        b.port_write(20, 0x3F8, 1, b'a'.into());
+        b.port_write(10, 0, 0x3F8, 1, b'b'.into());
+        b.port_write(20, 0, 0x3F8, 1, b'a'.into());
         assert_ne!(a.finish(30), b.finish(30));
         let mut c = TraceHash::default();
-        c.port_write(11, 0x3F8, 1, b'a'.into());
-        c.port_write(20, 0x3F8, 1, b'b'.into());
+        c.port_write(11, 0, 0x3F8, 1, b'a'.into());
+        c.port_write(20, 0, 0x3F8, 1, b'b'.into());
         assert_ne!(a.finish(30), c.finish(30));
         assert_ne!(a.finish(30), a.finish(31));
         // A read and a write of the same value differ.
         let mut r = TraceHash::default();
-        r.port_read(10, 0x3F8, 1, b'a'.into());
+        r.port_read(10, 0, 0x3F8, 1, b'a'.into());
         let mut w = TraceHash::default();
-        w.port_write(10, 0x3F8, 1, b'a'.into());
+        w.port_write(10, 0, 0x3F8, 1, b'a'.into());
         assert_ne!(r.finish(10), w.finish(10));
         // The known FNV-1a value of the empty input.
         assert_eq!(TraceHash::default().state, 0xcbf2_9ce4_8422_2325);

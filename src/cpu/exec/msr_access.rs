@@ -28,11 +28,11 @@ fn stored(m: &Machine, info: &MsrInfo) -> u64 {
     m.cpu.msrs.get(&info.index).copied().unwrap_or(info.reset)
 }
 
-/// The TSC: retired instructions plus the offset TSC and TSC_ADJUST writes left (kept
-/// in `cpu.msrs[IA32_TSC]`).
+/// The TSC: the virtual clock (instructions retired by all vCPUs) plus the offset TSC
+/// and TSC_ADJUST writes left (kept in `cpu.msrs[IA32_TSC]`).
 fn tsc(m: &Machine) -> u64 {
     let off = m.cpu.msrs.get(&msr::IA32_TSC).copied().unwrap_or(0);
-    m.cpu.insn_count.wrapping_add(off)
+    m.clock().wrapping_add(off)
 }
 
 /// Adds `delta` to the TSC.
