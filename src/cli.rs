@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// The CPU model.
     #[arg(long, value_enum, default_value = "intel")]
     pub cpu: CpuModel,
+    /// Wait for a GDB connection on this address (`1234` or `127.0.0.1:1234`; port 0
+    /// picks a free port, printed on stderr) and run under the debugger.
+    #[arg(long, value_name = "ADDR")]
+    pub gdb: Option<String>,
     /// Print a hash of the run's architectural event stream (events, port I/O and their
     /// instruction counts) at the end: equal for runs that behave the same.
     #[arg(long)]
@@ -147,6 +151,20 @@ pub fn main_with(cli: Cli) -> Result<i32, CliError> {
     }
 }
 
+/// Listens on `addr`, waits for one debugger and serves it.
+fn run_under_gdb(m: &mut Machine, addr: &str) -> Result<crate::gdb::GdbOutcome, CliError> {
+    let addr =
+        if addr.parse::<u16>().is_ok() { format!("127.0.0.1:{addr}") } else { addr.to_owned() };
+    let listener = std::net::TcpListener::bind(&addr)
+        .map_err(|e| usage(format!("--gdb {addr}: cannot listen: {e}")))?;
+    let local = listener.local_addr().map_err(|e| usage(format!("--gdb {addr}: {e}")))?;
+    eprintln!("hvsim: waiting for GDB on {local}");
+    let (conn, peer) =
+        listener.accept().map_err(|e| usage(format!("--gdb {addr}: accept failed: {e}")))?;
+    eprintln!("hvsim: GDB connected from {peer}");
+    crate::gdb::serve(m, conn).map_err(|e| CliError { message: e.to_string(), status: 1 })
+}
+
 fn run(args: RunArgs) -> Result<i32, CliError> {
     let path = &args.image;
     let data =
@@ -186,7 +204,17 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     if args.trace_hash {
         m.enable_trace_hash();
     }
-    let report = m.run(args.max_insns);
+    let report = match &args.gdb {
+        Some(addr) => match run_under_gdb(&mut m, addr)? {
+            crate::gdb::GdbOutcome::Stopped(r) => r,
+            crate::gdb::GdbOutcome::Detached => m.run(args.max_insns),
+            crate::gdb::GdbOutcome::Killed => {
+                eprintln!("hvsim: killed by the debugger");
+                return Ok(0);
+            }
+        },
+        None => m.run(args.max_insns),
+    };
     eprintln!("hvsim: {report}");
     if let Some(h) = m.trace_hash() {
         eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);

@@ -11,6 +11,7 @@ pub mod cpuid;
 pub mod example;
 pub mod explain;
 pub mod firmware;
+pub mod gdb;
 pub mod machine;
 
 pub use cpu::fault::{Exception, Fault};

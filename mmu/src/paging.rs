@@ -204,12 +204,36 @@ impl WalkConfig {
     }
 }
 
-/// Walks the guest page tables for `addr`.
+/// Walks the guest page tables for `addr`, setting accessed and dirty flags as the
+/// processor does.
+#[inline]
 pub fn walk(
     mem: &mut GuestMemory,
     cfg: &WalkConfig,
     addr: Gva,
     access: Access,
+) -> Result<Translation, PageFault> {
+    walk_with(mem, cfg, addr, access, true)
+}
+
+/// Walks the guest page tables like [`walk`] but without touching the accessed and dirty
+/// flags: a look at the tables that the guest cannot observe (debugger accesses,
+/// reports). The leaf in the answer is the entry as it is in memory.
+pub fn peek(
+    mem: &mut GuestMemory,
+    cfg: &WalkConfig,
+    addr: Gva,
+    access: Access,
+) -> Result<Translation, PageFault> {
+    walk_with(mem, cfg, addr, access, false)
+}
+
+fn walk_with(
+    mem: &mut GuestMemory,
+    cfg: &WalkConfig,
+    addr: Gva,
+    access: Access,
+    update_ad: bool,
 ) -> Result<Translation, PageFault> {
     let fetch = access.kind == AccessKind::Fetch;
     let write = access.kind == AccessKind::Write;
@@ -359,6 +383,9 @@ pub fn walk(
         if is_leaf && write {
             new |= PTE_D;
         }
+        if !update_ad {
+            new = e;
+        }
         if new != e {
             if narrow {
                 mem.cmpxchg_u32(e_gpa, e as u32, new as u32);
@@ -437,6 +464,19 @@ mod tests {
         let t = walk(&mut m, &c, Gva(0x2F_0001), W).unwrap();
         assert_eq!((t.gpa, t.page_size), (Gpa(0x2F_0001), 2 << 20));
         assert_ne!(m.read_u64(Gpa(0x3008)) & PTE_D, 0);
+    }
+
+    #[test]
+    fn peek_translates_without_touching_accessed_or_dirty() {
+        let mut m = long4();
+        let c = cfg(PagingMode::Long4, 0x1000);
+        let t = peek(&mut m, &c, Gva(0x2F_0001), W).unwrap();
+        assert_eq!(t.gpa, Gpa(0x2F_0001));
+        for e in [0x1000u64, 0x2000, 0x3008] {
+            assert_eq!(m.read_u64(Gpa(e)) & (PTE_A | PTE_D), 0, "entry at {e:#x}");
+        }
+        // Faults are found the same way.
+        assert_eq!(peek(&mut m, &c, Gva(0x6000), R).unwrap_err().error_code, 0);
     }
 
     #[test]
