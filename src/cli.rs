@@ -48,13 +48,6 @@ pub enum ExampleName {
     Hello,
 }
 
-/// Trace categories.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TraceCategory {
-    /// One line per retired instruction.
-    Insn,
-}
-
 /// CPU models.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CpuModel {
@@ -75,9 +68,18 @@ pub struct RunArgs {
     /// Stop after this many instructions.
     #[arg(long)]
     pub max_insns: Option<u64>,
-    /// Trace categories (comma separated).
+    /// Trace categories (comma separated): insn, int, io, mmio, mmu, nested.
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub trace: Vec<TraceCategory>,
+    pub trace: Vec<crate::trace::Category>,
+    /// Trace output: text lines or JSON lines (stable field names).
+    #[arg(long, value_enum, default_value = "text")]
+    pub trace_format: crate::trace::Format,
+    /// Trace from this virtual-clock value (retired instructions) on.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub trace_from: u64,
+    /// Stop tracing at this virtual-clock value.
+    #[arg(long, value_name = "N")]
+    pub trace_until: Option<u64>,
     /// The CPU model.
     #[arg(long, value_enum, default_value = "intel")]
     pub cpu: CpuModel,
@@ -198,8 +200,10 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     m.load(BOOT_SECTOR_ADDR, &data[..512]).map_err(|e| usage(e.to_string()))?;
     m.cpu.rip = BOOT_SECTOR_ADDR;
     m.cpu.gpr[2] = 0x80; // DL: the boot drive
-    if args.trace.contains(&TraceCategory::Insn) {
-        m.set_insn_tracer(Some(Box::new(|line: &str| eprintln!("{line}"))));
+    if !args.trace.is_empty() {
+        crate::trace::install(args.trace_format);
+        let until = args.trace_until.unwrap_or(u64::MAX);
+        m.set_trace(crate::trace::TraceConfig::new(&args.trace, args.trace_from, until));
     }
     if args.trace_hash {
         m.enable_trace_hash();

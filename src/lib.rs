@@ -13,6 +13,7 @@ pub mod explain;
 pub mod firmware;
 pub mod gdb;
 pub mod machine;
+pub mod trace;
 
 pub use cpu::fault::{Exception, Fault};
 pub use cpu::{Cpu, CpuMode};

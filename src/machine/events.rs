@@ -87,6 +87,41 @@ impl Machine {
         self.raise_event(Event::exception(&e), Some(e))
     }
 
+    /// Notes an event about to be delivered in the trace hash and the `--trace int`
+    /// records.
+    pub(crate) fn record_event(&mut self, ev: &Event) {
+        let (now, vcpu) = (self.clock(), self.current);
+        if let Some(h) = self.trace_hash.as_mut() {
+            h.event(now, vcpu, ev.vector, ev.error_code, self.cpu.rip);
+        }
+        if self.trace.wants(crate::trace::Category::Int, now) {
+            self.trace_event(now, ev);
+        }
+    }
+
+    /// The `--trace int` record of an event about to be delivered.
+    #[cold]
+    fn trace_event(&self, now: u64, ev: &Event) {
+        let name = match ev.source {
+            EventSource::External => format!("interrupt {:#04x}", ev.vector),
+            EventSource::Software => format!("INT {:#04x}", ev.vector),
+            _ => crate::cpu::fault::vector::name(ev.vector).to_string(),
+        };
+        let code = ev.error_code.map_or(String::new(), |c| format!(" error code {c:#x}"));
+        let cs = self.cpu.seg[1].selector;
+        tracing::info!(
+            target: crate::trace::INT,
+            insn = now,
+            vcpu = self.current,
+            vector = ev.vector,
+            source = ?ev.source,
+            error_code = ev.error_code,
+            cs,
+            rip = self.cpu.rip,
+            "{name}{code} at {cs:04x}:{:x} ({:?})", self.cpu.rip, ev.source
+        );
+    }
+
     fn catches(&self, v: u8) -> bool {
         v < 32 && self.catch & (1u32 << v) != 0
     }
@@ -116,10 +151,7 @@ impl Machine {
                 }
             }
             let saved_rf = self.cpu.flags.bit(RF);
-            let (now, vcpu) = (self.clock(), self.current);
-            if let Some(h) = self.trace_hash.as_mut() {
-                h.event(now, vcpu, ev.vector, ev.error_code, self.cpu.rip);
-            }
+            self.record_event(&ev);
             match self.deliver(ev) {
                 Ok(()) => {
                     if ev.vector == vector::DB {

@@ -96,6 +96,8 @@ pub struct Machine {
     /// The scheduling quantum, and what is left of the current vCPU's.
     quantum: u64,
     quantum_left: u64,
+    /// What `--trace` records.
+    trace: crate::trace::TraceConfig,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
     trace_hash: Option<TraceHash>,
 }
@@ -145,6 +147,7 @@ impl Machine {
             tracer: None,
             catch: 0,
             trace_hash: None,
+            trace: crate::trace::TraceConfig::default(),
         })
     }
 
@@ -164,6 +167,16 @@ impl Machine {
     /// The vectors that stop the run (see [`Machine::set_exception_catch`]).
     pub fn exception_catch(&self) -> u32 {
         self.catch
+    }
+
+    /// Sets what is traced (as `tracing` events; see [`crate::trace`]).
+    pub fn set_trace(&mut self, cfg: crate::trace::TraceConfig) {
+        self.trace = cfg;
+    }
+
+    /// What is traced.
+    pub fn trace_config(&self) -> &crate::trace::TraceConfig {
+        &self.trace
     }
 
     /// Starts fingerprinting the run's architectural event stream (see
@@ -269,7 +282,7 @@ impl Machine {
     /// index of the instruction.
     #[inline]
     fn run_block(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
-        if self.tracer.is_some() {
+        if self.tracer.is_some() || self.trace.has(crate::trace::Category::Insn) {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
@@ -306,7 +319,7 @@ impl Machine {
         for (n, insn) in block.insns[..budget].iter().enumerate() {
             let start = self.cpu.rip;
             let cs = self.cpu.seg[1].selector;
-            let count = self.cpu.insn_count;
+            let count = self.clock();
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
@@ -319,6 +332,16 @@ impl Machine {
                 let line = report::trace_line(count, cs, start, insn);
                 if let Some(t) = self.tracer.as_mut() {
                     t(&line);
+                }
+                if self.trace.wants(crate::trace::Category::Insn, count) {
+                    tracing::info!(
+                        target: crate::trace::INSN,
+                        insn = count,
+                        vcpu = self.current,
+                        cs,
+                        rip = start,
+                        "{line}"
+                    );
                 }
             }
             if let Err(f) = r {

@@ -3,6 +3,7 @@
 //! permission checks, never to the bus directly.
 
 use super::Machine;
+use crate::trace::{Category, IO};
 
 impl Machine {
     /// A port read of `size` bytes (1, 2 or 4).
@@ -12,6 +13,10 @@ impl Machine {
         if let Some(h) = self.trace_hash.as_mut() {
             h.port_read(now, vcpu, port, size, v);
         }
+        if self.trace.wants(Category::Io, now) {
+            tracing::info!(target: IO, insn = now, vcpu, dir = "in", port, size, value = v,
+                "in  port {port:#06x} size {size} -> {v:#x}");
+        }
         v
     }
 
@@ -20,6 +25,10 @@ impl Machine {
         let (now, vcpu) = (self.clock(), self.current);
         if let Some(h) = self.trace_hash.as_mut() {
             h.port_write(now, vcpu, port, size, value);
+        }
+        if self.trace.wants(Category::Io, now) {
+            tracing::info!(target: IO, insn = now, vcpu, dir = "out", port, size, value,
+                "out port {port:#06x} size {size} <- {value:#x}");
         }
         self.io.write(port, size, value);
     }

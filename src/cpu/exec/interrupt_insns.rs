@@ -22,7 +22,9 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 /// Delivers a software event; RIP already points past the instruction, which is the
 /// return address. A fault during delivery is a fault of the instruction.
 fn software(m: &mut Machine, vector: u8, source: EventSource) -> ExecResult {
-    m.deliver(Event { vector, source, error_code: None })
+    let ev = Event { vector, source, error_code: None };
+    m.record_event(&ev);
+    m.deliver(ev)
 }
 
 fn int_n(m: &mut Machine, i: &Insn) -> ExecResult {
