@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod memory;
 pub mod paging;
+pub mod shadow;
 
 pub use addr::{Gfn, Gpa, Gva, PAGE_SHIFT, PAGE_SIZE};
 pub use memory::{GuestMemory, MemoryError, MemoryMap, Region, RegionKind};
