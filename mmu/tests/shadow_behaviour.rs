@@ -1,0 +1,352 @@
+//! Behaviour of the shadow page cache against hand-built guest tables: hits equal the
+//! walker, unsync and resync at the x86 flush points (SDM Vol. 3A §4.10.4 "Invalidation
+//! of TLBs and Paging-Structure Caches"), write emulation, write flooding, LRU
+//! recycling, roles and generations.
+
+use hvsim_mmu::paging::{
+    walk, Access, AccessKind, PagingMode, WalkConfig, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US,
+};
+use hvsim_mmu::shadow::{MissingFlush, Served, ShadowMmu};
+use hvsim_mmu::{Gfn, Gpa, GuestMemory, Gva, MemoryMap};
+
+const PML4: u64 = 0x1000;
+const PDPT: u64 = 0x2000;
+const PD: u64 = 0x3000;
+const PT: u64 = 0x4000;
+const PT2: u64 = 0x5000;
+const RWU: u64 = PTE_P | PTE_RW | PTE_US;
+
+const R: Access = Access { kind: AccessKind::Read, user: false, smap_override: false };
+const W: Access = Access { kind: AccessKind::Write, user: false, smap_override: false };
+
+fn cfg(cr3: u64) -> WalkConfig {
+    WalkConfig {
+        mode: PagingMode::Long4,
+        cr3,
+        wp: true,
+        pse: true,
+        nxe: true,
+        smep: false,
+        smap: false,
+        maxphyaddr: 40,
+    }
+}
+
+/// PML4[0] -> PDPT[0] -> PD; PD[0] -> PT, PD[1] -> PT2, PD[2] = 2 MiB page at 4 MiB;
+/// PT[i] and PT2[i] map 0x100000 + i * 0x1000 and 0x200000 + i * 0x1000.
+fn long4() -> GuestMemory {
+    let mut m = GuestMemory::new(MemoryMap::flat(16 << 20)).unwrap();
+    m.write_u64(Gpa(PML4), PDPT | RWU);
+    m.write_u64(Gpa(PDPT), PD | RWU);
+    m.write_u64(Gpa(PD), PT | RWU);
+    m.write_u64(Gpa(PD + 8), PT2 | RWU);
+    m.write_u64(Gpa(PD + 16), 0x40_0000 | PTE_PS | RWU);
+    for i in 0..512 {
+        m.write_u64(Gpa(PT + i * 8), (0x10_0000 + i * 0x1000) | RWU);
+        m.write_u64(Gpa(PT2 + i * 8), (0x20_0000 + i * 0x1000) | RWU);
+    }
+    m
+}
+
+/// Writes a guest entry and reports it the way the vCPU does.
+fn guest_write_u64(m: &mut GuestMemory, s: &mut ShadowMmu, gpa: u64, v: u64) {
+    m.write_u64(Gpa(gpa), v);
+    if s.is_tracked(Gpa(gpa).gfn()) {
+        s.guest_write(m, Gpa(gpa), 8);
+    }
+}
+
+#[test]
+fn second_translation_is_a_hit_equal_to_the_walk() {
+    let mut m = long4();
+    let mut reference = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    for (gva, acc) in [(0x3123, R), (0x3123, W), (0x3456, R), (0x40_1234, W), (0x20_5008, R)] {
+        let want = walk(&mut reference, &c, Gva(gva), acc);
+        let (got, _) = s.translate_traced(&mut m, &c, Gva(gva), acc);
+        assert_eq!(got, want, "first translation of {gva:#x}");
+        let (again, served) = s.translate_traced(&mut m, &c, Gva(gva), acc);
+        assert_eq!(again, want);
+        assert_eq!(served, Served::Cache, "{gva:#x} should hit");
+    }
+    // The walker's A/D side effects happened exactly once, identically.
+    assert_eq!(m.backing()[..0x6000], reference.backing()[..0x6000]);
+    assert_eq!(m.read_u64(Gpa(PT + 3 * 8)) & (PTE_A | PTE_D), PTE_A | PTE_D);
+    assert!(s.stats().cache_hits >= 5);
+}
+
+#[test]
+fn a_read_hit_does_not_serve_a_write_that_must_set_dirty() {
+    // SDM Vol. 3A §4.8 "Accessed and Dirty Flags": the first write sets D in the PTE.
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x7000), R).unwrap();
+    assert_eq!(m.read_u64(Gpa(PT + 7 * 8)) & PTE_D, 0);
+    let (t, served) = s.translate_traced(&mut m, &c, Gva(0x7000), W);
+    assert_eq!(served, Served::Walk);
+    assert_ne!(t.unwrap().leaf & PTE_D, 0);
+    assert_ne!(m.read_u64(Gpa(PT + 7 * 8)) & PTE_D, 0);
+    assert_eq!(s.translate_traced(&mut m, &c, Gva(0x7000), W).1, Served::Cache);
+}
+
+#[test]
+fn faults_are_the_walkers_exactly() {
+    // SDM Vol. 3A §4.7 "Page-Fault Exceptions": error codes come from the walk.
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x9000), R).unwrap();
+    guest_write_u64(&mut m, &mut s, PD, PT | PTE_P | PTE_US); // read-only PDE
+    let user_write = Access { kind: AccessKind::Write, user: true, smap_override: false };
+    let e = s.translate(&mut m, &c, Gva(0x9000), user_write).unwrap_err();
+    assert_eq!(e.error_code, 0b111);
+    let nx_fetch = Access { kind: AccessKind::Fetch, user: false, smap_override: false };
+    guest_write_u64(&mut m, &mut s, PD, PT | RWU | (1 << 63));
+    assert_eq!(s.translate(&mut m, &c, Gva(0x9000), nx_fetch).unwrap_err().error_code, 0b10001);
+}
+
+#[test]
+fn pte_write_makes_the_page_table_unsync_and_invlpg_resyncs_it() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    let gva = Gva(0x5010);
+    assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x10_5010));
+    assert!(s.is_tracked(Gfn(PT >> 12)));
+    // The guest remaps the page without INVLPG.
+    guest_write_u64(&mut m, &mut s, PT + 5 * 8, 0x30_0000 | RWU);
+    let st = s.stats();
+    assert_eq!((st.mmu_unsync, st.unsync_pages, st.mmu_pte_write), (1, 1, 0));
+    assert!(!s.is_tracked(Gfn(PT >> 12)), "unsync pages are not write-protected");
+    // The old translation may still be used, as a TLB may (SDM Vol. 3A §4.10.4.3).
+    let (t, served) = s.translate_traced(&mut m, &c, gva, R);
+    let t = t.unwrap();
+    assert_eq!((t.gpa, served), (Gpa(0x10_5010), Served::Cache));
+    let report = s.check_stale(&m, &c, gva, &t).expect("stale");
+    assert_eq!(report.missing, MissingFlush::Invlpg);
+    assert_eq!(report.new_gpa, Some(Gpa(0x30_0010)));
+    assert_eq!(report.old_entry_gpa, Gpa(PT + 5 * 8));
+    assert!(report.to_string().contains("missing INVLPG 0x5010"), "{report}");
+    // INVLPG resynchronises the entry.
+    s.invlpg(gva, 0);
+    let t = s.translate(&mut m, &c, gva, R).unwrap();
+    assert_eq!(t.gpa, Gpa(0x30_0010));
+    assert_eq!(s.check_stale(&m, &c, gva, &t), None);
+    assert_eq!(s.stats().invlpg, 1);
+}
+
+#[test]
+fn mov_cr3_resyncs_unless_no_flush_reloads_the_same_cr3() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    let gva = Gva(0x6000);
+    s.translate(&mut m, &c, gva, R).unwrap();
+    guest_write_u64(&mut m, &mut s, PT + 6 * 8, 0x31_0000 | RWU);
+    // MOV CR3 with the PCID no-flush bit, same CR3: nothing is flushed (SDM Vol. 3A
+    // §4.10.4.1: "... if bit 63 of the source operand is 1, the instruction is not
+    // required to invalidate any TLB entries").
+    s.new_cr3(PML4, true);
+    assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x10_6000));
+    // A flushing MOV CR3.
+    s.new_cr3(PML4, false);
+    assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x31_0000));
+    let st = s.stats();
+    assert_eq!((st.tlb_flush, st.unsync_pages), (1, 0));
+    assert!(s.is_tracked(Gfn(PT >> 12)), "a synced page is write-protected again");
+}
+
+#[test]
+fn switching_to_another_root_resyncs_what_it_reaches() {
+    // Two address spaces share the PDPT; a write under one becomes visible when the
+    // other is loaded, even with no-flush (its PCID never cached the old entry).
+    let mut m = long4();
+    m.write_u64(Gpa(0x8000), PDPT | RWU); // second PML4
+    let mut s = ShadowMmu::new(64);
+    let (a, b) = (cfg(PML4), cfg(0x8000 | 1));
+    let gva = Gva(0x2000);
+    s.translate(&mut m, &b, gva, R).unwrap();
+    s.translate(&mut m, &a, gva, R).unwrap();
+    guest_write_u64(&mut m, &mut s, PT + 2 * 8, 0x32_0000 | RWU);
+    s.new_cr3(0x8000 | 1, true);
+    assert_eq!(s.translate(&mut m, &b, gva, R).unwrap().gpa, Gpa(0x32_0000));
+    // The PT has one shadow page, reached from both roots through the shared PDPT.
+    assert_eq!(s.shadows_of(Gfn(PT >> 12)).len(), 1);
+}
+
+#[test]
+fn upper_level_writes_are_emulated_in_place() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    s.translate(&mut m, &c, Gva(0x20_1000), R).unwrap();
+    // Swap the PDE to the other page table: non-leaf entries never go stale.
+    guest_write_u64(&mut m, &mut s, PD, PT2 | RWU);
+    let st = s.stats();
+    assert_eq!((st.mmu_pte_write, st.mmu_pte_updated, st.mmu_unsync), (1, 1, 0));
+    assert_eq!(s.translate(&mut m, &c, Gva(0x1000), R).unwrap().gpa, Gpa(0x20_1000));
+    // Clearing the accessed flag is updated in place and the next walk sets it again.
+    let pdpt_e = m.read_u64(Gpa(PDPT));
+    guest_write_u64(&mut m, &mut s, PDPT, pdpt_e & !PTE_A);
+    assert_eq!(s.translate_traced(&mut m, &c, Gva(0x1000), R).1, Served::Walk);
+    assert_ne!(m.read_u64(Gpa(PDPT)) & PTE_A, 0);
+}
+
+#[test]
+fn write_flooding_zaps_the_shadow_page() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    let pd_role_pages = s.shadows_of(Gfn(PD >> 12));
+    assert_eq!(pd_role_pages.len(), 1);
+    // The guest reuses its PD page as data: three writes without a use in between.
+    for i in 0..3u64 {
+        guest_write_u64(&mut m, &mut s, PD + 0x800 + i * 8, 0xdead_0000 + i);
+    }
+    let st = s.stats();
+    assert_eq!(st.mmu_flooded, 1);
+    assert!(s.shadows_of(Gfn(PD >> 12)).is_empty());
+    assert!(!s.is_tracked(Gfn(PD >> 12)));
+    // Translation still works (and re-shadows the PD).
+    assert_eq!(s.translate(&mut m, &c, Gva(0x1000), R).unwrap().gpa, Gpa(0x10_1000));
+    // Writes interleaved with uses are not flooding.
+    for i in 0..6u64 {
+        guest_write_u64(&mut m, &mut s, PD + 0x800 + i * 8, 0xbeef_0000 + i);
+        s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    }
+    assert_eq!(s.stats().mmu_flooded, 1);
+}
+
+#[test]
+fn lru_recycling_keeps_the_cache_within_its_bound() {
+    let mut m = GuestMemory::new(MemoryMap::flat(16 << 20)).unwrap();
+    m.write_u64(Gpa(PML4), PDPT | RWU);
+    m.write_u64(Gpa(PDPT), PD | RWU);
+    // 16 page tables, each mapping one page.
+    for t in 0..16u64 {
+        let pt = 0x10_0000 + t * 0x1000;
+        m.write_u64(Gpa(PD + t * 8), pt | RWU);
+        m.write_u64(Gpa(pt), (0x80_0000 + t * 0x1000) | RWU);
+    }
+    let limit = 6;
+    let mut s = ShadowMmu::new(limit);
+    let c = cfg(PML4);
+    for round in 0..2 {
+        for t in 0..16u64 {
+            let gva = Gva(t << 21 | 0x10);
+            assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x80_0010 + t * 0x1000));
+            assert!(s.stats().shadow_pages as usize <= limit, "round {round} t {t}");
+        }
+    }
+    let st = s.stats();
+    assert!(st.mmu_recycled >= 16, "{st}");
+    // The root, the PDPT and the PD survive: the least recently used pages are the PTs.
+    assert!(!s.shadows_of(Gfn(PML4 >> 12)).is_empty());
+    assert!(!s.shadows_of(Gfn(PD >> 12)).is_empty());
+    assert!(s.shadows_of(Gfn(0x100)).is_empty(), "the oldest PT was recycled");
+    assert!(!s.shadows_of(Gfn(0x10F)).is_empty(), "the newest PT was kept");
+}
+
+#[test]
+fn one_table_under_two_roles_has_two_shadows() {
+    // The same PT reached through a writable and a read-only PDE (different accumulated
+    // access), and a root seen with CR0.WP set and clear.
+    let mut m = long4();
+    m.write_u64(Gpa(PD + 24), PT | PTE_P | PTE_US); // PD[3] -> PT, read-only
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    s.translate(&mut m, &c, Gva(3 << 21 | 0x1000), R).unwrap();
+    assert_eq!(s.shadows_of(Gfn(PT >> 12)).len(), 2);
+    let t = s.translate(&mut m, &c, Gva(3 << 21 | 0x1000), R).unwrap();
+    assert!(!t.writable);
+    s.translate(&mut m, &WalkConfig { wp: false, ..c }, Gva(0x1000), R).unwrap();
+    assert_eq!(s.shadows_of(Gfn(PML4 >> 12)).len(), 2);
+    // The WP=0 tree has its own shadow of the PT too.
+    assert_eq!(s.shadows_of(Gfn(PT >> 12)).len(), 3);
+    // A write reaches every shadow of the PT: the frame is shadowed only as a page
+    // table, so all go unsync.
+    guest_write_u64(&mut m, &mut s, PT + 8, 0x33_0000 | RWU);
+    assert_eq!(s.stats().mmu_unsync, 3);
+}
+
+#[test]
+fn zap_all_is_a_generation_bump() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    let before = s.stats().shadow_pages;
+    assert_eq!(before, 4);
+    s.zap_all();
+    // Nothing is freed yet, but nothing old is served either.
+    assert_eq!(s.stats().shadow_pages, before);
+    assert_eq!(s.translate_traced(&mut m, &c, Gva(0x1000), R).1, Served::Walk);
+    assert_eq!(s.translate_traced(&mut m, &c, Gva(0x1000), R).1, Served::Cache);
+    // The old pages were reclaimed as they were found by key.
+    assert_eq!(s.stats().shadow_pages, 4);
+    assert_eq!(s.stats().mmu_shadow_zapped, 4);
+}
+
+#[test]
+fn legacy_32bit_and_pae_translations_hit() {
+    // 32-bit paging with a 4 MiB page (SDM Vol. 3A §4.3) and PAE (§4.4).
+    let mut m = GuestMemory::new(MemoryMap::flat(16 << 20)).unwrap();
+    m.write_u32(Gpa(0x1000), 0x2000 | 7);
+    m.write_u32(Gpa(0x2000 + 3 * 4), 0x7000 | 3);
+    m.write_u32(Gpa(0x1004), 0x0040_0000 | (PTE_PS | 3) as u32);
+    let c32 = WalkConfig { mode: PagingMode::Legacy32, cr3: 0x1000, ..cfg(0) };
+    m.write_u64(Gpa(0x3020 + 8), 0x4000 | 1); // PAE PDPT in the second 32-byte slot
+    m.write_u64(Gpa(0x4000), 0x5000 | 7);
+    m.write_u64(Gpa(0x5000 + 8), 0x8000 | 7);
+    let cpae = WalkConfig { mode: PagingMode::Pae, cr3: 0x3020, ..cfg(0) };
+    let mut s = ShadowMmu::new(64);
+    for (c, gva, gpa) in
+        [(c32, 0x3456, 0x7456), (c32, 0x41_2345, 0x41_2345), (cpae, 0x4000_1010, 0x8010)]
+    {
+        assert_eq!(s.translate(&mut m, &c, Gva(gva), W).unwrap().gpa, Gpa(gpa));
+        let (t, served) = s.translate_traced(&mut m, &c, Gva(gva), W);
+        assert_eq!((t.unwrap().gpa, served), (Gpa(gpa), Served::Cache), "{gva:#x}");
+    }
+    // Unsync and INVLPG in 32-bit paging (4-byte entries).
+    s.translate(&mut m, &c32, Gva(0x3456), R).unwrap();
+    m.write_u32(Gpa(0x2000 + 3 * 4), 0x9000 | 3);
+    assert!(s.is_tracked(Gfn(2)));
+    s.guest_write(&m, Gpa(0x2000 + 3 * 4), 4);
+    assert_eq!(s.translate(&mut m, &c32, Gva(0x3456), R).unwrap().gpa, Gpa(0x7456));
+    s.invlpg(Gva(0x3456), 0);
+    assert_eq!(s.translate(&mut m, &c32, Gva(0x3456), R).unwrap().gpa, Gpa(0x9456));
+}
+
+#[test]
+fn nested_contexts_do_not_share_shadows_and_flush_separately() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    s.set_context(5);
+    s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    assert_eq!(s.shadows_of(Gfn(PT >> 12)).len(), 2);
+    guest_write_u64(&mut m, &mut s, PT + 8, 0x34_0000 | RWU);
+    s.flush_asid(5);
+    assert_eq!(s.translate(&mut m, &c, Gva(0x1000), R).unwrap().gpa, Gpa(0x34_0000));
+    // Context 0's shadow of the PT is still unsync.
+    assert_eq!(s.stats().unsync_pages, 1);
+    s.set_context(0);
+    s.flush_all();
+    assert_eq!(s.translate(&mut m, &c, Gva(0x1000), R).unwrap().gpa, Gpa(0x34_0000));
+    assert_eq!(s.stats().unsync_pages, 0);
+}
+
+#[test]
+fn stats_display_names_the_kvm_counters() {
+    let s = ShadowMmu::new(4);
+    let text = s.stats().to_string();
+    for name in ["mmu_shadow_zapped", "mmu_pte_write", "mmu_flooded", "mmu_recycled", "invlpg"] {
+        assert!(text.contains(name), "{text}");
+    }
+}
