@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod ept;
 pub mod memory;
+pub mod npt;
 pub mod paging;
 pub mod shadow;
 
