@@ -19,7 +19,7 @@ use hvsim_mmu::paging::{
     walk, Access, AccessKind, PageFault, PagingMode, Translation, WalkConfig, PTE_A, PTE_D, PTE_G,
     PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US,
 };
-use hvsim_mmu::shadow::{Served, ShadowMmu};
+use hvsim_mmu::shadow::{probe, Served, ShadowMmu};
 use hvsim_mmu::{Gpa, GuestMemory, Gva, MemoryMap};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -57,10 +57,36 @@ fn gva(i: usize) -> Gva {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write { table: usize, idx: u64, target: usize, present: bool, flags: u8, halves: bool },
-    Access { gva: usize, kind: u8, user: bool, smap_override: bool },
-    Invlpg { gva: usize },
-    MovCr3 { root: usize, pcid: u16, no_flush: bool },
+    Write {
+        table: usize,
+        idx: u64,
+        target: usize,
+        present: bool,
+        flags: u8,
+        halves: bool,
+    },
+    Access {
+        gva: usize,
+        kind: u8,
+        user: bool,
+        smap_override: bool,
+    },
+    /// Access an address, rewrite the last entry its walk uses, maybe INVLPG it, and
+    /// access it again: the targeted form of the stale-translation scenario.
+    Remap {
+        gva: usize,
+        target: usize,
+        flags: u8,
+        invlpg: bool,
+    },
+    Invlpg {
+        gva: usize,
+    },
+    MovCr3 {
+        root: usize,
+        pcid: u16,
+        no_flush: bool,
+    },
     InvpcidAll,
     FlushAll,
 }
@@ -73,9 +99,11 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         8 => (prop_oneof![3 => 0..4usize, 1 => 0..NGVA], 0..3u8, any::<bool>(), any::<bool>())
             .prop_map(|(gva, kind, user, smap_override)| Op::Access { gva, kind, user, smap_override }),
-        1 => (0..NGVA).prop_map(|gva| Op::Invlpg { gva }),
+        2 => (0..NGVA).prop_map(|gva| Op::Invlpg { gva }),
         1 => (0..2usize, 0..3u16, any::<bool>())
             .prop_map(|(root, pcid, no_flush)| Op::MovCr3 { root, pcid, no_flush }),
+        2 => (0..NGVA, 0..8usize, entry_flags(), any::<bool>())
+            .prop_map(|(gva, target, flags, invlpg)| Op::Remap { gva, target, flags, invlpg }),
         1 => Just(Op::InvpcidAll),
         1 => Just(Op::FlushAll),
     ]
@@ -215,6 +243,33 @@ impl Case {
         }
     }
 
+    /// A flush of every translation, in one of four ways.
+    fn full_flush(&mut self, how: u8) {
+        match how % 4 {
+            0 => {
+                for i in 0..NGVA {
+                    self.shadow.invlpg(gva(i), self.pcid);
+                }
+            }
+            1 => self.shadow.flush_all(),
+            2 => self.shadow.invpcid_all(),
+            _ => self.shadow.new_cr3(self.cfg.cr3, false),
+        }
+        if how % 4 == 0 {
+            // INVLPG of every address flushes this PCID and global translations only.
+            let p = self.pcid;
+            self.legal.retain(|&(q, _), _| q != p);
+            for set in self.legal.values_mut() {
+                set.retain(|v| !v.global);
+            }
+        } else if how % 4 == 3 {
+            let p = self.pcid;
+            self.legal.retain(|&(q, _), _| q != p);
+        } else {
+            self.legal.clear();
+        }
+    }
+
     fn write(&mut self, gpa: u64, bytes: &[u8]) {
         self.shadow_mem.write(Gpa(gpa), bytes);
         if self.shadow.is_tracked(Gpa(gpa).gfn()) {
@@ -226,9 +281,14 @@ impl Case {
         self.refresh_scratch();
         let fresh: Result<Translation, PageFault> =
             walk(&mut self.scratch, &self.cfg, gva(i), access);
+        let before: Vec<u8> = self.shadow_mem.backing()[TABLES_START..TABLES_END].to_vec();
         let (got, served) =
             self.shadow.translate_traced(&mut self.shadow_mem, &self.cfg, gva(i), access);
-        if got == fresh {
+        if served == Served::Cache {
+            // A cached translation is used without touching the tables.
+            prop_assert!(self.shadow_mem.backing()[TABLES_START..TABLES_END] == before[..]);
+        }
+        if got == fresh && served == Served::Walk {
             // Same A/D side effects as the walk.
             prop_assert!(
                 self.shadow_mem.backing()[TABLES_START..TABLES_END]
@@ -236,6 +296,8 @@ impl Case {
                 "A/D side effects differ for {:?}",
                 gva(i)
             );
+        }
+        if got == fresh {
             if let Ok(t) = got {
                 let stale = self.shadow.check_stale(&self.shadow_mem, &self.cfg, gva(i), &t);
                 prop_assert_eq!(stale, None);
@@ -301,26 +363,7 @@ fn run(
                     c.write(gpa, &v);
                 }
                 if let Some(how) = flush_after_write {
-                    match how % 4 {
-                        0 => {
-                            for i in 0..NGVA {
-                                c.shadow.invlpg(gva(i), c.pcid);
-                            }
-                            c.legal.clear();
-                        }
-                        1 => {
-                            c.shadow.flush_all();
-                            c.legal.clear();
-                        }
-                        2 => {
-                            c.shadow.invpcid_all();
-                            c.legal.clear();
-                        }
-                        _ => {
-                            c.shadow.new_cr3(c.cfg.cr3, false);
-                            c.legal.clear();
-                        }
-                    }
+                    c.full_flush(how);
                 }
             }
             Op::Access { gva: i, kind, user, smap_override } => {
@@ -328,6 +371,24 @@ fn run(
                     [AccessKind::Read, AccessKind::Write, AccessKind::Fetch][usize::from(kind)];
                 let access = Access { kind, user, smap_override: smap_override && !user };
                 c.access(i, access, flush_after_write.is_some())?;
+            }
+            Op::Remap { gva: i, target, flags, invlpg } => {
+                let read = Access { kind: AccessKind::Read, user: false, smap_override: true };
+                c.access(i, read, flush_after_write.is_some())?;
+                let at = probe(&c.shadow_mem, &c.cfg, gva(i)).last().at.0;
+                let Some(table) = TABLES.iter().position(|&(t, _)| at & !0xFFF == t) else {
+                    continue;
+                };
+                c.write(at, &entry(table, target, true, flags).to_le_bytes());
+                c.speculative_fill();
+                if let Some(how) = flush_after_write {
+                    c.full_flush(how);
+                } else if invlpg {
+                    c.shadow.invlpg(gva(i), c.pcid);
+                    c.flush_address(i);
+                }
+                c.speculative_fill();
+                c.access(i, read, flush_after_write.is_some())?;
             }
             Op::Invlpg { gva: i } => {
                 c.shadow.invlpg(gva(i), c.pcid);
@@ -379,7 +440,7 @@ fn strategy() -> impl Strategy<Value = (Vec<Op>, usize, (bool, bool, bool, bool)
 
 #[test]
 fn shadow_answers_are_fresh_or_legally_stale() {
-    let mut runner = TestRunner::new(Config { cases: 128, ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: 256, ..Config::default() });
     let stale_total = std::cell::Cell::new(0u64);
     runner
         .run(&strategy(), |(ops, limit, flags)| {
@@ -393,7 +454,7 @@ fn shadow_answers_are_fresh_or_legally_stale() {
 
 #[test]
 fn with_a_flush_after_every_write_answers_equal_the_walk() {
-    let mut runner = TestRunner::new(Config { cases: 64, ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: 128, ..Config::default() });
     runner
         .run(&(strategy(), 0..4u8), |((ops, limit, flags), how)| {
             run(&ops, limit, flags, Some(how))?;

@@ -292,6 +292,7 @@ impl ShadowMmu {
         loop {
             let Some(page) = self.page_mut(id) else { return };
             page.last_use = tick;
+            page.write_flooding_count = 0;
             let (table, role) = (page.table, page.role);
             let idx = f.index(level, gva);
             let e = f.read(mem, table.add(idx as u64 * f.entry_size()));
@@ -385,8 +386,10 @@ impl ShadowMmu {
         }
     }
 
-    /// MOV to CR3. With `no_flush` (CR4.PCIDE=1 and bit 63 of the source set) the TLB is
-    /// not flushed; otherwise every unsync page is resynchronised.
+    /// MOV to CR3. `cr3` is the value CR3 now holds (bit 63 of the source is not part
+    /// of it); `no_flush` is CR4.PCIDE=1 with bit 63 of the source set, in which case
+    /// nothing is flushed (SDM Vol. 3A §4.10.4.1). Otherwise every unsync page is
+    /// resynchronised.
     pub fn new_cr3(&mut self, cr3: u64, no_flush: bool) {
         self.last_cr3_no_flush = no_flush;
         if !no_flush {

@@ -72,7 +72,7 @@ impl ShadowMmu {
             return;
         }
         for idx in page.marked_children() {
-            let child = self.page(id).map_or(NO_SP, |p| p.sptes[idx].child);
+            let child = self.page(id).and_then(|p| p.sptes.get(idx)).map_or(NO_SP, |s| s.child);
             match self.page(child) {
                 None => self.clear_mark(id, idx),
                 Some(c) if c.unsync => self.sync_page(mem, child),
