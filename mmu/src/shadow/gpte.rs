@@ -31,6 +31,7 @@ impl Format {
         Self { mode: cfg.mode, pse: cfg.pse, nxe: cfg.nxe, maxphyaddr: cfg.maxphyaddr }
     }
 
+    #[inline(always)]
     fn pa_mask(self) -> u64 {
         ((1u64 << self.maxphyaddr) - 1) & !0xFFF
     }
@@ -50,6 +51,7 @@ impl Format {
     }
 
     /// Bytes per entry.
+    #[inline(always)]
     pub fn entry_size(self) -> u64 {
         if self.mode == PagingMode::Legacy32 {
             4
@@ -59,7 +61,7 @@ impl Format {
     }
 
     /// The index of `gva`'s entry in a table at `level`.
-    #[inline]
+    #[inline(always)]
     pub fn index(self, level: u8, gva: Gva) -> usize {
         let a = gva.0;
         match self.mode {
@@ -101,7 +103,7 @@ impl Format {
     }
 
     /// Whether a present entry at `level` maps a page (rather than a table).
-    #[inline]
+    #[inline(always)]
     pub fn is_leaf(self, level: u8, entry: u64) -> bool {
         match self.mode {
             PagingMode::Legacy32 => level == 1 || (level == 2 && self.pse && entry & PTE_PS != 0),
@@ -156,13 +158,13 @@ impl Format {
 
     /// Whether the entry has an accessed flag that a walk sets (PDPTEs in PAE mode have
     /// none).
-    #[inline]
+    #[inline(always)]
     pub fn has_accessed_flag(self, level: u8) -> bool {
         !(self.mode == PagingMode::Pae && level == 3)
     }
 
     /// The page a leaf entry at `level` maps: (physical address of `gva`, page size).
-    #[inline]
+    #[inline(always)]
     pub fn leaf_address(self, level: u8, entry: u64, gva: Gva) -> (Gpa, u64) {
         if self.mode == PagingMode::Legacy32 {
             let a = gva.0 & 0xFFFF_FFFF;

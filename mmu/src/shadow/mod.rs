@@ -87,6 +87,7 @@ struct RootSlot {
 /// Synchronisation owed to flushes the guest executed.
 #[derive(Clone, Debug, Default)]
 struct Pending {
+    any: bool,
     all: bool,
     gvas: Vec<Gva>,
     contexts: Vec<u16>,
@@ -111,6 +112,8 @@ pub struct ShadowMmu {
     /// Most recently used first; `roots[0]` is current when `current_valid`.
     roots: Vec<RootSlot>,
     current_valid: bool,
+    /// The configuration `roots[0]` was resolved for (with `context`).
+    current_cfg: Option<WalkConfig>,
     context: u16,
     /// The last CR3 load had the PCID no-flush bit.
     last_cr3_no_flush: bool,
@@ -133,6 +136,7 @@ impl ShadowMmu {
             tick: 0,
             roots: Vec::with_capacity(ROOT_SLOTS + 1),
             current_valid: false,
+            current_cfg: None,
             context: 0,
             last_cr3_no_flush: false,
             pending: Pending::default(),
@@ -188,6 +192,8 @@ impl ShadowMmu {
         access: Access,
     ) -> Option<Translation> {
         let f = Format::of(cfg);
+        let legacy = cfg.mode == paging::PagingMode::Legacy32;
+        let pae = cfg.mode == paging::PagingMode::Pae;
         let tick = self.tick;
         let mut id = root;
         let mut level = f.top_level();
@@ -195,12 +201,23 @@ impl ShadowMmu {
             let page = self.pages.get_mut(id as usize)?.as_mut()?;
             page.last_use = tick;
             page.write_flooding_count = 0;
-            let idx = f.index(level, gva);
+            let pdpte = pae && level == 3;
+            let idx = if legacy || pdpte {
+                f.index(level, gva)
+            } else {
+                ((gva.0 >> (3 + 9 * u32::from(level))) & 0x1FF) as usize
+            };
             let s = *page.sptes.get(idx)?;
-            if !s.filled || (f.has_accessed_flag(level) && s.gpte & PTE_A == 0) {
+            // Filled entries are present ones (empty entries are all zero). PDPTEs have
+            // no accessed flag; every other entry used must have it already set, or the
+            // walk has an update to make.
+            let need = if pdpte { paging::PTE_P } else { paging::PTE_P | PTE_A };
+            if s.gpte & need != need {
                 return None;
             }
-            if f.is_leaf(level, s.gpte) {
+            // PS is reserved (so never cached) in PML5Es, PML4Es and PAE PDPTEs; in
+            // 32-bit paging it counts only with CR4.PSE.
+            if level == 1 || (s.gpte & paging::PTE_PS != 0 && (!legacy || cfg.pse)) {
                 let write = access.kind == AccessKind::Write;
                 let fetch = access.kind == AccessKind::Fetch;
                 if write && s.gpte & PTE_D == 0 {
@@ -245,14 +262,12 @@ impl ShadowMmu {
         if !(12..=52).contains(&cfg.maxphyaddr) {
             return None;
         }
-        let role = Role::root(cfg, self.context);
-        if self.current_valid {
+        if self.current_valid && self.current_cfg.is_some_and(|c| same_walk_config(&c, cfg)) {
             if let Some(s) = self.roots.first() {
-                if s.cr3 == cfg.cr3 && s.role == role {
-                    return Some(s.sp);
-                }
+                return Some(s.sp);
             }
         }
+        let role = Role::root(cfg, self.context);
         let sp = match self.roots.iter().position(|s| s.cr3 == cfg.cr3 && s.role == role) {
             Some(i) => {
                 let slot = self.roots.remove(i);
@@ -277,6 +292,7 @@ impl ShadowMmu {
             }
         };
         self.current_valid = true;
+        self.current_cfg = Some(*cfg);
         // KVM's mmu_sync_roots: the new root may reach pages that went unsync while
         // another CR3 value was current.
         self.sync_subtree(mem, sp);
@@ -379,6 +395,7 @@ impl ShadowMmu {
     /// pages are not PCID-tagged, so `pcid` only documents the call.
     pub fn invlpg(&mut self, gva: Gva, _pcid: u16) {
         self.stats.invlpg += 1;
+        self.pending.any = true;
         if self.pending.gvas.len() >= MAX_PENDING_GVAS {
             self.pending.all = true;
         } else {
@@ -395,6 +412,7 @@ impl ShadowMmu {
         if !no_flush {
             self.stats.tlb_flush += 1;
             self.pending.all = true;
+            self.pending.any = true;
         }
         if !no_flush || self.roots.first().map_or(true, |s| s.cr3 != cr3) {
             self.current_valid = false;
@@ -406,6 +424,7 @@ impl ShadowMmu {
     pub fn flush_all(&mut self) {
         self.stats.tlb_flush += 1;
         self.pending.all = true;
+        self.pending.any = true;
         self.current_valid = false;
     }
 
@@ -435,16 +454,22 @@ impl ShadowMmu {
     pub fn flush_asid(&mut self, context: u16) {
         self.stats.tlb_flush += 1;
         self.pending.contexts.push(context);
+        self.pending.any = true;
         if context == self.context {
             self.current_valid = false;
         }
     }
 
     /// Performs the synchronisation owed to earlier flush calls.
+    #[inline]
     pub fn sync_pending(&mut self, mem: &GuestMemory) {
-        if !self.pending.all && self.pending.gvas.is_empty() && self.pending.contexts.is_empty() {
-            return;
+        if self.pending.any {
+            self.sync_pending_slow(mem);
         }
+    }
+
+    #[cold]
+    fn sync_pending_slow(&mut self, mem: &GuestMemory) {
         let p = std::mem::take(&mut self.pending);
         if p.all {
             self.sync_all(mem, None);
@@ -517,6 +542,20 @@ impl ShadowMmu {
     fn clear_spte(&mut self, id: SpId, idx: usize) {
         self.set_spte(id, idx, Spte::EMPTY);
     }
+}
+
+/// Whether two walk configurations give the same root (every field the root role and
+/// CR3 depend on).
+#[inline(always)]
+fn same_walk_config(a: &WalkConfig, b: &WalkConfig) -> bool {
+    a.cr3 == b.cr3
+        && a.mode == b.mode
+        && a.wp == b.wp
+        && a.pse == b.pse
+        && a.nxe == b.nxe
+        && a.smep == b.smep
+        && a.smap == b.smap
+        && a.maxphyaddr == b.maxphyaddr
 }
 
 /// The guest format a role's tables are in.
