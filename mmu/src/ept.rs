@@ -166,7 +166,8 @@ pub enum EptFault {
 
 /// Whether `eptp` passes the VM-entry checks on the EPTP (SDM Vol. 3C §27.2.1.1
 /// "VM-Execution Control Fields": memory type UC or WB, supported walk length, A/D only
-/// if supported, reserved bits 11:7 and above MAXPHYADDR clear).
+/// if supported, bits 11:8 and above MAXPHYADDR clear, and bit 7 (supervisor
+/// shadow-stack control, which hvsim's CPU models do not offer) clear).
 pub fn eptp_valid(eptp: u64, caps: &EptCaps) -> bool {
     let memtype = (eptp & EPTP_MEMTYPE_MASK) as u8;
     let walk_ok = walk_levels(eptp, caps).is_some();

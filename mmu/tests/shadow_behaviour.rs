@@ -350,3 +350,59 @@ fn stats_display_names_the_kvm_counters() {
         assert!(text.contains(name), "{text}");
     }
 }
+
+#[test]
+fn stale_reports_name_the_missing_flush() {
+    // A translation served before an upper-level change (as a front-end TLB filled from
+    // the cache would still hold it): MOV CR3 was needed, or INVPCID when the last CR3
+    // load kept the PCID's translations; a global translation needs INVLPG (MOV CR3 does
+    // not flush it). SDM Vol. 3A §4.10.4.1 and §4.10.4.2.
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    let served = s.translate(&mut m, &c, Gva(0x1000), R).unwrap();
+    guest_write_u64(&mut m, &mut s, PD, PT2 | RWU);
+    let r = s.check_stale(&m, &c, Gva(0x1000), &served).expect("stale");
+    assert_eq!((r.missing, r.new_gpa), (MissingFlush::MovCr3, Some(Gpa(0x20_1000))));
+    assert_eq!((r.new_entry_gpa, r.new_level), (Gpa(PT2 + 8), 1));
+    s.new_cr3(PML4 | 3, true);
+    let r = s.check_stale(&m, &c, Gva(0x1000), &served).expect("stale");
+    assert_eq!(r.missing, MissingFlush::Invpcid);
+    let global = hvsim_mmu::paging::Translation { global: true, ..served };
+    assert_eq!(s.check_stale(&m, &c, Gva(0x1000), &global).unwrap().missing, MissingFlush::Invlpg);
+    // A not-present entry now: no new address.
+    guest_write_u64(&mut m, &mut s, PD, 0);
+    let r = s.check_stale(&m, &c, Gva(0x1000), &served).expect("stale");
+    assert_eq!((r.new_gpa, r.new_entry, r.new_level), (None, 0, 2));
+    assert!(r.to_string().contains("no translation"), "{r}");
+    // Only the accessed flag differs: not stale.
+    let mut m = long4();
+    let served = s.translate(&mut m, &cfg(PML4), Gva(0x1000), R).unwrap();
+    let e = m.read_u64(Gpa(PT + 8));
+    m.write_u64(Gpa(PT + 8), e & !PTE_A);
+    assert_eq!(s.check_stale(&m, &c, Gva(0x1000), &served), None);
+}
+
+#[test]
+fn a_write_spanning_two_tracked_frames_updates_both() {
+    // A 16-byte write across the end of the PD into the PT (both frames shadowed; the PD
+    // as level 2, so it is emulated; the PT as level 1, so it goes unsync).
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let c = cfg(PML4);
+    s.translate(&mut m, &c, Gva(0x0000), R).unwrap();
+    s.translate(&mut m, &c, Gva(511 << 21 | 0x1000), R).unwrap_err(); // PD[511] empty
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&(PT2 | RWU).to_le_bytes()); // PD[511] -> PT2
+    bytes[8..].copy_from_slice(&(0x35_0000 | RWU).to_le_bytes()); // PT[0]
+    m.write(Gpa(PD + 511 * 8), &bytes);
+    assert!(s.is_tracked(Gfn(PD >> 12)) && s.is_tracked(Gfn(PT >> 12)));
+    s.guest_write(&m, Gpa(PD + 511 * 8), 16);
+    let st = s.stats();
+    assert_eq!((st.mmu_pte_write, st.mmu_unsync), (1, 1));
+    assert_eq!(s.translate(&mut m, &c, Gva(511 << 21 | 0x1000), R).unwrap().gpa, Gpa(0x20_1000));
+    // PT[0] is stale until flushed.
+    assert_eq!(s.translate(&mut m, &c, Gva(0), R).unwrap().gpa, Gpa(0x10_0000));
+    s.invlpg(Gva(0), 0);
+    assert_eq!(s.translate(&mut m, &c, Gva(0), R).unwrap().gpa, Gpa(0x35_0000));
+}
