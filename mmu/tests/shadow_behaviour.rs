@@ -406,3 +406,15 @@ fn a_write_spanning_two_tracked_frames_updates_both() {
     s.invlpg(Gva(0), 0);
     assert_eq!(s.translate(&mut m, &c, Gva(0), R).unwrap().gpa, Gpa(0x35_0000));
 }
+
+#[test]
+fn tracking_epoch_moves_when_a_frame_becomes_tracked() {
+    let mut m = long4();
+    let mut s = ShadowMmu::new(64);
+    let e0 = s.tracking_epoch();
+    s.translate(&mut m, &cfg(PML4), Gva(0x1000), R).unwrap();
+    let e1 = s.tracking_epoch();
+    assert_eq!(e1 - e0, 4, "PML4, PDPT, PD and PT frames became tracked");
+    s.translate(&mut m, &cfg(PML4), Gva(0x2000), R).unwrap();
+    assert_eq!(s.tracking_epoch(), e1, "nothing new");
+}

@@ -34,6 +34,26 @@
 //!
 //! Determinism: lookups go through a `BTreeMap`, sets are `BTreeSet`s, and every scan
 //! runs in shadow-page index order.
+//!
+//! Wiring into a vCPU:
+//! - translate through [`ShadowMmu::translate`] where `paging::walk` was called
+//!   (`--no-shadow-cache` keeps the walk);
+//! - after every guest write that lands in a frame with [`ShadowMmu::is_tracked`],
+//!   call [`ShadowMmu::guest_write`]; a front-end TLB must not let such writes bypass
+//!   the check (give tracked frames read-only entries and drop writable ones when
+//!   [`ShadowMmu::tracking_epoch`] changes);
+//! - INVLPG → [`ShadowMmu::invlpg`]; MOV CR3 → [`ShadowMmu::new_cr3`]; INVPCID →
+//!   `invpcid_*`; CR0.PG/WP, CR4.PGE/PAE/PSE/PCIDE/SMEP/SMAP/LA57 and EFER.NXE changes →
+//!   [`ShadowMmu::flush_all`]; nested TLB control → [`ShadowMmu::set_context`] and
+//!   [`ShadowMmu::flush_asid`];
+//! - `--strict-tlb`: for every translation used from a cache ([`Served::Cache`], or a
+//!   front-end TLB hit), [`ShadowMmu::check_stale`] and print the report with the RIP;
+//! - `--stats`: print [`ShadowMmu::stats`].
+//!
+//! The hit path re-derives the walker's permission checks (SDM Vol. 3A §4.6). When
+//! `WalkConfig` grows protection keys or cached PAE PDPTEs, `lookup` must apply the key
+//! check (or bypass the cache while keys are enabled), PAE roots must take their
+//! entries from the cached PDPTEs, and `same_walk_config` must compare the new fields.
 
 mod cache;
 mod gpte;
@@ -379,6 +399,14 @@ impl ShadowMmu {
     #[inline]
     pub fn is_tracked(&self, gfn: Gfn) -> bool {
         self.track.is_tracked(gfn)
+    }
+
+    /// Changes whenever some frame becomes write-tracked. A vCPU whose front-end TLB
+    /// lets writes bypass [`Self::is_tracked`] must drop writable entries when this
+    /// changes.
+    #[inline]
+    pub fn tracking_epoch(&self) -> u64 {
+        self.track.epoch()
     }
 
     /// Selects the nested (L2) context the following translations belong to; 0 is the

@@ -17,6 +17,8 @@ pub const DENSE_GFN_LIMIT: u64 = 1 << 22;
 #[derive(Clone, Debug, Default)]
 pub struct WriteTrack {
     counts: Vec<u32>,
+    /// Incremented whenever a frame goes from untracked to tracked.
+    epoch: u64,
 }
 
 impl WriteTrack {
@@ -40,7 +42,15 @@ impl WriteTrack {
         if self.counts.len() <= i {
             self.counts.resize(i + 1, 0);
         }
+        if self.counts[i] == 0 {
+            self.epoch += 1;
+        }
         self.counts[i] += 1;
+    }
+
+    /// How many times a frame became tracked.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// One synchronised shadow page of `gfn` fewer.
