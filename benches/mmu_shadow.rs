@@ -45,6 +45,9 @@ fn build() -> (GuestMemory, Vec<WalkConfig>) {
             nxe: true,
             smep: false,
             smap: false,
+            pke: false,
+            pkru: 0,
+            pdptes: None,
             maxphyaddr: 40,
         });
     }

@@ -28,6 +28,17 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Explain a hardware value from the manuals' tables: an SVM exit code, a VMX exit
+    /// reason, a VMCS field encoding, a VMCB offset, a VM-instruction error or an MSR.
+    /// Without a key, list the table.
+    Explain {
+        /// What kind of value.
+        #[arg(value_enum)]
+        topic: crate::explain::Topic,
+        /// The value (hex with 0x, decimal, negative, or a name such as GUEST_RIP).
+        #[arg(allow_negative_numbers = true)]
+        key: Option<String>,
+    },
 }
 
 /// Example guests.
@@ -70,6 +81,13 @@ pub struct RunArgs {
     /// The CPU model.
     #[arg(long, value_enum, default_value = "intel")]
     pub cpu: CpuModel,
+    /// Print a hash of the run's architectural event stream (events, port I/O and their
+    /// instruction counts) at the end: equal for runs that behave the same.
+    #[arg(long)]
+    pub trace_hash: bool,
+    /// The seed of the generator behind RDRAND/RDSEED.
+    #[arg(long, default_value_t = crate::cpu::exec::DEFAULT_RNG_SEED)]
+    pub rng_seed: u64,
 }
 
 /// Parses "4096", "64K", "32M", "1G".
@@ -120,6 +138,12 @@ pub fn main_with(cli: Cli) -> Result<i32, CliError> {
             Ok(0)
         }
         Command::Run(args) => run(args),
+        Command::Explain { topic, key } => {
+            let text =
+                crate::explain::explain(topic, key.as_deref()).map_err(|e| usage(e.to_string()))?;
+            print!("{text}");
+            Ok(0)
+        }
     }
 }
 
@@ -149,6 +173,7 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
             CpuModel::Amd => Vendor::Amd,
         },
         echo_serial: true,
+        rng_seed: args.rng_seed,
     };
     let mut m = Machine::new(&cfg).map_err(|e| usage(e.to_string()))?;
     m.load(BOOT_SECTOR_ADDR, &data[..512]).map_err(|e| usage(e.to_string()))?;
@@ -157,7 +182,13 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     if args.trace.contains(&TraceCategory::Insn) {
         m.set_insn_tracer(Some(Box::new(|line: &str| eprintln!("{line}"))));
     }
+    if args.trace_hash {
+        m.enable_trace_hash();
+    }
     let report = m.run(args.max_insns);
     eprintln!("hvsim: {report}");
+    if let Some(h) = m.trace_hash() {
+        eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);
+    }
     Ok(report.exit_status())
 }

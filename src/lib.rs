@@ -9,6 +9,8 @@ pub mod cli;
 pub mod cpu;
 pub mod cpuid;
 pub mod example;
+pub mod explain;
+pub mod firmware;
 pub mod machine;
 
 pub use cpu::fault::{Exception, Fault};

@@ -12,8 +12,12 @@ fn asm(bits: u32, at: u64, f: impl FnOnce(&mut CodeAssembler) -> Result<(), Iced
     a.assemble(at).unwrap()
 }
 
+/// A machine that stops at every exception (these tests look at the exception raised,
+/// not at its delivery).
 fn machine() -> Machine {
-    Machine::new(&MachineConfig::default()).unwrap()
+    let mut m = Machine::new(&MachineConfig::default()).unwrap();
+    m.set_exception_catch(hvsim::machine::CATCH_ALL);
+    m
 }
 
 #[test]

@@ -4,8 +4,7 @@
 use crate::bus::PortDevice;
 use std::any::Any;
 
-/// The conventional port of isa-debug-exit on QEMU's `pc` machine.
-pub const DEBUG_EXIT_PORT: u16 = 0xF4;
+pub use crate::pc::DEBUG_EXIT_PORT;
 
 /// isa-debug-exit: remembers the value written until the machine takes it.
 #[derive(Debug, Default)]

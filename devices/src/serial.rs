@@ -5,10 +5,10 @@
 
 use crate::bus::PortDevice;
 use std::any::Any;
+
+pub use crate::pc::COM1_PORT;
 use std::io::Write;
 
-/// COM1's base port.
-pub const COM1_BASE: u16 = 0x3F8;
 /// Line status register offset.
 const LSR: u16 = 5;
 /// LSR: transmit holding register empty.
@@ -88,14 +88,14 @@ mod tests {
 
     #[test]
     fn transmit_is_captured_and_divisor_latch_is_not_output() {
-        let mut s = SerialConsole::new(COM1_BASE, false);
-        assert_eq!(s.read(COM1_BASE + 5, 1) as u8 & LSR_THRE, LSR_THRE);
-        s.write(COM1_BASE, 1, u32::from(b'h'));
-        s.write(COM1_BASE + 3, 1, 0x80);
-        s.write(COM1_BASE, 1, 0x01); // divisor low byte
-        s.write(COM1_BASE + 3, 1, 0x03);
-        s.write(COM1_BASE, 1, u32::from(b'i'));
+        let mut s = SerialConsole::new(COM1_PORT, false);
+        assert_eq!(s.read(COM1_PORT + 5, 1) as u8 & LSR_THRE, LSR_THRE);
+        s.write(COM1_PORT, 1, u32::from(b'h'));
+        s.write(COM1_PORT + 3, 1, 0x80);
+        s.write(COM1_PORT, 1, 0x01); // divisor low byte
+        s.write(COM1_PORT + 3, 1, 0x03);
+        s.write(COM1_PORT, 1, u32::from(b'i'));
         assert_eq!(s.output(), b"hi");
-        assert_eq!(s.read(COM1_BASE + 3, 1), 3);
+        assert_eq!(s.read(COM1_PORT + 3, 1), 3);
     }
 }

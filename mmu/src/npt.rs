@@ -88,6 +88,10 @@ pub fn walk(
         nxe: mode.nxe,
         smep: false,
         smap: false,
+        pke: false,
+        pkru: 0,
+        // Nested tables have no PDPTE registers: a PAE nested walk reads the PDPT.
+        pdptes: None,
         maxphyaddr: mode.maxphyaddr,
     };
     let user = Access { kind: access.kind, user: true, smap_override: false };

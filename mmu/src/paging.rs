@@ -2,9 +2,10 @@
 //! and 5-level (SDM Vol. 3A ch. 4 "Paging").
 //!
 //! A walk either returns the translation with its effective permissions or the page
-//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"). Accessed
-//! and dirty bits are set with compare-exchange, as hardware does, once the access is
-//! known to be permitted.
+//! fault with its exact error code (SDM Vol. 3A §4.7 "Page-Fault Exceptions"), including
+//! protection keys (§4.6.2) and SMEP/SMAP. PAE walks can start from the CPU's PDPTE
+//! registers (§4.4.1, `WalkConfig::pdptes`). Accessed and dirty bits are set with
+//! compare-exchange, as hardware does, once the access is known to be permitted.
 
 use crate::addr::{Gpa, Gva};
 use crate::memory::GuestMemory;
@@ -25,6 +26,14 @@ pub const PTE_PS: u64 = 1 << 7;
 pub const PTE_G: u64 = 1 << 8;
 /// Execute-disable (PAE and 4/5-level formats).
 pub const PTE_NX: u64 = 1 << 63;
+/// Shift of the protection key in a 4/5-level leaf entry (bits 62:59, SDM Vol. 3A
+/// §4.6.2 "Protection Keys").
+pub const PTE_PKEY_SHIFT: u32 = 59;
+
+/// PKRU: access-disable bit of key `i` is bit `2i`.
+pub const PKRU_AD: u32 = 1 << 0;
+/// PKRU: write-disable bit of key `i` is bit `2i + 1`.
+pub const PKRU_WD: u32 = 1 << 1;
 
 /// #PF error code: the fault was a protection violation (page present).
 pub const PFEC_P: u32 = 1 << 0;
@@ -80,6 +89,14 @@ pub struct WalkConfig {
     pub smep: bool,
     /// CR4.SMAP.
     pub smap: bool,
+    /// CR4.PKE (protection keys for user-mode pages; effective with 4/5-level paging).
+    pub pke: bool,
+    /// The PKRU register (used when `pke`).
+    pub pkru: u32,
+    /// PAE paging: the four PDPTEs the CPU loaded from CR3 at the last MOV CR0/CR3/CR4
+    /// (SDM Vol. 3A §4.4.1 "PDPTE Registers"). `None` reads them from memory at walk
+    /// time, as a table walker without PDPTE registers (for example a nested walk) does.
+    pub pdptes: Option<[u64; 4]>,
     /// MAXPHYADDR of the CPU model.
     pub maxphyaddr: u8,
 }
@@ -110,6 +127,8 @@ pub struct Translation {
     pub executable: bool,
     /// The leaf entry is global.
     pub global: bool,
+    /// The protection key of the leaf (bits 62:59) with 4/5-level paging, else 0.
+    pub pkey: u8,
     /// The leaf entry (after A/D updates).
     pub leaf: u64,
     /// Physical address of the leaf entry.
@@ -127,25 +146,58 @@ pub struct PageFault {
     pub level: u8,
 }
 
+/// Bits `lo..=hi` set.
+const fn bits(lo: u32, hi: u32) -> u64 {
+    (u64::MAX >> (63 - hi)) & !((1u64 << lo) - 1)
+}
+
+/// The reserved bits of a PAE PDPTE: 2:1, 8:5 and 63:MAXPHYADDR (SDM Vol. 3A §4.4.1
+/// "PDPTE Registers", Table 4-8). A present PDPTE with one set makes the MOV to CR0,
+/// CR3 or CR4 that loads it fault with #GP(0).
+pub const fn pdpte_reserved_bits(maxphyaddr: u8) -> u64 {
+    bits(1, 2) | bits(5, 8) | bits(maxphyaddr as u32, 63)
+}
+
+/// Loads the four PAE PDPTEs from the 32-byte-aligned table CR3 points to (SDM Vol. 3A
+/// §4.4.1): `None` if a present one has a reserved bit set (the caller raises #GP(0)).
+pub fn load_pdptes(mem: &mut GuestMemory, cr3: u64, maxphyaddr: u8) -> Option<[u64; 4]> {
+    let base = cr3 & 0xFFFF_FFE0;
+    let mut pdptes = [0u64; 4];
+    for (i, e) in pdptes.iter_mut().enumerate() {
+        *e = mem.read_u64(Gpa(base + 8 * i as u64));
+        if *e & PTE_P != 0 && *e & pdpte_reserved_bits(maxphyaddr) != 0 {
+            return None;
+        }
+    }
+    Some(pdptes)
+}
+
 impl WalkConfig {
     fn pa_mask(&self) -> u64 {
         ((1u64 << self.maxphyaddr) - 1) & !0xFFF
     }
 
-    /// Reserved bits of a non-leaf or leaf entry at `level` (SDM Vol. 3A §4.4.2/§4.5.4
-    /// "Reserved bits"), for the 8-byte formats.
+    /// Whether the mode is IA-32e paging (4- or 5-level).
+    fn ia32e(&self) -> bool {
+        matches!(self.mode, PagingMode::Long4 | PagingMode::Long5)
+    }
+
+    /// Reserved bits of a non-leaf or leaf entry at `level` (SDM Vol. 3A §4.4.2 Tables
+    /// 4-8 to 4-11 for PAE, §4.5.4 Tables 4-15 to 4-20 for 4/5-level), for the 8-byte
+    /// formats. PAE reserves bits 62:MAXPHYADDR, 4/5-level only 51:MAXPHYADDR (62:52 are
+    /// ignored, 62:59 hold the protection key). Bit 63 (XD) is reserved when NXE = 0.
     fn reserved_mask(&self, level: u8, entry: u64) -> u64 {
-        let above_maxphy = !((1u64 << self.maxphyaddr) - 1) & 0x000F_FFFF_FFFF_F000;
+        let m = u32::from(self.maxphyaddr);
+        if self.mode == PagingMode::Pae && level == 3 {
+            return pdpte_reserved_bits(self.maxphyaddr);
+        }
+        let high = if self.mode == PagingMode::Pae { bits(m, 62) } else { bits(m, 51) };
         let nx = if self.nxe { 0 } else { PTE_NX };
-        let mut rsvd = above_maxphy | nx;
-        match (self.mode, level) {
-            (PagingMode::Pae, 3) => {
-                // PAE PDPTEs: bits 2:1, 8:5 and 63 are reserved.
-                rsvd |= 0x1E6 | PTE_NX;
-            }
-            (_, 5) | (_, 4) => rsvd |= PTE_PS,
-            (_, 3) if entry & PTE_PS != 0 => rsvd |= 0x3FFF_E000, // 1 GiB page: bits 29:13
-            (_, 2) if entry & PTE_PS != 0 => rsvd |= 0x1F_E000,   // 2 MiB page: bits 20:13
+        let mut rsvd = high | nx;
+        match level {
+            5 | 4 => rsvd |= PTE_PS,
+            3 if entry & PTE_PS != 0 => rsvd |= bits(13, 29), // 1 GiB page
+            2 if entry & PTE_PS != 0 => rsvd |= bits(13, 20), // 2 MiB page
             _ => {}
         }
         rsvd
@@ -163,7 +215,13 @@ pub fn walk(
     let write = access.kind == AccessKind::Write;
     let base_code = (if write { PFEC_W } else { 0 })
         | (if access.user { PFEC_U } else { 0 })
-        | (if fetch && (cfg.nxe || cfg.smep) { PFEC_I } else { 0 });
+        // SDM Vol. 3A §4.7: I is set for fetches if SMEP = 1, or if NXE = 1 with a
+        // paging mode that has the XD bit (not 32-bit paging).
+        | (if fetch && (cfg.smep || (cfg.nxe && cfg.mode != PagingMode::Legacy32)) {
+            PFEC_I
+        } else {
+            0
+        });
     let fault = |code: u32, level: u8| PageFault { addr, error_code: base_code | code, level };
 
     let mut writable = true;
@@ -217,9 +275,11 @@ pub fn walk(
     } else {
         let (mut level, mut table) = match cfg.mode {
             PagingMode::Pae => {
-                let a = addr.0 & 0xFFFF_FFFF;
-                let pdpte_gpa = Gpa((cfg.cr3 & 0xFFFF_FFE0) + ((a >> 30) << 3));
-                let pdpte = mem.read_u64(pdpte_gpa);
+                let idx = ((addr.0 & 0xFFFF_FFFF) >> 30) as usize;
+                let pdpte = match cfg.pdptes {
+                    Some(p) => p[idx],
+                    None => mem.read_u64(Gpa((cfg.cr3 & 0xFFFF_FFE0) + 8 * idx as u64)),
+                };
                 if pdpte & PTE_P == 0 {
                     return Err(fault(0, 3));
                 }
@@ -277,8 +337,18 @@ pub fn walk(
     } else {
         (write && !writable && cfg.wp) || (cfg.smap && user && !access.smap_override)
     };
-    if denied {
-        return Err(fault(PFEC_P, leaf_level));
+    // Protection keys, SDM Vol. 3A §4.6.2: with IA-32e paging and CR4.PKE = 1, data
+    // accesses to user-mode addresses (user or supervisor mode) are checked against
+    // PKRU[key]: AD forbids every data access, WD forbids user-mode writes and, if
+    // CR0.WP = 1, supervisor-mode writes. §4.7: PK is reported whenever this check
+    // fails, whether or not another access-rights check failed as well.
+    let pkey = if cfg.ia32e() { ((leaf >> PTE_PKEY_SHIFT) & 0xF) as u8 } else { 0 };
+    let pk_denied = cfg.pke && cfg.ia32e() && user && !fetch && {
+        let k = cfg.pkru >> (2 * u32::from(pkey));
+        k & PKRU_AD != 0 || (k & PKRU_WD != 0 && write && (access.user || cfg.wp))
+    };
+    if denied || pk_denied {
+        return Err(fault(PFEC_P | if pk_denied { PFEC_PK } else { 0 }, leaf_level));
     }
 
     // Accessed flags on every entry used, dirty on the leaf for writes.
@@ -308,6 +378,7 @@ pub fn walk(
         user,
         executable: !nx,
         global: leaf & PTE_G != 0,
+        pkey,
         leaf: final_leaf,
         leaf_gpa,
     })
@@ -333,6 +404,9 @@ mod tests {
             nxe: true,
             smep: false,
             smap: false,
+            pke: false,
+            pkru: 0,
+            pdptes: None,
             maxphyaddr: 40,
         }
     }
@@ -404,6 +478,17 @@ mod tests {
         let t = walk(&mut m, &c, Gva(0x0041_2345), R).unwrap();
         assert_eq!((t.gpa, t.page_size), (Gpa(0x0041_2345), 4 << 20));
         assert_eq!(m.read_u32(Gpa(0x1004)) & PTE_A as u32, PTE_A as u32);
+        // PSE-36: PDE bits 20:13 are physical-address bits 39:32 (SDM Vol. 3A §4.3,
+        // Table 4-4).
+        m.write_u32(Gpa(0x1008), 0x0080_0000 | (0x9A << 13) | (PTE_PS | 3) as u32);
+        let t = walk(&mut m, &c, Gva(0x0081_0001), R).unwrap();
+        assert_eq!(t.gpa, Gpa(0x9A_0081_0001));
+        // Without CR4.PSE the PS bit is ignored and the PDE points to a page table.
+        m.write_u32(Gpa(0x100C), 0x5000 | (PTE_PS | 3) as u32);
+        m.write_u32(Gpa(0x5000), 0x7000 | 3);
+        assert_eq!(walk(&mut m, &c, Gva(0x00C0_0010), R).unwrap().gpa, Gpa(0x2_0000_0010));
+        let c = WalkConfig { pse: false, ..c };
+        assert_eq!(walk(&mut m, &c, Gva(0x00C0_0010), R).unwrap().gpa, Gpa(0x7010));
     }
 
     #[test]
@@ -419,5 +504,74 @@ mod tests {
             walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code,
             PFEC_P | PFEC_RSVD
         );
+    }
+
+    #[test]
+    fn cached_pdptes_are_used_instead_of_memory() {
+        // SDM Vol. 3A §4.4.1: PAE walks use the PDPTE registers.
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        m.write_u64(Gpa(0x2000), 0x3000 | 7);
+        m.write_u64(Gpa(0x3000 + 8), 0x8000 | 7);
+        let mut c = cfg(PagingMode::Pae, 0x1000);
+        // Memory says not present; the register says present.
+        c.pdptes = Some([0, 0x2000 | 1, 0, 0]);
+        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap().gpa, Gpa(0x8010));
+        c.pdptes = Some([0; 4]);
+        assert_eq!(walk(&mut m, &c, Gva(0x4000_1010), R).unwrap_err().error_code, 0);
+        // Loading checks reserved bits of present entries only.
+        m.write_u64(Gpa(0x1000), 0x2000 | 1);
+        m.write_u64(Gpa(0x1008), 0x1E6);
+        assert_eq!(load_pdptes(&mut m, 0x1000, 40), Some([0x2001, 0x1E6, 0, 0]));
+        m.write_u64(Gpa(0x1010), 0x2000 | 1 | (1 << 63));
+        assert_eq!(load_pdptes(&mut m, 0x1000, 40), None);
+    }
+
+    #[test]
+    fn protection_keys() {
+        // SDM Vol. 3A §4.6.2.
+        let mut m = long4();
+        m.write_u64(Gpa(0x4000 + 7 * 8), 0xA000 | 7 | (3 << PTE_PKEY_SHIFT));
+        let c = WalkConfig { pke: true, pkru: PKRU_WD << 6, ..cfg(PagingMode::Long4, 0x1000) };
+        let t = walk(&mut m, &c, Gva(0x7000), UR).unwrap();
+        assert_eq!(t.pkey, 3);
+        let uw = Access { kind: AccessKind::Write, user: true, smap_override: false };
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x7000), uw).unwrap_err().error_code,
+            PFEC_P | PFEC_W | PFEC_U | PFEC_PK
+        );
+        assert_eq!(
+            walk(&mut m, &c, Gva(0x7000), W).unwrap_err().error_code,
+            PFEC_P | PFEC_W | PFEC_PK
+        );
+        assert!(walk(&mut m, &WalkConfig { wp: false, ..c }, Gva(0x7000), W).is_ok());
+        let ad = WalkConfig { pkru: PKRU_AD << 6, ..c };
+        assert_eq!(walk(&mut m, &ad, Gva(0x7000), R).unwrap_err().error_code, PFEC_P | PFEC_PK);
+        assert!(walk(&mut m, &ad, Gva(0x7000), UX).is_ok(), "fetches are not checked");
+    }
+
+    #[test]
+    fn fetch_error_code_i_depends_on_mode() {
+        // SDM Vol. 3A §4.7: I needs SMEP, or NXE with a paging mode that has XD.
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        let c = cfg(PagingMode::Legacy32, 0x1000);
+        assert_eq!(walk(&mut m, &c, Gva(0x3000), UX).unwrap_err().error_code, PFEC_U);
+        let c = WalkConfig { smep: true, ..c };
+        assert_eq!(walk(&mut m, &c, Gva(0x3000), UX).unwrap_err().error_code, PFEC_U | PFEC_I);
+        let mut m = long4();
+        let c = cfg(PagingMode::Long4, 0x1000);
+        assert_eq!(walk(&mut m, &c, Gva(0x6000), UX).unwrap_err().error_code, PFEC_U | PFEC_I);
+    }
+
+    #[test]
+    fn pae_reserves_bits_62_to_maxphyaddr() {
+        // PAE PDEs/PTEs reserve bits 62:M; 4-level entries ignore 62:52.
+        let mut m = GuestMemory::new(MemoryMap::flat(1 << 20)).unwrap();
+        m.write_u64(Gpa(0x2000), 0x3000 | 7);
+        m.write_u64(Gpa(0x3000), 0x8000 | 7 | (1 << 55));
+        let c = WalkConfig { pdptes: Some([0x2001, 0, 0, 0]), ..cfg(PagingMode::Pae, 0x1000) };
+        assert_eq!(walk(&mut m, &c, Gva(0x10), R).unwrap_err().error_code, PFEC_P | PFEC_RSVD);
+        let mut m = long4();
+        m.write_u64(Gpa(0x4000 + 5 * 8), 0x9000 | 7 | (1 << 55));
+        assert!(walk(&mut m, &cfg(PagingMode::Long4, 0x1000), Gva(0x5000), R).is_ok());
     }
 }

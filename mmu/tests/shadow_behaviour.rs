@@ -4,7 +4,8 @@
 //! recycling, roles and generations.
 
 use hvsim_mmu::paging::{
-    walk, Access, AccessKind, PagingMode, WalkConfig, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US,
+    load_pdptes, walk, Access, AccessKind, PagingMode, WalkConfig, PFEC_P, PFEC_PK, PFEC_W,
+    PKRU_AD, PKRU_WD, PTE_A, PTE_D, PTE_P, PTE_PKEY_SHIFT, PTE_PS, PTE_RW, PTE_US,
 };
 use hvsim_mmu::shadow::{MissingFlush, Served, ShadowMmu};
 use hvsim_mmu::{Gfn, Gpa, GuestMemory, Gva, MemoryMap};
@@ -28,6 +29,9 @@ fn cfg(cr3: u64) -> WalkConfig {
         nxe: true,
         smep: false,
         smap: false,
+        pke: false,
+        pkru: 0,
+        pdptes: None,
         maxphyaddr: 40,
     }
 }
@@ -417,4 +421,64 @@ fn tracking_epoch_moves_when_a_frame_becomes_tracked() {
     assert_eq!(e1 - e0, 4, "PML4, PDPT, PD and PT frames became tracked");
     s.translate(&mut m, &cfg(PML4), Gva(0x2000), R).unwrap();
     assert_eq!(s.tracking_epoch(), e1, "nothing new");
+}
+
+#[test]
+fn pae_roots_are_the_pdpte_registers_not_the_pdpt_in_memory() {
+    // SDM Vol. 3A §4.4.1 "PDPTE Registers": PAE walks use the PDPTEs loaded at the last
+    // MOV to CR0/CR3/CR4; a later write to the PDPT in memory has no effect until CR3 is
+    // loaded again.
+    let mut m = GuestMemory::new(MemoryMap::flat(16 << 20)).unwrap();
+    m.write_u64(Gpa(0x3000 + 8), 0x4000 | 1); // PDPTE[1] -> PD 0x4000
+    m.write_u64(Gpa(0x4000), 0x5000 | 7);
+    m.write_u64(Gpa(0x5000 + 8), 0x8000 | 7);
+    m.write_u64(Gpa(0x6000), 0x7000 | 7); // a second PD -> PT 0x7000
+    m.write_u64(Gpa(0x7000 + 8), 0x9000 | 7);
+    let regs = load_pdptes(&mut m, 0x3000, 40).unwrap();
+    let c = WalkConfig { mode: PagingMode::Pae, cr3: 0x3000, pdptes: Some(regs), ..cfg(0) };
+    let mut s = ShadowMmu::new(64);
+    let gva = Gva(0x4000_1010);
+    assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x8010));
+    assert_eq!(s.translate_traced(&mut m, &c, gva, R).1, Served::Cache);
+    // The PDPT in memory is not write-tracked: only the registers matter.
+    assert!(!s.is_tracked(Gfn(3)));
+    m.write_u64(Gpa(0x3000 + 8), 0x6000 | 1);
+    s.invlpg(gva, 0); // not even INVLPG reloads the registers
+    assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x8010));
+    assert_eq!(walk(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x8010));
+    // MOV CR3 reloads them: the new PD is used.
+    s.new_cr3(0x3000, false);
+    let regs = load_pdptes(&mut m, 0x3000, 40).unwrap();
+    let c2 = WalkConfig { pdptes: Some(regs), ..c };
+    assert_eq!(s.translate(&mut m, &c2, gva, R).unwrap().gpa, Gpa(0x9010));
+    assert_eq!(s.translate_traced(&mut m, &c2, gva, R).1, Served::Cache);
+    // The same CR3 with the old register values is a different root.
+    assert_eq!(s.translate(&mut m, &c, gva, R).unwrap().gpa, Gpa(0x8010));
+    // A not-present PDPTE register faults like the walker, with no A/D anywhere.
+    let c3 = WalkConfig { pdptes: Some([0; 4]), ..c };
+    assert_eq!(s.translate(&mut m, &c3, gva, R), walk(&mut m, &c3, gva, R));
+}
+
+#[test]
+fn protection_keys_are_checked_on_every_hit() {
+    // SDM Vol. 3A §4.6.2 "Protection Keys": PKRU is consulted at each data access to a
+    // user page; WRPKRU needs no TLB flush.
+    let mut m = long4();
+    m.write_u64(Gpa(PT + 8), 0x10_1000 | RWU | (5 << PTE_PKEY_SHIFT));
+    let c = WalkConfig { pke: true, pkru: 0, ..cfg(PML4) };
+    let mut s = ShadowMmu::new(64);
+    let gva = Gva(0x1000);
+    let t = s.translate(&mut m, &c, gva, W).unwrap();
+    assert_eq!(t.pkey, 5);
+    let (t2, served) = s.translate_traced(&mut m, &c, gva, W);
+    assert_eq!((t2.unwrap().pkey, served), (5, Served::Cache));
+    for pkru in [PKRU_AD << 10, PKRU_WD << 10] {
+        let ck = WalkConfig { pkru, ..c };
+        let got = s.translate(&mut m, &ck, gva, W);
+        assert_eq!(got, walk(&mut m, &ck, gva, W));
+        assert_eq!(got.unwrap_err().error_code, PFEC_P | PFEC_W | PFEC_PK);
+    }
+    // Write-disable leaves reads alone, and keys of other pages do not matter.
+    let ck = WalkConfig { pkru: PKRU_WD << 10 | PKRU_AD, ..c };
+    assert_eq!(s.translate_traced(&mut m, &ck, gva, R).1, Served::Cache);
 }

@@ -18,8 +18,8 @@
 //! Each case runs in 4-level, PAE (two PDPTs sharing a page) and 32-bit paging.
 
 use hvsim_mmu::paging::{
-    walk, Access, AccessKind, PageFault, PagingMode, Translation, WalkConfig, PTE_A, PTE_D, PTE_G,
-    PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US,
+    load_pdptes, walk, Access, AccessKind, PageFault, PagingMode, Translation, WalkConfig, PTE_A,
+    PTE_D, PTE_G, PTE_NX, PTE_P, PTE_PKEY_SHIFT, PTE_PS, PTE_RW, PTE_US,
 };
 use hvsim_mmu::shadow::{probe, Served, ShadowMmu};
 use hvsim_mmu::{Gpa, GuestMemory, Gva, MemoryMap};
@@ -138,6 +138,13 @@ impl Layout {
             | bit(4, PTE_G)
             | if flags & 0x60 == 0x60 && !legacy { PTE_NX } else { 0 }
             | if ps { PTE_PS } else { 0 }
+            // Protection key (bits 62:59, SDM Vol. 3A §4.6.2) in 4/5-level entries:
+            // ignored above the leaf, checked against PKRU at the leaf.
+            | if matches!(self.mode, PagingMode::Long4 | PagingMode::Long5) {
+                ((target as u64 >> 1) & 3) << PTE_PKEY_SHIFT
+            } else {
+                0
+            }
     }
 
     fn put(&self, m: &mut GuestMemory, gpa: u64, v: u64) {
@@ -230,6 +237,10 @@ enum Op {
     },
     InvpcidAll,
     FlushAll,
+    /// WRPKRU: PKRU changes without any TLB flush; keys are checked at each access.
+    Wrpkru {
+        pkru: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -247,6 +258,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(gva, target, flags, invlpg)| Op::Remap { gva, target, flags, invlpg }),
         1 => Just(Op::InvpcidAll),
         1 => Just(Op::FlushAll),
+        1 => any::<u8>().prop_map(|pkru| Op::Wrpkru { pkru }),
     ]
 }
 
@@ -318,11 +330,19 @@ impl Case {
     }
 
     /// Every translation the tables give now may be cached for the current PCID.
+    ///
+    /// Access rights do not decide what may be cached (SDM Vol. 3A §4.10.2.2: a TLB
+    /// entry holds the translation with its rights and protection key, checked at each
+    /// use), so the fill walks with a supervisor read that nothing can deny: SMAP
+    /// overridden and protection keys off. (With keys on, a read denied by PKRU would
+    /// leave out a translation hardware may hold: the cause of an earlier failure of
+    /// this test, a reference-model bug.)
     fn speculative_fill(&mut self) {
         self.refresh_scratch();
         let read = Access { kind: AccessKind::Read, user: false, smap_override: true };
+        let any_rights = WalkConfig { pke: false, ..self.cfg };
         for i in 0..self.layout.ngva {
-            if let Ok(t) = walk(&mut self.scratch, &self.cfg, self.layout.gva(i), read) {
+            if let Ok(t) = walk(&mut self.scratch, &any_rights, self.layout.gva(i), read) {
                 let v = view(&t);
                 let set = self.legal.entry((self.pcid, i)).or_default();
                 if !set.contains(&v) {
@@ -344,28 +364,52 @@ impl Case {
 
     /// A flush of every translation, in one of four ways.
     fn full_flush(&mut self, how: u8) {
+        let cr3 = self.cfg.cr3;
         match how % 4 {
             0 => {
                 for i in 0..self.layout.ngva {
                     self.shadow.invlpg(self.layout.gva(i), self.pcid);
                 }
+                // INVLPG of every address flushes this PCID's and global translations.
+                let p = self.pcid;
+                self.legal.retain(|&(q, _), _| q != p);
+                for set in self.legal.values_mut() {
+                    set.retain(|v| !v.global);
+                }
             }
-            1 => self.shadow.flush_all(),
-            2 => self.shadow.invpcid_all(),
-            _ => self.shadow.new_cr3(self.cfg.cr3, false),
+            // MOV to CR3 without no-flush: this PCID's translations. It reloads the PAE
+            // PDPTE registers (SDM Vol. 3A §4.4.1).
+            3 if self.load_pdptes(cr3) => {
+                self.shadow.new_cr3(cr3, false);
+                let p = self.pcid;
+                self.legal.retain(|&(q, _), _| q != p);
+            }
+            // MOV to CR4 changing a paging bit: everything, and the PDPTE registers are
+            // reloaded. Where a reload would fault (#GP), INVPCID type 2 flushes instead.
+            1 if self.load_pdptes(cr3) => {
+                self.shadow.flush_all();
+                self.legal.clear();
+            }
+            _ => {
+                self.shadow.invpcid_all();
+                self.legal.clear();
+            }
         }
-        if how % 4 == 0 {
-            // INVLPG of every address flushes this PCID and global translations only.
-            let p = self.pcid;
-            self.legal.retain(|&(q, _), _| q != p);
-            for set in self.legal.values_mut() {
-                set.retain(|v| !v.global);
+    }
+
+    /// PAE: loads the PDPTE registers from the PDPT at `cr3`, as MOV to CR3 or CR4 does
+    /// (SDM Vol. 3A §4.4.1). `false` if a present PDPTE has a reserved bit set: the MOV
+    /// then raises #GP(0) and changes nothing. Other modes have no registers.
+    fn load_pdptes(&mut self, cr3: u64) -> bool {
+        if self.layout.mode != PagingMode::Pae {
+            return true;
+        }
+        match load_pdptes(&mut self.shadow_mem, cr3, self.cfg.maxphyaddr) {
+            Some(p) => {
+                self.cfg.pdptes = Some(p);
+                true
             }
-        } else if how % 4 == 3 {
-            let p = self.pcid;
-            self.legal.retain(|&(q, _), _| q != p);
-        } else {
-            self.legal.clear();
+            None => false,
         }
     }
 
@@ -427,16 +471,28 @@ fn run(
     mode: PagingMode,
     ops: &[Op],
     limit: usize,
-    flags: (bool, bool, bool, bool),
+    flags: (bool, bool, bool, bool, bool),
     flush_after_write: Option<u8>,
 ) -> Result<u64, TestCaseError> {
-    let (wp, nxe, smep, smap) = flags;
+    let (wp, nxe, smep, smap, pke) = flags;
     let layout = Layout::new(mode);
     let long = matches!(mode, PagingMode::Long4 | PagingMode::Long5);
     let mut shadow_mem = GuestMemory::new(MemoryMap::flat(16 << 20)).unwrap();
     layout.initial_tables(&mut shadow_mem);
-    let cfg =
-        WalkConfig { mode, cr3: layout.roots()[0], wp, pse: true, nxe, smep, smap, maxphyaddr: 40 };
+    let cfg = WalkConfig {
+        mode,
+        cr3: layout.roots()[0],
+        wp,
+        pse: true,
+        nxe,
+        smep,
+        smap,
+        // CR4.PKE exists in IA-32e mode only; PKRU starts with every key allowed.
+        pke: pke && long,
+        pkru: 0,
+        pdptes: None,
+        maxphyaddr: 40,
+    };
     let mut c = Case {
         layout,
         shadow_mem,
@@ -447,6 +503,9 @@ fn run(
         legal: BTreeMap::new(),
         stale_served: 0,
     };
+    if !c.load_pdptes(cfg.cr3) {
+        return Err(TestCaseError::fail("initial PDPTEs have reserved bits"));
+    }
     c.speculative_fill();
     for op in ops {
         match *op {
@@ -503,6 +562,9 @@ fn run(
                 // §4.10.1 "Process-Context Identifiers").
                 let (pcid, no_flush) = if long { (pcid, no_flush) } else { (0, false) };
                 let cr3 = c.layout.roots()[root] | u64::from(pcid);
+                if !c.load_pdptes(cr3) {
+                    continue; // #GP(0): CR3 is unchanged
+                }
                 c.shadow.new_cr3(cr3, no_flush);
                 c.cfg.cr3 = cr3;
                 c.pcid = pcid;
@@ -519,7 +581,12 @@ fn run(
                 c.shadow.invpcid_all();
                 c.legal.clear();
             }
+            Op::Wrpkru { pkru } => c.cfg.pkru = u32::from(pkru),
             Op::FlushAll => {
+                let cr3 = c.cfg.cr3;
+                if !c.load_pdptes(cr3) {
+                    continue; // the MOV to CR4 faults
+                }
                 c.shadow.flush_all();
                 c.legal.clear();
             }
@@ -538,7 +605,7 @@ fn run(
 
 const MODES: [PagingMode; 3] = [PagingMode::Long4, PagingMode::Pae, PagingMode::Legacy32];
 
-fn strategy() -> impl Strategy<Value = (Vec<Op>, usize, (bool, bool, bool, bool))> {
+fn strategy() -> impl Strategy<Value = (Vec<Op>, usize, (bool, bool, bool, bool, bool))> {
     (
         prop::collection::vec(op(), 1..80),
         prop::sample::select(vec![3usize, 6, 64]),
@@ -547,6 +614,7 @@ fn strategy() -> impl Strategy<Value = (Vec<Op>, usize, (bool, bool, bool, bool)
             prop::bool::weighted(0.8),
             prop::bool::weighted(0.25),
             prop::bool::weighted(0.25),
+            any::<bool>(),
         ),
     )
 }

@@ -7,7 +7,7 @@
 
 use super::fault::{gp, ss, Exception, ExecResult, Fault};
 use super::regs::{cr0, cr4, efer, SegReg};
-use super::tlb::{TLB_SW, TLB_U, TLB_W, TLB_X};
+use super::tlb::{TlbEntry, TLB_SW, TLB_U, TLB_W, TLB_X};
 use super::{flags, CpuMode};
 use crate::machine::Machine;
 use hvsim_mmu::paging::{self, Access, AccessKind, PagingMode, WalkConfig};
@@ -20,6 +20,16 @@ pub struct PageRef {
     pub gfn: u64,
     /// Offset of the frame in RAM backing, or `usize::MAX`.
     pub host: usize,
+}
+
+/// Who makes an access, for the access-rights checks (SDM Vol. 3A §4.6).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Privilege {
+    /// An explicit access by the instruction, at the current privilege (user mode at
+    /// CPL 3); EFLAGS.AC may lift SMAP.
+    Current,
+    /// An implicit supervisor-mode access (descriptor tables, TSS) at any CPL.
+    ImplicitSupervisor,
 }
 
 /// The CPU model's MAXPHYADDR.
@@ -69,7 +79,9 @@ impl Machine {
         ((lin << shift) as i64 >> shift) as u64 == lin
     }
 
-    fn walk_config(&self) -> WalkConfig {
+    /// The configuration a guest page walk uses now (the paging mode and every control
+    /// bit that decides a walk's outcome).
+    pub fn walk_config(&self) -> WalkConfig {
         let c = &self.cpu;
         let mode = if c.efer & efer::LMA != 0 {
             if c.cr4 & cr4::LA57 != 0 {
@@ -90,8 +102,29 @@ impl Machine {
             nxe: c.efer & efer::NXE != 0,
             smep: c.cr4 & cr4::SMEP != 0,
             smap: c.cr4 & cr4::SMAP != 0,
+            pke: c.cr4 & cr4::PKE != 0,
+            pkru: c.pkru,
+            pdptes: (mode == PagingMode::Pae).then_some(c.pdpte),
             maxphyaddr: MAXPHYADDR,
         }
+    }
+
+    /// Whether a TLB entry permits an access of `kind` at the current privilege (the
+    /// permissions are those of the walk that filled it; SMAP and SMEP are left to the
+    /// walker for supervisor accesses to user pages).
+    #[inline(always)]
+    fn tlb_permits(&self, e: &TlbEntry, kind: AccessKind, user: bool) -> bool {
+        let need = match kind {
+            AccessKind::Read => 0,
+            AccessKind::Fetch => TLB_X,
+            AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
+            AccessKind::Write => TLB_SW,
+        } | if user { TLB_U } else { 0 };
+        let smap_smep = !user
+            && e.perm & TLB_U != 0
+            && self.cpu.cr4 & (cr4::SMAP | cr4::SMEP) != 0
+            && self.cpu.paging();
+        e.perm & need == need && !smap_smep
     }
 
     /// Translates a linear address for an access of `kind` at the current privilege.
@@ -99,39 +132,71 @@ impl Machine {
     pub fn translate(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
         if let Some(e) = self.cpu.tlb.lookup(vpn) {
-            let user = self.cpu.cpl == 3;
-            let need = match kind {
-                AccessKind::Read => 0,
-                AccessKind::Fetch => TLB_X,
-                AccessKind::Write if user || self.cpu.cr0 & cr0::WP != 0 => TLB_W,
-                AccessKind::Write => TLB_SW,
-            } | if user { TLB_U } else { 0 };
-            let smap_smep = !user
-                && e.perm & TLB_U != 0
-                && self.cpu.cr4 & (cr4::SMAP | cr4::SMEP) != 0
-                && self.cpu.paging();
-            if e.perm & need == need && !smap_smep {
+            if self.tlb_permits(e, kind, self.cpu.cpl == 3) {
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
-        self.translate_slow(lin, kind)
+        self.translate_slow(lin, kind, Privilege::Current)
+    }
+
+    /// Translates a linear address for an implicit supervisor-mode access: the accesses
+    /// the CPU makes to the GDT, LDT, IDT and TSS (and their accessed/busy bits) are
+    /// supervisor-mode accesses whatever the CPL, and SMAP applies to them even with
+    /// EFLAGS.AC = 1 (SDM Vol. 3A §4.6 "Access Rights").
+    pub fn translate_implicit(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+        let vpn = lin >> 12;
+        if let Some(e) = self.cpu.tlb.lookup(vpn) {
+            if self.tlb_permits(e, kind, false) {
+                return Ok(PageRef { gfn: e.gfn, host: e.host });
+            }
+        }
+        self.translate_slow(lin, kind, Privilege::ImplicitSupervisor)
     }
 
     #[cold]
-    fn translate_slow(&mut self, lin: u64, kind: AccessKind) -> Result<PageRef, Fault> {
+    fn translate_slow(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        privilege: Privilege,
+    ) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
-        let (gfn, perm) = if self.cpu.paging() {
-            let user = self.cpu.cpl == 3;
-            let access = Access { kind, user, smap_override: self.cpu.flags.bit(flags::AC) };
+        let user = privilege == Privilege::Current && self.cpu.cpl == 3;
+        if let Some(&e) = self.cpu.tlb.lookup_global(vpn) {
+            if self.tlb_permits(&e, kind, user) {
+                return Ok(PageRef { gfn: e.gfn, host: e.host });
+            }
+        }
+        let (gfn, perm, global, size_shift) = if self.cpu.paging() {
+            let smap_override = privilege == Privilege::Current && self.cpu.flags.bit(flags::AC);
+            let access = Access { kind, user, smap_override };
             let cfg = self.walk_config();
             match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
                 Ok(t) => {
                     let dirty = t.leaf & paging::PTE_D != 0;
-                    let perm = (if t.writable && dirty { TLB_W } else { 0 })
+                    // Protection keys restrict data accesses to user pages (SDM Vol. 3A
+                    // §4.6.2). The entry carries the restriction PKRU imposes now (WRPKRU
+                    // flushes the TLB): WD clears the write permissions; a page whose key
+                    // has AD is not cached at all, so each access walks and faults.
+                    let ia32e = matches!(cfg.mode, PagingMode::Long4 | PagingMode::Long5);
+                    let pk = if cfg.pke && ia32e && t.user {
+                        self.cpu.pkru >> (2 * u32::from(t.pkey))
+                    } else {
+                        0
+                    };
+                    let pk_wd = pk & paging::PKRU_WD != 0;
+                    let perm = (if t.writable && dirty && !pk_wd { TLB_W } else { 0 })
                         | (if dirty { TLB_SW } else { 0 })
                         | (if t.user { TLB_U } else { 0 })
                         | (if t.executable { TLB_X } else { 0 });
-                    (t.gpa.0 >> 12, perm)
+                    let global = t.global && self.cpu.cr4 & cr4::PGE != 0;
+                    if pk & paging::PKRU_AD != 0 {
+                        return Ok(PageRef {
+                            gfn: t.gpa.0 >> 12,
+                            host: self.ram_page(t.gpa.0 >> 12),
+                        });
+                    }
+                    (t.gpa.0 >> 12, perm, global, (t.page_size.trailing_zeros() - 12) as u8)
                 }
                 Err(pf) => {
                     return Err(Fault::from(Exception {
@@ -142,11 +207,16 @@ impl Machine {
                 }
             }
         } else {
-            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW)
+            (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW, false, 0)
         };
-        let host = self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX);
-        self.cpu.tlb.insert(vpn, gfn, host, perm);
+        let host = self.ram_page(gfn);
+        self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
         Ok(PageRef { gfn, host })
+    }
+
+    /// The RAM backing offset of guest frame `gfn`, or `usize::MAX`.
+    fn ram_page(&self, gfn: u64) -> usize {
+        self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX)
     }
 
     /// Reads `N` bytes at linear address `lin`.
@@ -174,11 +244,22 @@ impl Machine {
         lin: u64,
         kind: AccessKind,
     ) -> Result<[u8; N], Fault> {
+        self.read_split(lin, kind, false)
+    }
+
+    /// Reads `N` bytes that may cross a page: both pages are translated (as an implicit
+    /// supervisor access if `implicit`) before any byte is read.
+    fn read_split<const N: usize>(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        implicit: bool,
+    ) -> Result<[u8; N], Fault> {
         let mut b = [0u8; N];
         let first = (4096 - (lin & 0xFFF) as usize).min(N);
-        let p0 = self.translate(lin, kind)?;
+        let p0 = self.translate_as(lin, kind, implicit)?;
         let p1 = if first < N {
-            Some(self.translate(lin.wrapping_add(first as u64), kind)?)
+            Some(self.translate_as(lin.wrapping_add(first as u64), kind, implicit)?)
         } else {
             None
         };
@@ -187,6 +268,20 @@ impl Machine {
             self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
         }
         Ok(b)
+    }
+
+    /// Translates for an ordinary access, or an implicit supervisor-mode one.
+    fn translate_as(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        implicit: bool,
+    ) -> Result<PageRef, Fault> {
+        if implicit {
+            self.translate_implicit(lin, kind)
+        } else {
+            self.translate(lin, kind)
+        }
     }
 
     /// Writes `N` bytes at linear address `lin`.
@@ -208,11 +303,17 @@ impl Machine {
 
     #[cold]
     fn write_lin_slow(&mut self, lin: u64, data: &[u8]) -> ExecResult {
+        self.write_split(lin, data, false)
+    }
+
+    /// Writes `data`, which may cross a page: both pages are translated (as an implicit
+    /// supervisor access if `implicit`) before any byte is written.
+    fn write_split(&mut self, lin: u64, data: &[u8], implicit: bool) -> ExecResult {
         let n = data.len();
         let first = (4096 - (lin & 0xFFF) as usize).min(n);
-        let p0 = self.translate(lin, AccessKind::Write)?;
+        let p0 = self.translate_as(lin, AccessKind::Write, implicit)?;
         let p1 = if first < n {
-            Some(self.translate(lin.wrapping_add(first as u64), AccessKind::Write)?)
+            Some(self.translate_as(lin.wrapping_add(first as u64), AccessKind::Write, implicit)?)
         } else {
             None
         };
@@ -245,6 +346,18 @@ impl Machine {
     fn code_written(&mut self, gfn: u64) {
         self.code.invalidate_frame(gfn);
         self.cpu.end_block = true;
+    }
+
+    /// Reads `N` bytes at linear address `lin` with an implicit supervisor-mode access
+    /// (see [`Machine::translate_implicit`]); both pages are translated before reading.
+    pub fn read_lin_implicit<const N: usize>(&mut self, lin: u64) -> Result<[u8; N], Fault> {
+        self.read_split(lin, AccessKind::Read, true)
+    }
+
+    /// Writes `data` at linear address `lin` with an implicit supervisor-mode access
+    /// (descriptor accessed and busy bits); both pages are translated before writing.
+    pub fn write_lin_implicit(&mut self, lin: u64, data: &[u8]) -> ExecResult {
+        self.write_split(lin, data, true)
     }
 
     /// Reads a `size`-byte (1, 2, 4, 8) little-endian value at `seg:off`.

@@ -2,10 +2,12 @@
 //! segmentation and paging, and the instruction semantics (`exec`).
 
 pub mod access;
+pub mod debug;
 pub mod exec;
 pub mod fault;
 pub mod flags;
 pub mod insn;
+pub mod interrupt;
 pub mod msr;
 pub mod regs;
 pub mod segment;
@@ -66,14 +68,39 @@ pub struct Cpu {
     pub efer: u64,
     /// XCR0.
     pub xcr0: u64,
+    /// PKRU: the access- and write-disable bits of the 16 protection keys.
+    pub pkru: u32,
+    /// The PAE PDPTE registers, loaded from CR3 by the MOV to CR0/CR3/CR4 that enables
+    /// or changes PAE paging (SDM Vol. 3A §4.4.1); walks use these, not memory.
+    pub pdpte: [u64; 4],
     /// DR0-DR7 (DR4/DR5 alias DR6/DR7).
     pub dr: [u64; 8],
     /// MSRs without a dedicated field.
     pub msrs: BTreeMap<u32, u64>,
     /// Retired instructions.
     pub insn_count: u64,
+    /// The state of the generator behind RDRAND/RDSEED (see `exec::next_random`).
+    pub rng_state: u64,
     /// Waiting in HLT.
     pub halted: bool,
+    /// An NMI is waiting to be delivered.
+    pub nmi_pending: bool,
+    /// NMIs are blocked: from the delivery of an NMI until the next IRET (SDM Vol. 3A
+    /// §6.7.1 "Handling Multiple NMIs").
+    pub nmi_blocked: bool,
+    /// Set by STI (with IF = 0 before) and by MOV SS/POP SS: the run loop turns it into
+    /// `shadow_at` once the instruction has retired.
+    pub shadow_pending: bool,
+    /// Set by an instruction that faults after a point of no return (a task switch
+    /// past its commit point): the fault is delivered with the new RIP, not the
+    /// instruction's (SDM Vol. 3A §8.3 step 12 and Table 8-2). Consumed by the run loop.
+    pub rip_committed: bool,
+    /// Set by every successful event delivery (the single-step logic needs to know that
+    /// an INT n delivered instead of retiring normally).
+    pub delivered: bool,
+    /// Interrupts (and NMI) are inhibited while `insn_count` equals this value: for the
+    /// one instruction after STI or MOV SS/POP SS (SDM Vol. 3A §6.8.3; Vol. 2B "STI").
+    pub shadow_at: u64,
     /// Derived: the operating mode.
     pub mode: CpuMode,
     /// Derived: code size in bits (16, 32, 64).
@@ -113,10 +140,19 @@ impl Cpu {
             cr8: 0,
             efer: 0,
             xcr0: 1,
+            pkru: 0,
+            pdpte: [0; 4],
             dr: [0, 0, 0, 0, 0xFFFF_0FF0, 0x400, 0xFFFF_0FF0, 0x400],
             msrs: BTreeMap::new(),
             insn_count: 0,
+            rng_state: exec::DEFAULT_RNG_SEED,
             halted: false,
+            nmi_pending: false,
+            nmi_blocked: false,
+            shadow_pending: false,
+            rip_committed: false,
+            delivered: false,
+            shadow_at: u64::MAX,
             mode: CpuMode::Real,
             code_bits: 16,
             cpl: 0,
@@ -154,7 +190,18 @@ impl Cpu {
             CpuMode::V86 => 3,
             _ => (cs.selector & 3) as u8,
         };
+        self.tlb.set_pcid(self.pcid());
         self.end_block = true;
+    }
+
+    /// The current PCID: CR3[11:0] with CR4.PCIDE = 1, else 0 (SDM Vol. 3A §4.10.1).
+    #[inline]
+    pub fn pcid(&self) -> u16 {
+        if self.cr4 & regs::cr4::PCIDE != 0 {
+            (self.cr3 & 0xFFF) as u16
+        } else {
+            0
+        }
     }
 
     /// A segment register.

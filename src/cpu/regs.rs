@@ -217,6 +217,8 @@ pub mod cr4 {
     pub const PGE: u64 = 1 << 7;
     /// OS supports FXSAVE/FXRSTOR.
     pub const OSFXSR: u64 = 1 << 9;
+    /// User-mode instruction prevention.
+    pub const UMIP: u64 = 1 << 11;
     /// 57-bit linear addresses.
     pub const LA57: u64 = 1 << 12;
     /// VMX enable.
@@ -229,6 +231,8 @@ pub mod cr4 {
     pub const SMEP: u64 = 1 << 20;
     /// Supervisor-mode access prevention.
     pub const SMAP: u64 = 1 << 21;
+    /// Protection keys for user-mode pages.
+    pub const PKE: u64 = 1 << 22;
 }
 
 /// IA32_EFER bits.

@@ -41,16 +41,32 @@ fn invalid_insn(ip: u64, bitness: u32) -> Insn {
     Insn::new(&i, invalid_opcode)
 }
 
-/// Instructions that read the instruction-count clock. The run loop adds up retired
-/// instructions per block, so these must be first in their block to see an exact count.
+/// Instructions that read the instruction-count clock, directly (RDTSC, RDMSR of the
+/// TSC) or through a device (port I/O: timers, and the trace hash's record of the count).
+/// The run loop adds up retired instructions per block, so these must be first in their
+/// block to see an exact count.
 fn reads_clock(i: &Instruction) -> bool {
-    use hvsim_decoder::iced::Mnemonic;
-    matches!(i.mnemonic(), Mnemonic::Rdtsc | Mnemonic::Rdtscp | Mnemonic::Rdmsr | Mnemonic::Wrmsr)
+    use hvsim_decoder::iced::Mnemonic as M;
+    matches!(
+        i.mnemonic(),
+        M::Rdtsc
+            | M::Rdtscp
+            | M::Rdmsr
+            | M::Wrmsr
+            | M::In
+            | M::Out
+            | M::Insb
+            | M::Insw
+            | M::Insd
+            | M::Outsb
+            | M::Outsw
+            | M::Outsd
+    )
 }
 
 impl Machine {
     /// The linear address of CS:RIP, with the CS limit check of the mode.
-    fn fetch_linear(&self) -> Result<u64, Fault> {
+    pub(super) fn fetch_linear(&self) -> Result<u64, Fault> {
         let rip = self.cpu.rip;
         if self.cpu.mode == CpuMode::Long64 {
             if !self.canonical(rip) {

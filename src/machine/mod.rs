@@ -2,8 +2,12 @@
 //! loop that executes decoded blocks until something stops the run.
 
 mod block;
+mod debug_step;
+mod events;
+mod port_io;
 mod report;
 mod setup;
+pub mod trace_hash;
 
 pub use block::Block;
 pub use report::{StopReason, StopReport};
@@ -14,10 +18,11 @@ use crate::cpu::Cpu;
 use crate::cpuid::{Cpuid, Vendor};
 use hvsim_decoder::BlockCache;
 use hvsim_devices::debug_exit::DEBUG_EXIT_PORT;
-use hvsim_devices::serial::COM1_BASE;
+use hvsim_devices::serial::COM1_PORT;
 use hvsim_devices::{DebugExit, PortBus, SerialConsole};
 use hvsim_mmu::{GuestMemory, MemoryError, MemoryMap};
 use std::rc::Rc;
+use trace_hash::TraceHash;
 
 /// How to build a machine.
 #[derive(Clone, Debug)]
@@ -28,11 +33,18 @@ pub struct MachineConfig {
     pub vendor: Vendor,
     /// Echo COM1 output to the host's stdout.
     pub echo_serial: bool,
+    /// The seed of the generator behind RDRAND/RDSEED.
+    pub rng_seed: u64,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        Self { mem_size: 16 << 20, vendor: Vendor::Intel, echo_serial: false }
+        Self {
+            mem_size: 16 << 20,
+            vendor: Vendor::Intel,
+            echo_serial: false,
+            rng_seed: crate::cpu::exec::DEFAULT_RNG_SEED,
+        }
     }
 }
 
@@ -68,6 +80,10 @@ pub struct Machine {
     tracer: Option<InsnTracer>,
     /// Vectors (bit n = vector n) that stop the run instead of being delivered.
     catch: u32,
+    /// The INTR line: the vector of a pending external interrupt.
+    intr: Option<u8>,
+    /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
+    trace_hash: Option<TraceHash>,
 }
 
 impl Machine {
@@ -82,19 +98,21 @@ impl Machine {
         }
         let mem = GuestMemory::new(MemoryMap::flat(cfg.mem_size))?;
         let mut io = PortBus::new();
-        let console = SerialConsole::new(COM1_BASE, cfg.echo_serial);
-        io.add(COM1_BASE, COM1_BASE + 7, Box::new(console))
+        let console = SerialConsole::new(COM1_PORT, cfg.echo_serial);
+        io.add(COM1_PORT, COM1_PORT + 7, Box::new(console))
             .map_err(|e| MachineError::Config(e.to_string()))?;
         io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
             .map_err(|e| MachineError::Config(e.to_string()))?;
         Ok(Self {
-            cpu: Cpu::new(),
+            cpu: Cpu { rng_state: cfg.rng_seed, ..Cpu::new() },
             mem,
             io,
             cpuid: Cpuid::new(cfg.vendor),
             code: BlockCache::new(),
             tracer: None,
             catch: 0,
+            intr: None,
+            trace_hash: None,
         })
     }
 
@@ -116,6 +134,18 @@ impl Machine {
         self.catch
     }
 
+    /// Starts fingerprinting the run's architectural event stream (see
+    /// [`trace_hash`](self::trace_hash)).
+    pub fn enable_trace_hash(&mut self) {
+        self.trace_hash.get_or_insert_with(TraceHash::default);
+    }
+
+    /// The fingerprint of the event stream so far, with the retired-instruction count
+    /// folded in; `None` unless enabled.
+    pub fn trace_hash(&self) -> Option<u64> {
+        self.trace_hash.as_ref().map(|h| h.finish(self.cpu.insn_count))
+    }
+
     /// Everything the guest wrote to COM1.
     pub fn serial_output(&self) -> &[u8] {
         self.io.device::<SerialConsole>().map_or(&[], |s| s.output())
@@ -134,31 +164,58 @@ impl Machine {
             if self.cpu.insn_count >= limit {
                 break StopReason::InsnLimit;
             }
-            if self.cpu.halted {
-                // No interrupt source exists yet, so a halted vCPU stays halted.
-                break StopReason::Halted {
-                    interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF),
-                };
+            let mut budget = limit - self.cpu.insn_count;
+            if self.needs_attention() {
+                match self.service_events() {
+                    Ok(true) => budget = 1,
+                    Ok(false) => {}
+                    Err(stop) => break stop,
+                }
+            }
+            // Single step, RF and DR7 breakpoints run one instruction at a time.
+            let debug = self.cpu.debug_active();
+            if debug {
+                match self.instruction_breakpoint() {
+                    Some(None) => continue,
+                    Some(Some(stop)) => break stop,
+                    None => budget = 1,
+                }
             }
             let block = match self.fetch_block() {
                 Ok(b) => b,
-                Err(f) => break self.stop_for(f, None),
+                Err(f) => match self.on_fault(f, None) {
+                    Some(stop) => break stop,
+                    None => continue,
+                },
             };
-            let budget = (limit - self.cpu.insn_count).min(block.insns.len() as u64) as usize;
-            if let Err((f, insn)) = self.run_block(&block, budget) {
-                match self.stop_for(f, Some(&block.insns[insn])) {
+            let budget = budget.min(block.insns.len() as u64) as usize;
+            let flags_before = self.cpu.flags.get();
+            self.cpu.delivered = false;
+            self.cpu.rip_committed = false;
+            let r = self.run_block(&block, budget);
+            if self.cpu.shadow_pending {
+                self.cpu.shadow_pending = false;
+                self.cpu.shadow_at = self.cpu.insn_count;
+            }
+            if debug && r.is_ok() {
+                if let Some(stop) = self.after_step(flags_before) {
+                    break stop;
+                }
+            }
+            if let Err((f, insn)) = r {
+                match self.on_fault(f, Some(&block.insns[insn])) {
                     // A long REP string instruction yields between chunks without
                     // retiring. Each chunk uses up one unit of the instruction budget, so
                     // `--max-insns` bounds the run even for a REP with a huge count; the
                     // instruction resumes from its registers on the next run.
-                    StopReason::Yield => {
+                    Some(StopReason::Yield) => {
                         yielded += 1;
                         if self.cpu.insn_count.saturating_add(yielded) >= limit {
                             break StopReason::InsnLimit;
                         }
                     }
-                    StopReason::Halted { .. } => continue,
-                    s => break s,
+                    Some(s) => break s,
+                    None => {}
                 }
             }
         };
@@ -184,7 +241,7 @@ impl Machine {
             if let Err(f) = (insn.exec)(self, insn) {
                 if f.retired() {
                     done += 1;
-                } else {
+                } else if !std::mem::take(&mut self.cpu.rip_committed) {
                     self.cpu.rip = start;
                 }
                 self.cpu.insn_count += done;
@@ -222,7 +279,7 @@ impl Machine {
                 }
             }
             if let Err(f) = r {
-                if !retired {
+                if !retired && !std::mem::take(&mut self.cpu.rip_committed) {
                     self.cpu.rip = start;
                 }
                 return Err((f, n));
@@ -235,18 +292,15 @@ impl Machine {
         Ok(())
     }
 
-    /// What a fault means for the run.
-    fn stop_for(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> StopReason {
+    /// What a fault means for the run: `None` to go on (an exception was delivered, or
+    /// the vCPU halted and the loop decides whether something wakes it).
+    fn on_fault(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> Option<StopReason> {
         match f {
-            Fault::Exception(e) => {
-                StopReason::Exception { exception: *e, insn: insn.map(|i| i.iced.to_string()) }
-            }
-            Fault::Unsupported(u) => StopReason::Unsupported { what: u.what },
-            Fault::Yield => StopReason::Yield,
-            Fault::Halt => {
-                StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(crate::cpu::flags::IF) }
-            }
-            Fault::DebugExit(v) => StopReason::DebugExit(v),
+            Fault::Exception(e) => self.raise_exception(*e, insn),
+            Fault::Unsupported(u) => Some(StopReason::Unsupported { what: u.what }),
+            Fault::Yield => Some(StopReason::Yield),
+            Fault::Halt => None,
+            Fault::DebugExit(v) => Some(StopReason::DebugExit(v)),
         }
     }
 

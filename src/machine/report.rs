@@ -14,12 +14,16 @@ pub enum StopReason {
         interrupts_enabled: bool,
     },
     /// Triple fault: the processor shut down.
-    Shutdown,
+    Shutdown {
+        /// The exceptions raised, in order, from the first to the one that hit during
+        /// #DF delivery.
+        exceptions: Vec<Exception>,
+    },
     /// The guest wrote this value to isa-debug-exit.
     DebugExit(u32),
     /// The instruction limit was reached.
     InsnLimit,
-    /// An exception that hvsim cannot deliver yet.
+    /// An exception the harness asked to catch (see `Machine::set_exception_catch`).
     Exception {
         /// The exception.
         exception: Exception,
@@ -60,7 +64,7 @@ impl StopReport {
         match self.reason {
             StopReason::DebugExit(v) => hvsim_devices::DebugExit::exit_status(v),
             StopReason::Halted { .. } | StopReason::InsnLimit | StopReason::Yield => 0,
-            StopReason::Shutdown => 4,
+            StopReason::Shutdown { .. } => 4,
             StopReason::Exception { .. } | StopReason::Unsupported { .. } => 3,
         }
     }
@@ -80,7 +84,10 @@ impl fmt::Display for StopReport {
             StopReason::Halted { interrupts_enabled: true } => {
                 write!(f, "halted at {at} (interrupts enabled, none can arrive)")?
             }
-            StopReason::Shutdown => write!(f, "shutdown (triple fault) at {at}")?,
+            StopReason::Shutdown { exceptions } => {
+                let chain: Vec<String> = exceptions.iter().map(|e| e.to_string()).collect();
+                write!(f, "shutdown (triple fault: {}) at {at}", chain.join(", then "))?
+            }
             StopReason::DebugExit(v) => write!(f, "debug exit with value {v:#x} at {at}")?,
             StopReason::InsnLimit => write!(f, "instruction limit reached at {at}")?,
             StopReason::Yield => write!(f, "yield at {at}")?,

@@ -31,12 +31,35 @@ pub mod selector {
     pub const CODE16: u16 = 0x20;
     /// 16-bit data.
     pub const DATA16: u16 = 0x28;
+    /// 32-bit code, DPL 3 (use with RPL 3: 0x33).
+    pub const USER_CODE32: u16 = 0x30;
+    /// Flat data, DPL 3 (use with RPL 3: 0x3B).
+    pub const USER_DATA: u16 = 0x38;
+    /// 64-bit code, DPL 3 (use with RPL 3: 0x43).
+    pub const USER_CODE64: u16 = 0x40;
+    /// The TSS that TR holds: a 32-bit TSS in protected mode, a 64-bit TSS (two slots)
+    /// in long mode. It lives at [`super::Machine::tss_base`].
+    pub const TSS: u16 = 0x48;
 }
+
+/// Number of 8-byte GDT slots the harness writes (the 64-bit TSS takes two).
+const GDT_SLOTS: u64 = 11;
+/// Offset of the TSS in the setup area.
+const TSS_OFFSET: u64 = 0x7000;
+/// The TSS limit: the 104-byte TSS, no I/O permission bitmap.
+const TSS_LIMIT: u64 = 0x67;
 
 impl Machine {
     /// The physical address of the harness's GDT and page tables.
     pub fn setup_area(&self) -> u64 {
         self.mem.ram_size().min(0x1_0000_0000) - 0x8000
+    }
+
+    /// The physical (and, identity-mapped, linear) address of the harness's TSS. Its
+    /// I/O map base is beyond the limit (no I/O permission bitmap); stack pointers are 0
+    /// until a test writes them.
+    pub fn tss_base(&self) -> u64 {
+        self.setup_area() + TSS_OFFSET
     }
 
     /// Copies `data` into guest RAM at `gpa` and drops decoded code there.
@@ -78,7 +101,14 @@ impl Machine {
                 }
                 c.seg[1] = Segment::flat_code(code_sel, bits);
                 c.cr0 |= cr0::PE;
-                c.gdtr = DescriptorTable { base: area, limit: 6 * 8 - 1 };
+                c.gdtr = DescriptorTable { base: area, limit: (GDT_SLOTS * 8 - 1) as u16 };
+                // TR: a busy 32-bit (or, in IA-32e mode, 64-bit) TSS.
+                c.tr = Segment {
+                    selector: selector::TSS,
+                    base: area + TSS_OFFSET,
+                    limit: TSS_LIMIT as u32,
+                    attr: crate::cpu::regs::attr::P | 0xB,
+                };
                 if mode == GuestMode::Long64 {
                     c.cr4 |= cr4::PAE;
                     c.efer = efer::LME | efer::LMA | efer::NXE;
@@ -91,6 +121,10 @@ impl Machine {
         c.update_mode();
         c.tlb.flush();
         self.write_gdt(area)?;
+        let mut tss = [0u8; TSS_LIMIT as usize + 1];
+        // I/O map base beyond the limit: no bitmap (a 64-bit TSS has it at 0x66 too).
+        tss[0x66..0x68].copy_from_slice(&(TSS_LIMIT as u16 + 1).to_le_bytes());
+        self.mem.load(Gpa(area + TSS_OFFSET), &tss)?;
         if mode == GuestMode::Long64 {
             self.write_identity_page_tables(area + 0x1000)?;
         }
@@ -101,13 +135,23 @@ impl Machine {
     fn write_gdt(&mut self, base: u64) -> Result<(), MemoryError> {
         // Access byte and flags nibble of each descriptor; base 0, limit 0xFFFFF.
         let desc = |access: u64, flags: u64| 0xFFFF | (access << 40) | (0xF << 48) | (flags << 52);
-        let gdt: [u64; 6] = [
+        let tss = base + TSS_OFFSET;
+        // A busy TSS descriptor (type 0xB) with byte granularity; the second slot holds
+        // bits 63:32 of the base for the 64-bit form.
+        let tss_desc =
+            TSS_LIMIT | ((tss & 0xFF_FFFF) << 16) | (0x8B << 40) | (((tss >> 24) & 0xFF) << 56);
+        let gdt: [u64; GDT_SLOTS as usize] = [
             0,
             desc(0x9B, 0xA), // 64-bit code: P, S, code, readable, accessed; G, L
             desc(0x93, 0xC), // data: P, S, writable, accessed; G, B
             desc(0x9B, 0xC), // 32-bit code: G, D
             desc(0x9B, 0x8), // 16-bit code: G
             desc(0x93, 0x8), // 16-bit data: G
+            desc(0xFB, 0xC), // 32-bit code, DPL 3
+            desc(0xF3, 0xC), // data, DPL 3
+            desc(0xFB, 0xA), // 64-bit code, DPL 3
+            tss_desc,
+            tss >> 32,
         ];
         let bytes: Vec<u8> = gdt.iter().flat_map(|d| d.to_le_bytes()).collect();
         self.mem.load(Gpa(base), &bytes)

@@ -352,7 +352,8 @@ fn msr_round_trips_and_defaults() {
         a.rdmsr()?;
         a.mov(r10d, eax)?;
         a.mov(r11d, edx)?;
-        a.mov(ecx, msr::IA32_APIC_BASE)?;
+        // (IA32_APIC_BASE exists only with CPUID.1:EDX.APIC, which is not advertised.)
+        a.mov(ecx, msr::IA32_MTRRCAP)?;
         a.rdmsr()?;
         a.mov(r12d, eax)?;
         a.mov(ecx, msr::IA32_EFER)?;
@@ -362,7 +363,7 @@ fn msr_round_trips_and_defaults() {
     });
     assert_eq!((m.cpu.gpr[8], m.cpu.gpr[9]), (0x8100_0000, 0xFFFF_FFFF));
     assert_eq!(m.cpu.gpr[11] << 32 | m.cpu.gpr[10], msr::PAT_RESET);
-    assert_eq!(m.cpu.gpr[12], msr::APIC_BASE_RESET);
+    assert_eq!(m.cpu.gpr[12], msr::MTRRCAP_VALUE);
     assert_eq!(m.cpu.gpr[13], 0xD00, "LME | LMA | NXE");
     assert_eq!(m.cpu.seg[4].base, 0x7000_1234_5000);
     assert_eq!(m.cpu.msrs[&msr::IA32_STAR], 0x0023_0010_0000_0000);

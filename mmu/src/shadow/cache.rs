@@ -12,10 +12,13 @@ use crate::memory::GuestMemory;
 impl ShadowMmu {
     /// The shadow page for the guest table at `table` seen with `role`, created if
     /// needed (KVM's `kvm_mmu_get_page`). `None` if the table cannot be shadowed (not
-    /// RAM, beyond the tracked range) or no page can be freed.
+    /// RAM, beyond the tracked range) or no page can be freed. A PDPTE-register root
+    /// (`role.pdpte_regs()`) is always new, private to its root slot: it is neither
+    /// indexed nor write-tracked, since memory writes do not change the registers.
     pub(super) fn get_page(&mut self, mem: &GuestMemory, table: Gpa, role: Role) -> Option<SpId> {
         let gfn = table.gfn();
-        if let Some(&id) = self.index.get(&(gfn, role)) {
+        let private = role.pdpte_regs();
+        if let Some(&id) = self.index.get(&(gfn, role)).filter(|_| !private) {
             let gen = self.gen;
             let tick = self.tick;
             match self.page_mut(id) {
@@ -35,8 +38,10 @@ impl ShadowMmu {
         if let Some(slot) = self.pages.get_mut(id as usize) {
             *slot = Some(page);
         }
-        self.index.insert((gfn, role), id);
-        self.track.add(gfn);
+        if !private {
+            self.index.insert((gfn, role), id);
+            self.track.add(gfn);
+        }
         self.count += 1;
         self.stats.mmu_cache_miss += 1;
         Some(id)
@@ -103,7 +108,7 @@ impl ShadowMmu {
         let Some(page) = self.pages.get_mut(id as usize).and_then(Option::take) else { return };
         if page.unsync {
             self.unsync.remove(&id);
-        } else {
+        } else if !page.role.pdpte_regs() {
             self.track.remove(page.gfn);
         }
         if self.index.get(&(page.gfn, page.role)) == Some(&id) {
@@ -119,9 +124,7 @@ impl ShadowMmu {
     pub fn zap_all(&mut self) {
         self.gen += 1;
         for s in std::mem::take(&mut self.roots) {
-            if let Some(p) = self.page_mut(s.sp) {
-                p.root_count = p.root_count.saturating_sub(1);
-            }
+            self.drop_root(s.sp);
         }
         self.current_valid = false;
     }

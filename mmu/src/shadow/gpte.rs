@@ -10,7 +10,9 @@
 use super::role::{top_level, ACC_ALL, ACC_U, ACC_W, ACC_X};
 use crate::addr::{Gpa, Gva};
 use crate::memory::GuestMemory;
-use crate::paging::{PagingMode, WalkConfig, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US};
+use crate::paging::{
+    pdpte_reserved_bits, PagingMode, WalkConfig, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US,
+};
 
 /// Guest-format facts for one paging mode and MAXPHYADDR.
 #[derive(Copy, Clone, Debug)]
@@ -124,11 +126,19 @@ impl Format {
             }
             return false;
         }
-        let above_maxphy = !((1u64 << self.maxphyaddr) - 1) & 0x000F_FFFF_FFFF_F000;
+        // PAE reserves bits 62:MAXPHYADDR (SDM Vol. 3A §4.4.2, Tables 4-8 to 4-11);
+        // 4/5-level paging only 51:MAXPHYADDR (62:52 are ignored or hold the
+        // protection key, §4.5.4).
+        let top = if self.mode == PagingMode::Pae {
+            0x7FFF_FFFF_FFFF_F000
+        } else {
+            0x000F_FFFF_FFFF_F000
+        };
+        let above_maxphy = !((1u64 << self.maxphyaddr) - 1) & top;
         let mut rsvd = above_maxphy | if self.nxe { 0 } else { PTE_NX };
         match (self.mode, level) {
-            // PAE PDPTEs: bits 2:1, 8:5 and 63.
-            (PagingMode::Pae, 3) => rsvd |= 0x1E6 | PTE_NX,
+            // PAE PDPTEs: bits 2:1, 8:5 and 63:MAXPHYADDR (§4.4.1, Table 4-8).
+            (PagingMode::Pae, 3) => rsvd = pdpte_reserved_bits(self.maxphyaddr),
             (_, 5) | (_, 4) => rsvd |= PTE_PS,
             (_, 3) if entry & PTE_PS != 0 => rsvd |= 0x3FFF_E000,
             (_, 2) if entry & PTE_PS != 0 => rsvd |= 0x1F_E000,
@@ -236,8 +246,14 @@ pub fn probe(mem: &GuestMemory, cfg: &WalkConfig, gva: Gva) -> Probe {
     let mut level = f.top_level();
     let mut access = ACC_ALL;
     loop {
-        let at = table.add(f.index(level, gva) as u64 * f.entry_size());
-        let value = f.read(mem, at);
+        let idx = f.index(level, gva);
+        let at = table.add(idx as u64 * f.entry_size());
+        let value = match cfg.pdptes {
+            // PAE walks use the PDPTE registers when the CPU has loaded them (SDM Vol. 3A
+            // §4.4.1); `at` still names the PDPT slot they were loaded from.
+            Some(regs) if cfg.mode == PagingMode::Pae && level == 3 => regs[idx],
+            _ => f.read(mem, at),
+        };
         path[len] = PathEntry { at, value, level };
         len += 1;
         if value & PTE_P == 0 {
@@ -278,6 +294,9 @@ mod tests {
                     nxe,
                     smep: false,
                     smap: false,
+                    pke: false,
+                    pkru: 0,
+                    pdptes: None,
                     maxphyaddr: 36,
                 };
                 let f = Format::of(&cfg);

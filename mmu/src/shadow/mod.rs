@@ -50,10 +50,14 @@
 //!   front-end TLB hit), [`ShadowMmu::check_stale`] and print the report with the RIP;
 //! - `--stats`: print [`ShadowMmu::stats`].
 //!
-//! The hit path re-derives the walker's permission checks (SDM Vol. 3A §4.6). When
-//! `WalkConfig` grows protection keys or cached PAE PDPTEs, `lookup` must apply the key
-//! check (or bypass the cache while keys are enabled), PAE roots must take their
-//! entries from the cached PDPTEs, and `same_walk_config` must compare the new fields.
+//! The hit path re-derives the walker's permission checks (SDM Vol. 3A §4.6),
+//! protection keys included (§4.6.2: PKRU is read at each access, so the key check
+//! runs on every hit against the `WalkConfig`'s PKRU, and WRPKRU needs no flush). PAE
+//! roots taken from the PDPTE registers (`WalkConfig::pdptes`, §4.4.1) are private
+//! shadow pages filled from the register values, keyed in the root slots by those
+//! values, and neither indexed nor write-tracked: a write to the PDPT in memory changes
+//! nothing until the next load. Without registers (`pdptes: None`) the PAE root
+//! shadows the PDPT in memory like any table.
 
 mod cache;
 mod gpte;
@@ -75,7 +79,7 @@ pub use write_track::DENSE_GFN_LIMIT;
 use crate::addr::{Gfn, Gva};
 use crate::memory::GuestMemory;
 use crate::paging::{self, Access, AccessKind, PageFault, Translation, WalkConfig};
-use crate::paging::{PTE_A, PTE_D, PTE_G};
+use crate::paging::{PKRU_AD, PKRU_WD, PTE_A, PTE_D, PTE_G, PTE_PKEY_SHIFT};
 use std::collections::{BTreeMap, BTreeSet};
 use write_track::WriteTrack;
 
@@ -96,11 +100,12 @@ pub enum Served {
     Walk,
 }
 
-/// A cached root: the CR3 value and role it serves.
+/// A cached root: the CR3 value, role and (PAE) PDPTE register values it serves.
 #[derive(Copy, Clone, Debug)]
 struct RootSlot {
     cr3: u64,
     role: Role,
+    pdptes: Option<[u64; 4]>,
     sp: SpId,
 }
 
@@ -257,6 +262,17 @@ impl ShadowMmu {
                 if denied {
                     return None;
                 }
+                // Protection keys (SDM Vol. 3A §4.6.2): PKRU is read at each access, not
+                // cached with the translation, so the check runs on every hit; a
+                // denial goes to the walk, which reports PFEC_PK.
+                let ia32e = !legacy && !pae;
+                let pkey = if ia32e { ((s.gpte >> PTE_PKEY_SHIFT) & 0xF) as u8 } else { 0 };
+                if cfg.pke && ia32e && user && !fetch {
+                    let k = cfg.pkru >> (2 * u32::from(pkey));
+                    if k & PKRU_AD != 0 || (k & PKRU_WD != 0 && write && (access.user || cfg.wp)) {
+                        return None;
+                    }
+                }
                 let (gpa, page_size) = f.leaf_address(level, s.gpte, gva);
                 return Some(Translation {
                     gpa,
@@ -265,6 +281,7 @@ impl ShadowMmu {
                     user,
                     executable: !nx,
                     global: s.gpte & PTE_G != 0,
+                    pkey,
                     leaf: s.gpte,
                     leaf_gpa: page.table.add(idx as u64 * f.entry_size()),
                 });
@@ -288,7 +305,12 @@ impl ShadowMmu {
             }
         }
         let role = Role::root(cfg, self.context);
-        let sp = match self.roots.iter().position(|s| s.cr3 == cfg.cr3 && s.role == role) {
+        let pdptes = if role.pdpte_regs() { cfg.pdptes } else { None };
+        let sp = match self
+            .roots
+            .iter()
+            .position(|s| s.cr3 == cfg.cr3 && s.role == role && s.pdptes == pdptes)
+        {
             Some(i) => {
                 let slot = self.roots.remove(i);
                 self.roots.insert(0, slot);
@@ -300,12 +322,10 @@ impl ShadowMmu {
                 if let Some(p) = self.page_mut(sp) {
                     p.root_count += 1;
                 }
-                self.roots.insert(0, RootSlot { cr3: cfg.cr3, role, sp });
+                self.roots.insert(0, RootSlot { cr3: cfg.cr3, role, pdptes, sp });
                 if self.roots.len() > ROOT_SLOTS {
                     if let Some(old) = self.roots.pop() {
-                        if let Some(p) = self.page_mut(old.sp) {
-                            p.root_count = p.root_count.saturating_sub(1);
-                        }
+                        self.drop_root(old.sp);
                     }
                 }
                 sp
@@ -317,6 +337,16 @@ impl ShadowMmu {
         // another CR3 value was current.
         self.sync_subtree(mem, sp);
         Some(sp)
+    }
+
+    /// Releases one root slot's hold on `sp`. A PDPTE-register root is reachable from
+    /// nowhere else, so it goes with its last slot.
+    pub(super) fn drop_root(&mut self, sp: SpId) {
+        let Some(p) = self.page_mut(sp) else { return };
+        p.root_count = p.root_count.saturating_sub(1);
+        if p.root_count == 0 && p.role.pdpte_regs() {
+            self.zap(sp);
+        }
     }
 
     /// Caches the path of a walk that just succeeded.
@@ -331,7 +361,11 @@ impl ShadowMmu {
             page.write_flooding_count = 0;
             let (table, role) = (page.table, page.role);
             let idx = f.index(level, gva);
-            let e = f.read(mem, table.add(idx as u64 * f.entry_size()));
+            let e = match cfg.pdptes {
+                // SDM Vol. 3A §4.4.1: PAE walks take the PDPTEs from the registers.
+                Some(regs) if role.pdpte_regs() => regs[idx],
+                _ => f.read(mem, table.add(idx as u64 * f.entry_size())),
+            };
             if e & paging::PTE_P == 0 || f.reserved(level, e) {
                 self.clear_spte(id, idx);
                 return;
@@ -382,6 +416,9 @@ impl ShadowMmu {
         let p = probe(mem, cfg, gva);
         let esz = Format::of(cfg).entry_size();
         for e in &p.path[..p.len] {
+            if !Format::of(cfg).has_accessed_flag(e.level) {
+                continue; // PAE PDPTEs (and the registers) have no A/D flags
+            }
             for id in self.shadows_of(e.at.gfn()) {
                 let Some(page) = self.page_mut(id) else { continue };
                 let Some(off) = e.at.0.checked_sub(page.table.0) else { continue };
@@ -584,6 +621,8 @@ fn same_walk_config(a: &WalkConfig, b: &WalkConfig) -> bool {
         && a.smep == b.smep
         && a.smap == b.smap
         && a.maxphyaddr == b.maxphyaddr
+        && a.pke == b.pke
+        && a.pdptes == b.pdptes
 }
 
 /// The guest format a role's tables are in.

@@ -29,6 +29,8 @@ const DIRECT: u64 = 1 << 13;
 const QUADRANT_SHIFT: u32 = 14; // 7 bits: which 32-byte PAE PDPT inside its page
 const NESTED_SHIFT: u32 = 21; // 16 bits: nested (L2) context id
 const MAXPHY_SHIFT: u32 = 37; // 7 bits: MAXPHYADDR (changes the reserved bits)
+/// A PAE root whose entries are the CPU's PDPTE registers, not the PDPT in memory.
+const PDPTE_REGS: u64 = 1 << 44;
 
 /// A shadow page's role, packed in one word so that it orders and hashes cheaply.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -61,14 +63,16 @@ impl Role {
             | flag(cfg.pse && cfg.mode == PagingMode::Legacy32, PSE)
             | (quadrant << QUADRANT_SHIFT)
             | (u64::from(nested) << NESTED_SHIFT)
-            | (u64::from(cfg.maxphyaddr & 0x7F) << MAXPHY_SHIFT);
+            | (u64::from(cfg.maxphyaddr & 0x7F) << MAXPHY_SHIFT)
+            | flag(cfg.mode == PagingMode::Pae && cfg.pdptes.is_some(), PDPTE_REGS);
         Self { word }
     }
 
     /// The role of a child table one level down, reached with accumulated `access`.
     pub fn child(self, access: u8) -> Self {
         let level = self.level() - 1;
-        let keep = !((7 << LEVEL_SHIFT) | (7 << ACCESS_SHIFT) | (0x7F << QUADRANT_SHIFT));
+        let keep =
+            !((7 << LEVEL_SHIFT) | (7 << ACCESS_SHIFT) | (0x7F << QUADRANT_SHIFT) | PDPTE_REGS);
         Self {
             word: (self.word & keep)
                 | (u64::from(level) << LEVEL_SHIFT)
@@ -131,6 +135,13 @@ impl Role {
     pub fn maxphyaddr(self) -> u8 {
         ((self.word >> MAXPHY_SHIFT) & 0x7F) as u8
     }
+    /// A PAE root taken from the PDPTE registers (SDM Vol. 3A §4.4.1 "PDPTE
+    /// Registers"): its entries are the registers' values, which a guest write to the
+    /// PDPT in memory does not change, so it is neither indexed by frame nor
+    /// write-tracked.
+    pub fn pdpte_regs(self) -> bool {
+        self.word & PDPTE_REGS != 0
+    }
     /// The packed word.
     pub fn word(self) -> u64 {
         self.word
@@ -179,6 +190,9 @@ mod tests {
             nxe: true,
             smep: false,
             smap: true,
+            pke: false,
+            pkru: 0,
+            pdptes: None,
             maxphyaddr: 40,
         }
     }
@@ -196,6 +210,10 @@ mod tests {
         let c = r.child(ACC_U);
         assert_eq!((c.level(), c.access(), c.quadrant(), c.nested()), (2, ACC_U, 0, 7));
         assert!(c.cr0_wp() && c.nxe());
+        let regs = Role::root(&WalkConfig { pdptes: Some([0; 4]), ..cfg(PagingMode::Pae) }, 7);
+        assert!(regs.pdpte_regs() && !r.pdpte_regs());
+        assert_ne!(regs, r);
+        assert_eq!(regs.child(ACC_U), r.child(ACC_U), "children are shared");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! PUSHF/POPF and PUSHA/POPA.
 
 use crate::cpu::fault::{gp, ud, ExecResult};
-use crate::cpu::flags::{size_mask, AF, CF, FIXED1, IF, IOPL, PF, RF, SF, VIF, VIP, VM, ZF};
+use crate::cpu::flags::{size_mask, AF, CF, FIXED1, IF, IOPL, PF, RF, SF, TF, VIF, VIP, VM, ZF};
 use crate::cpu::insn::{Handler, Insn};
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
@@ -75,22 +75,50 @@ fn stack_size_of(i: &Insn) -> u8 {
     }
 }
 
-fn pushf(m: &mut Machine, i: &Insn) -> ExecResult {
-    // SDM Vol. 2B "PUSHF": #GP(0) in V86 mode with IOPL < 3 (VME is not modelled).
-    if m.cpu.mode == CpuMode::V86 && m.cpu.flags.iopl() < 3 {
+/// Whether PUSHF/POPF run in the CR4.VME form: V86 mode with IOPL < 3, where only the
+/// 16-bit forms are allowed and IF is virtualised by VIF (SDM Vol. 3A §20.4.2); without
+/// VME they are #GP(0).
+fn vme_form(m: &Machine, size: u8) -> Result<bool, crate::cpu::fault::Fault> {
+    if m.cpu.mode != CpuMode::V86 || m.cpu.flags.iopl() == 3 {
+        return Ok(false);
+    }
+    if m.cpu.cr4 & crate::cpu::regs::cr4::VME == 0 || size != 2 {
         return gp(0);
     }
+    Ok(true)
+}
+
+fn pushf(m: &mut Machine, i: &Insn) -> ExecResult {
+    let size = stack_size_of(i);
     // The image has VM and RF cleared.
-    let v = m.cpu.flags.get() & !(VM | RF);
-    m.push(v, stack_size_of(i))
+    let mut v = m.cpu.flags.get() & !(VM | RF);
+    if vme_form(m, size)? {
+        // The VME image shows IOPL = 3 and VIF in place of IF.
+        v = (v | IOPL) & !IF;
+        if m.cpu.flags.bit(VIF) {
+            v |= IF;
+        }
+    }
+    m.push(v, size)
 }
 
 fn popf(m: &mut Machine, i: &Insn) -> ExecResult {
     let size = stack_size_of(i);
     let cpl = m.cpu.cpl;
     let pl = m.cpu.flags.iopl();
-    if m.cpu.mode == CpuMode::V86 && pl < 3 {
-        return gp(0);
+    if vme_form(m, size)? {
+        let new = m.stack_peek(0, 2)?;
+        let old = m.cpu.flags.get();
+        if (new & IF != 0 && old & VIP != 0) || new & TF != 0 {
+            return gp(0);
+        }
+        m.pop(2)?;
+        // IF and IOPL stay; VIF takes the popped IF.
+        let keep = !0xFFFF | IF | IOPL;
+        let v = (old & keep) | (new & !keep);
+        m.cpu.flags.set(if new & IF != 0 { v | VIF } else { v & !VIF });
+        m.cpu.end_block = true;
+        return Ok(());
     }
     let new = m.pop(size)?;
     let old = m.cpu.flags.get();

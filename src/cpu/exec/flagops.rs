@@ -1,8 +1,9 @@
-//! Flag instructions: CLC, STC, CMC, CLD, STD, CLI, STI.
+//! Flag instructions: CLC, STC, CMC, CLD, STD, CLI, STI (with the VME/PVI forms).
 
 use crate::cpu::fault::{gp, ExecResult};
-use crate::cpu::flags::{CF, DF, IF};
+use crate::cpu::flags::{CF, DF, IF, VIF, VIP};
 use crate::cpu::insn::{Handler, Insn};
+use crate::cpu::regs::cr4;
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Instruction, Mnemonic};
@@ -51,25 +52,50 @@ fn std_(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-/// Whether CLI/STI may change IF: always in real mode, else CPL <= IOPL (the VME/PVI
-/// virtual-interrupt forms come with the system issue).
-fn may_change_if(m: &Machine) -> bool {
-    m.cpu.mode == CpuMode::Real || m.cpu.cpl <= m.cpu.flags.iopl()
+/// Which flag CLI/STI change (SDM Vol. 2A "CLI" and Vol. 2B "STI", Operation tables).
+enum IfTarget {
+    /// EFLAGS.IF.
+    If,
+    /// EFLAGS.VIF: V86 mode with CR4.VME, or CPL 3 with CR4.PVI, when IOPL is too low.
+    Vif,
+}
+
+fn if_target(m: &Machine) -> Result<IfTarget, crate::cpu::fault::Fault> {
+    let iopl = m.cpu.flags.iopl();
+    match m.cpu.mode {
+        CpuMode::Real => Ok(IfTarget::If),
+        CpuMode::V86 if iopl == 3 => Ok(IfTarget::If),
+        CpuMode::V86 if m.cpu.cr4 & cr4::VME != 0 => Ok(IfTarget::Vif),
+        CpuMode::V86 => gp(0),
+        _ if m.cpu.cpl <= iopl => Ok(IfTarget::If),
+        _ if m.cpu.cpl == 3 && m.cpu.cr4 & cr4::PVI != 0 => Ok(IfTarget::Vif),
+        _ => gp(0),
+    }
 }
 
 fn cli(m: &mut Machine, _i: &Insn) -> ExecResult {
-    if !may_change_if(m) {
-        return gp(0);
+    match if_target(m)? {
+        IfTarget::If => m.cpu.flags.set_bit(IF, false),
+        IfTarget::Vif => m.cpu.flags.set_bit(VIF, false),
     }
-    m.cpu.flags.set_bit(IF, false);
     Ok(())
 }
 
 fn sti(m: &mut Machine, _i: &Insn) -> ExecResult {
-    if !may_change_if(m) {
-        return gp(0);
+    match if_target(m)? {
+        IfTarget::If => {
+            // With IF = 0 before, interrupts stay inhibited until after the next
+            // instruction.
+            m.cpu.shadow_pending |= !m.cpu.flags.bit(IF);
+            m.cpu.flags.set_bit(IF, true);
+        }
+        IfTarget::Vif => {
+            if m.cpu.flags.bit(VIP) {
+                return gp(0);
+            }
+            m.cpu.flags.set_bit(VIF, true);
+        }
     }
-    m.cpu.flags.set_bit(IF, true);
     m.cpu.end_block = true;
     Ok(())
 }

@@ -4,7 +4,9 @@ use super::string::{advance, rep_loop, StrOp};
 use crate::cpu::fault::{gp, ExecResult, Fault};
 use crate::cpu::flags::size_mask;
 use crate::cpu::insn::{Handler, Insn, Op};
-use crate::cpu::regs::SegReg;
+use crate::cpu::regs::{attr, SegReg};
+use crate::cpu::segment::sys_type;
+use crate::cpu::task::tss32;
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Code, Instruction, Mnemonic};
@@ -24,22 +26,38 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 }
 
 /// The I/O permission check (SDM Vol. 1 §19.5 "Protection and I/O"): allowed in real
-/// mode and when CPL <= IOPL. Otherwise (and always in V86 mode) the processor consults
-/// the TSS I/O permission bitmap; hvsim does not model the bitmap yet (it comes with the
-/// system-instructions work), so those accesses raise #GP(0) as if every bit were set.
-fn check_io(m: &Machine) -> ExecResult {
+/// mode and when CPL <= IOPL; otherwise (and always in V86 mode) every bit of the TSS
+/// I/O permission bitmap for the `size` ports from `port` must be clear.
+fn check_io(m: &mut Machine, port: u16, size: u8) -> ExecResult {
     match m.cpu.mode {
         CpuMode::Real => Ok(()),
-        CpuMode::V86 => gp(0),
-        _ => {
-            let iopl = m.cpu.flags.iopl();
-            if m.cpu.cpl > iopl {
-                gp(0)
-            } else {
-                Ok(())
-            }
-        }
+        CpuMode::V86 => io_bitmap_allows(m, port, size),
+        _ if m.cpu.cpl <= m.cpu.flags.iopl() => Ok(()),
+        _ => io_bitmap_allows(m, port, size),
     }
+}
+
+/// The I/O permission bitmap (SDM Vol. 1 §19.5.2 "I/O Permission Bit Map"): TR must be
+/// a 32-bit (or 64-bit) TSS, since a 16-bit TSS has no bitmap; the map starts at the
+/// 16-bit base at TSS offset 0x66. The processor reads the two bytes holding the access's
+/// first bit; any byte beyond the TSS limit counts as all ones. Any set bit is #GP(0).
+fn io_bitmap_allows(m: &mut Machine, port: u16, size: u8) -> ExecResult {
+    let tr = m.cpu.tr;
+    let ty = tr.attr & (attr::S | 0xF);
+    if !matches!(ty, sys_type::TSS32_AVAIL | sys_type::TSS32_BUSY) || tr.limit < tss32::MIN_LIMIT {
+        return gp(0);
+    }
+    let map = m.system_read_sized(tr.base.wrapping_add(tss32::IOMAP_BASE), 2)?;
+    let at = map + u64::from(port >> 3);
+    if at + 1 > u64::from(tr.limit) {
+        return gp(0);
+    }
+    let bits = m.system_read_sized(tr.base.wrapping_add(at), 2)?;
+    let mask = ((1u64 << size) - 1) << (port & 7);
+    if bits & mask != 0 {
+        return gp(0);
+    }
+    Ok(())
 }
 
 /// Ends the run if the guest wrote isa-debug-exit; the OUT has retired.
@@ -60,27 +78,27 @@ fn port(m: &Machine, i: &Insn, n: usize) -> u16 {
 }
 
 fn in_(m: &mut Machine, i: &Insn) -> ExecResult {
-    check_io(m)?;
     let size = i.iced.op0_register().size() as u8;
     let p = port(m, i, 1);
-    let v = m.io.read(p, size);
+    check_io(m, p, size)?;
+    let v = m.port_read(p, size);
     m.cpu.set_reg(0, size, false, u64::from(v));
     Ok(())
 }
 
 fn out(m: &mut Machine, i: &Insn) -> ExecResult {
-    check_io(m)?;
     let size = i.iced.op1_register().size() as u8;
     let p = port(m, i, 0);
+    check_io(m, p, size)?;
     let v = m.cpu.reg(0, size, false) as u32;
-    m.io.write(p, size, v);
+    m.port_write(p, size, v);
     after_out(m)
 }
 
 fn ins(m: &mut Machine, i: &Insn) -> ExecResult {
-    check_io(m)?;
     let s = StrOp::of(i);
     let p = m.cpu.gpr[2] as u16;
+    check_io(m, p, s.size)?;
     rep_loop(m, &s, |m| {
         let di = m.cpu.gpr[7] & s.amask();
         // Check the destination before the port read, which may have side effects.
@@ -89,7 +107,7 @@ fn ins(m: &mut Machine, i: &Insn) -> ExecResult {
         if s.size > 1 && (lin & 0xFFF) + u64::from(s.size) > 0x1000 {
             m.translate(lin.wrapping_add(u64::from(s.size) - 1), AccessKind::Write)?;
         }
-        let v = m.io.read(p, s.size);
+        let v = m.port_read(p, s.size);
         m.write_lin_sized(lin, s.size, u64::from(v))?;
         advance(m, &s, 7);
         Ok(false)
@@ -97,14 +115,14 @@ fn ins(m: &mut Machine, i: &Insn) -> ExecResult {
 }
 
 fn outs(m: &mut Machine, i: &Insn) -> ExecResult {
-    check_io(m)?;
     let s = StrOp::of(i);
     let p = m.cpu.gpr[2] as u16;
+    check_io(m, p, s.size)?;
     let mut exit = None;
     let r = rep_loop(m, &s, |m| {
         let si = m.cpu.gpr[6] & s.amask();
         let v = m.read_mem(s.src_seg, si, s.size)?;
-        m.io.write(p, s.size, (v & size_mask(s.size)) as u32);
+        m.port_write(p, s.size, (v & size_mask(s.size)) as u32);
         advance(m, &s, 6);
         // A write to isa-debug-exit ends the run: the remaining iterations are dropped.
         exit = m.io.device_mut::<DebugExit>().and_then(|d| d.take());

@@ -1,4 +1,6 @@
-//! NOP forms, PAUSE, HLT, UD0/UD1/UD2 and CPUID.
+//! NOP forms, PAUSE, the PREFETCH hints, fences, HLT, UD0/UD1/UD2, CPUID, and
+//! MONITOR/MWAIT (#UD: no CPU model advertises them, so a deterministic wait never has
+//! to be modelled).
 
 use crate::cpu::fault::{gp, ud, ExecResult, Fault};
 use crate::cpu::insn::{Handler, Insn};
@@ -19,6 +21,9 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         | Mnemonic::Mfence => nop,
         Mnemonic::Hlt => hlt,
         Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2 => undefined,
+        // SDM Vol. 2B "MONITOR"/"MWAIT": #UD if CPUID.01H:ECX.MONITOR = 0; APM Vol. 3
+        // "MONITORX"/"MWAITX": #UD if CPUID.80000001H:ECX.MONITORX = 0.
+        Mnemonic::Monitor | Mnemonic::Mwait | Mnemonic::Monitorx | Mnemonic::Mwaitx => undefined,
         Mnemonic::Cpuid => cpuid,
         _ => return None,
     })
@@ -44,7 +49,7 @@ fn hlt(m: &mut Machine, _i: &Insn) -> ExecResult {
 fn cpuid(m: &mut Machine, _i: &Insn) -> ExecResult {
     let leaf = m.cpu.gpr[0] as u32;
     let sub = m.cpu.gpr[1] as u32;
-    let r = m.cpuid.query(leaf, sub);
+    let r = m.cpuid.query_cpu(&m.cpu, leaf, sub);
     m.cpu.gpr[0] = u64::from(r[0]);
     m.cpu.gpr[3] = u64::from(r[1]);
     m.cpu.gpr[1] = u64::from(r[2]);

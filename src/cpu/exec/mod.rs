@@ -9,19 +9,29 @@ mod arith;
 mod atomic;
 mod bcd;
 mod bit;
+mod cache_hint;
 mod control;
 mod control_far;
 mod convert;
+mod fast_syscall;
 mod flagops;
+mod interrupt_insns;
 mod io;
+mod iret;
 mod misc;
 mod mov;
+mod msr_access;
 mod muldiv;
+mod paging_insns;
+mod random;
+mod segment_insns;
 mod setcc_cmov;
 mod shift_rotate;
 mod stack;
 mod string;
 mod system;
+
+pub use random::{next_random, DEFAULT_RNG_SEED};
 
 use super::fault::Fault;
 use super::flags::size_mask;
@@ -45,9 +55,17 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| io::select(i))
         .or_else(|| atomic::select(i))
         .or_else(|| setcc_cmov::select(i))
+        .or_else(|| iret::select(i))
+        .or_else(|| interrupt_insns::select(i))
         .or_else(|| control_far::select(i))
         .or_else(|| convert::select(i))
         .or_else(|| system::select(i))
+        .or_else(|| segment_insns::select(i))
+        .or_else(|| msr_access::select(i))
+        .or_else(|| cache_hint::select(i))
+        .or_else(|| fast_syscall::select(i))
+        .or_else(|| random::select(i))
+        .or_else(|| paging_insns::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,

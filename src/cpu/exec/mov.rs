@@ -91,5 +91,8 @@ fn mov_to_sreg(m: &mut Machine, i: &Insn) -> ExecResult {
         return ud();
     }
     let sel = read_sized(m, i, 1, 2)? as u16;
-    m.load_segment(s, sel)
+    m.load_segment(s, sel)?;
+    // A load of SS inhibits interrupts for one instruction (SDM Vol. 2B "MOV").
+    m.cpu.shadow_pending |= s == SegReg::Ss;
+    Ok(())
 }

@@ -64,5 +64,7 @@ fn pop_seg(m: &mut Machine, i: &Insn) -> ExecResult {
     let sel = m.stack_peek(0, size)? as u16;
     m.load_segment(s, sel)?;
     m.pop(size)?;
+    // POP SS inhibits interrupts for one instruction (SDM Vol. 2B "POP").
+    m.cpu.shadow_pending |= s == SegReg::Ss;
     Ok(())
 }

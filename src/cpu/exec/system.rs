@@ -1,10 +1,11 @@
 //! System instructions a kernel brings itself up with: MOV to/from control and debug
-//! registers, LGDT/LIDT/SGDT/SIDT, LLDT/SLDT/LTR/STR, LMSW/SMSW/CLTS, RDMSR/WRMSR,
-//! RDTSC/RDTSCP, SWAPGS, INVLPG, WBINVD/INVD and XGETBV/XSETBV. Privilege and
+//! registers, LGDT/LIDT/SGDT/SIDT, LLDT/SLDT/LTR/STR, LMSW/SMSW/CLTS, SWAPGS, INVLPG and
+//! XGETBV/XSETBV. (RDMSR/WRMSR and the clock reads are in `msr_access.rs`.) Privilege and
 //! reserved-bit checks follow each instruction's page in SDM Vol. 2.
 
 use super::{operand_size, read_sized, write_sized};
 use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::debug::{DR6_BD, DR7_GD};
 use crate::cpu::fault::{gp, ud, Exception, ExecResult, Fault};
 use crate::cpu::insn::{gpr_of, Handler, Insn, Op};
 use crate::cpu::msr;
@@ -13,14 +14,14 @@ use crate::cpu::segment::segment_from_descriptor;
 use crate::cpu::{vector, CpuMode};
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Code, Instruction, Mnemonic, OpKind, Register};
-use hvsim_mmu::paging::AccessKind;
+use hvsim_mmu::paging::{self, AccessKind};
 
 /// CR4.PCE (performance-counter enable) and CR4.OSXMMEXCPT.
 const CR4_PCE: u64 = 1 << 8;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 
 /// The CR4 bits this CPU model implements; any other bit is reserved (#GP). VME/PVI,
-/// UMIP, LA57, VMXE, FSGSBASE, PCIDE, PKE and CET are not emulated, so reserved here.
+/// VMXE, SMXE, FSGSBASE, PKS, CET and LAM are not emulated, so reserved here.
 const CR4_VALID: u64 = cr4::TSD
     | cr4::DE
     | cr4::PSE
@@ -32,7 +33,32 @@ const CR4_VALID: u64 = cr4::TSD
     | CR4_OSXMMEXCPT
     | cr4::OSXSAVE
     | cr4::SMEP
-    | cr4::SMAP;
+    | cr4::SMAP
+    | cr4::UMIP
+    | cr4::LA57
+    | cr4::PCIDE
+    | cr4::PKE;
+
+/// CR0 bits whose change flushes the whole TLB: PG (SDM Vol. 3A §4.10.4.1 "Operations
+/// that Invalidate TLBs and Paging-Structure Caches"), WP (a change of the access rights)
+/// and PE (the mode).
+const CR0_TLB_FLUSH: u64 = cr0::PG | cr0::WP | cr0::PE;
+/// CR0 bits whose change reloads the PDPTEs when PAE paging is in use after the write
+/// (SDM Vol. 3A §4.4.1 "PDPTE Registers").
+const CR0_PDPTE_RELOAD: u64 = cr0::PG | cr0::CD | cr0::NW;
+/// CR4 bits whose change flushes the whole TLB, global entries included. §4.10.4.1 names
+/// PGE, PCIDE (1 to 0), PAE and SMEP (0 to 1); the others change what the front-end TLB's
+/// cached permissions or page sizes mean (flushing more than required is permitted).
+const CR4_TLB_FLUSH: u64 =
+    cr4::PGE | cr4::PAE | cr4::PSE | cr4::SMEP | cr4::SMAP | cr4::PKE | cr4::LA57;
+/// CR4 bits whose change reloads the PDPTEs when PAE paging is in use after the write
+/// (SDM Vol. 3A §4.4.1).
+const CR4_PDPTE_RELOAD: u64 = cr4::PAE | cr4::PGE | cr4::PSE | cr4::SMEP;
+/// MOV to CR3 with CR4.PCIDE = 1: bit 63 set means "do not invalidate" and is not stored
+/// (SDM Vol. 3A §4.10.4.1).
+const CR3_PCID_NOFLUSH: u64 = 1 << 63;
+/// CR3[11:0]: the PCID with CR4.PCIDE = 1.
+const CR3_PCID_MASK: u64 = 0xFFF;
 
 /// The CR0 bits that exist; writes to other bits of CR0[31:0] are ignored.
 const CR0_VALID: u64 = cr0::PE
@@ -46,9 +72,6 @@ const CR0_VALID: u64 = cr0::PE
     | cr0::NW
     | cr0::CD
     | cr0::PG;
-
-/// The EFER bits software may write (LMA is read-only).
-const EFER_WRITABLE: u64 = efer::SCE | efer::LME | efer::NXE;
 
 pub(super) fn select(i: &Instruction) -> Option<Handler> {
     Some(match i.mnemonic() {
@@ -70,13 +93,8 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Lmsw => lmsw,
         Mnemonic::Smsw => smsw,
         Mnemonic::Clts => clts,
-        Mnemonic::Rdmsr => rdmsr,
-        Mnemonic::Wrmsr => wrmsr,
-        Mnemonic::Rdtsc => rdtsc,
-        Mnemonic::Rdtscp => rdtscp,
         Mnemonic::Swapgs => swapgs,
         Mnemonic::Invlpg => invlpg,
-        Mnemonic::Wbinvd | Mnemonic::Invd => cache_flush,
         Mnemonic::Xgetbv => xgetbv,
         Mnemonic::Xsetbv => xsetbv,
         _ => return None,
@@ -84,7 +102,7 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 }
 
 /// #GP(0) unless CPL = 0 (real mode is CPL 0; V86 is CPL 3).
-fn require_cpl0(m: &Machine) -> ExecResult {
+pub(super) fn require_cpl0(m: &Machine) -> ExecResult {
     if m.cpu.cpl != 0 {
         return gp(0);
     }
@@ -113,19 +131,40 @@ fn set_gpr_operand(m: &mut Machine, i: &Insn, n: u32, v: u64) {
     }
 }
 
-/// After a change to paging or mode state: drop translations, rederive the mode and
-/// leave the decoded block.
-fn paging_changed(m: &mut Machine) {
+/// After a change to paging or mode state: drop every translation (global ones and every
+/// PCID included), rederive the mode and leave the decoded block.
+pub(crate) fn paging_changed(m: &mut Machine) {
     m.cpu.tlb.flush();
     m.cpu.update_mode();
     m.cpu.end_block = true;
 }
 
-fn edx_eax(m: &Machine) -> u64 {
+/// #GP(0) when CR4.UMIP = 1 and CPL > 0 (SGDT, SIDT, SLDT, SMSW, STR; SDM Vol. 3A §2.5
+/// "Control Registers": "UMIP ... the instructions cannot be executed if CPL > 0").
+fn check_umip(m: &Machine) -> ExecResult {
+    if m.cpu.cr4 & cr4::UMIP != 0 && m.cpu.cpl > 0 {
+        return gp(0);
+    }
+    Ok(())
+}
+
+/// Loads the PAE PDPTE registers from the table at `cr3`; #GP(0) if a present PDPTE
+/// has a reserved bit set (SDM Vol. 3A §4.4.1), leaving the registers unchanged.
+fn load_pdptes(m: &mut Machine, cr3: u64) -> ExecResult {
+    match paging::load_pdptes(&mut m.mem, cr3, MAXPHYADDR) {
+        Some(p) => {
+            m.cpu.pdpte = p;
+            Ok(())
+        }
+        None => gp(0),
+    }
+}
+
+pub(super) fn edx_eax(m: &Machine) -> u64 {
     (m.cpu.gpr[2] << 32) | (m.cpu.gpr[0] & 0xFFFF_FFFF)
 }
 
-fn set_edx_eax(m: &mut Machine, v: u64) {
+pub(super) fn set_edx_eax(m: &mut Machine, v: u64) {
     m.cpu.gpr[0] = v & 0xFFFF_FFFF;
     m.cpu.gpr[2] = v >> 32;
 }
@@ -177,12 +216,15 @@ fn mov_to_cr(m: &mut Machine, i: &Insn) -> ExecResult {
     }
 }
 
-/// MOV to CR0 (also LMSW and CLTS): the combination checks and IA-32e activation
-/// (SDM Vol. 3A §10.8.5 "Initializing IA-32e Mode").
-fn write_cr0(m: &mut Machine, v: u64) -> ExecResult {
+/// MOV to CR0 (also LMSW): the combination checks, IA-32e activation and deactivation
+/// (SDM Vol. 3A §10.8.5 "Initializing IA-32e Mode"), the PDPTE load of PAE paging and
+/// the TLB flush (SDM Vol. 2B "MOV—Move to/from Control Registers").
+pub(crate) fn write_cr0(m: &mut Machine, v: u64) -> ExecResult {
+    // Bits 63:32 are reserved (only a 64-bit-mode operand can set them).
     if v >> 32 != 0 {
         return gp(0);
     }
+    // Other reserved bits of CR0[31:0] are ignored; ET is fixed to 1.
     let new = (v & CR0_VALID) | cr0::ET;
     if new & cr0::PG != 0 && new & cr0::PE == 0 {
         return gp(0);
@@ -193,43 +235,95 @@ fn write_cr0(m: &mut Machine, v: u64) -> ExecResult {
     let old = m.cpu.cr0;
     let pg_on = old & cr0::PG == 0 && new & cr0::PG != 0;
     let pg_off = old & cr0::PG != 0 && new & cr0::PG == 0;
-    if pg_off && m.cpu.mode == CpuMode::Long64 {
-        return gp(0);
-    }
-    if pg_on && m.cpu.efer & efer::LME != 0 {
-        if m.cpu.cr4 & cr4::PAE == 0 {
+    let mut efer = m.cpu.efer;
+    if pg_off {
+        // 64-bit mode cannot turn paging off; compatibility mode can (leaving IA-32e
+        // mode), but not with CR4.PCIDE = 1.
+        if m.cpu.mode == CpuMode::Long64 || m.cpu.cr4 & cr4::PCIDE != 0 {
             return gp(0);
         }
-        m.cpu.efer |= efer::LMA;
+        efer &= !efer::LMA;
     }
-    if pg_off {
-        m.cpu.efer &= !efer::LMA;
+    if pg_on && efer & efer::LME != 0 {
+        // Activating IA-32e mode needs CR4.PAE = 1 and must not happen from a code
+        // segment with L = 1 (SDM Vol. 2B MOV CR, "Protected Mode Exceptions").
+        if m.cpu.cr4 & cr4::PAE == 0 || m.cpu.seg(SegReg::Cs).attr & attr::L != 0 {
+            return gp(0);
+        }
+        efer |= efer::LMA;
     }
+    let pae_paging = new & cr0::PG != 0 && m.cpu.cr4 & cr4::PAE != 0 && efer & efer::LMA == 0;
+    if pae_paging && (old ^ new) & CR0_PDPTE_RELOAD != 0 {
+        load_pdptes(m, m.cpu.cr3)?;
+    }
+    m.cpu.efer = efer;
     m.cpu.cr0 = new;
-    paging_changed(m);
-    Ok(())
-}
-
-fn write_cr3(m: &mut Machine, v: u64) -> ExecResult {
-    // Bits at and above MAXPHYADDR are reserved in IA-32e mode (PCIDE is not supported,
-    // so bit 63 is reserved too). Outside it CR3 is 32 bits wide.
-    if m.cpu.efer & efer::LMA != 0 && v >> MAXPHYADDR != 0 {
-        return gp(0);
+    if (old ^ new) & CR0_TLB_FLUSH != 0 {
+        m.cpu.tlb.flush();
     }
-    m.cpu.cr3 = if m.cpu.efer & efer::LMA != 0 { v } else { v & 0xFFFF_FFFF };
-    paging_changed(m);
+    // Rederives the mode (and leaves the decoded block).
+    m.cpu.update_mode();
     Ok(())
 }
 
-fn write_cr4(m: &mut Machine, v: u64) -> ExecResult {
+/// MOV to CR3: reserved bits, the PDPTE load of PAE paging, and the invalidation of
+/// SDM Vol. 3A §4.10.4.1: the non-global entries of the new PCID (PCID 0 without
+/// PCIDE), or nothing when PCIDE = 1 and bit 63 of the source is set.
+pub(crate) fn write_cr3(m: &mut Machine, v: u64) -> ExecResult {
+    let lma = m.cpu.efer & efer::LMA != 0;
+    let pcide = m.cpu.cr4 & cr4::PCIDE != 0;
+    let no_flush = pcide && v & CR3_PCID_NOFLUSH != 0;
+    let v = if pcide { v & !CR3_PCID_NOFLUSH } else { v };
+    let v = if lma {
+        // Bits 63:MAXPHYADDR are reserved (bit 63 too without PCIDE).
+        if v >> MAXPHYADDR != 0 {
+            return gp(0);
+        }
+        v
+    } else {
+        // Outside IA-32e mode CR3 is 32 bits wide.
+        v & 0xFFFF_FFFF
+    };
+    if m.cpu.paging() && m.cpu.cr4 & cr4::PAE != 0 && !lma {
+        load_pdptes(m, v)?;
+    }
+    m.cpu.cr3 = v;
+    let pcid = m.cpu.pcid();
+    m.cpu.tlb.set_pcid(pcid);
+    if !no_flush {
+        m.cpu.tlb.flush_pcid(pcid);
+    }
+    m.cpu.end_block = true;
+    Ok(())
+}
+
+/// MOV to CR4: reserved bits, the IA-32e rules for PAE, LA57 and PCIDE, the PDPTE load
+/// of PAE paging and the TLB flush (SDM Vol. 2B MOV CR; Vol. 3A §4.10.4.1).
+pub(crate) fn write_cr4(m: &mut Machine, v: u64) -> ExecResult {
     if v & !CR4_VALID != 0 {
         return gp(0);
     }
-    if m.cpu.efer & efer::LMA != 0 && v & cr4::PAE == 0 {
+    let old = m.cpu.cr4;
+    let lma = m.cpu.efer & efer::LMA != 0;
+    // IA-32e mode cannot be left by clearing PAE, nor the paging depth changed.
+    if lma && (v & cr4::PAE == 0 || (old ^ v) & cr4::LA57 != 0) {
         return gp(0);
     }
+    // PCIDE may be set only in IA-32e mode and with CR3[11:0] = 0.
+    if old & cr4::PCIDE == 0 && v & cr4::PCIDE != 0 && (!lma || m.cpu.cr3 & CR3_PCID_MASK != 0) {
+        return gp(0);
+    }
+    let pae_paging = m.cpu.paging() && v & cr4::PAE != 0 && !lma;
+    if pae_paging && (old ^ v) & CR4_PDPTE_RELOAD != 0 {
+        load_pdptes(m, m.cpu.cr3)?;
+    }
     m.cpu.cr4 = v;
-    paging_changed(m);
+    let pcide_cleared = old & cr4::PCIDE != 0 && v & cr4::PCIDE == 0;
+    if (old ^ v) & CR4_TLB_FLUSH != 0 || pcide_cleared {
+        m.cpu.tlb.flush();
+    }
+    // The current PCID follows PCIDE; leaves the decoded block.
+    m.cpu.update_mode();
     Ok(())
 }
 
@@ -245,9 +339,21 @@ fn dr_number(m: &Machine, r: Register) -> Result<usize, Fault> {
     }
 }
 
+/// DR7.GD = 1: any MOV to or from a debug register faults with #DB and DR6.BD set (SDM
+/// Vol. 3A §18.2.4 "Debug Control Register (DR7)", §18.3.1.2 "General-Detect Exception
+/// Condition"). Checked after the #UD and #GP(0) conditions.
+fn general_detect(m: &mut Machine) -> ExecResult {
+    if m.cpu.dr[7] & DR7_GD != 0 {
+        m.cpu.dr[6] |= DR6_BD;
+        return Err(Exception::new(vector::DB).into());
+    }
+    Ok(())
+}
+
 fn mov_from_dr(m: &mut Machine, i: &Insn) -> ExecResult {
     let n = dr_number(m, i.iced.op_register(1))?;
     require_cpl0(m)?;
+    general_detect(m)?;
     let v = m.cpu.dr[n];
     set_gpr_operand(m, i, 0, v);
     Ok(())
@@ -256,8 +362,11 @@ fn mov_from_dr(m: &mut Machine, i: &Insn) -> ExecResult {
 fn mov_to_dr(m: &mut Machine, i: &Insn) -> ExecResult {
     let n = dr_number(m, i.iced.op_register(0))?;
     require_cpl0(m)?;
+    general_detect(m)?;
     let v = gpr_operand(m, i, 1);
     m.cpu.dr[n] = match n {
+        // SDM Vol. 2B MOV DR, "64-Bit Mode Exceptions": bits 63:32 of DR6/DR7 are
+        // reserved.
         6 | 7 if v >> 32 != 0 => return gp(0),
         // DR6: B0-B3, BD, BS, BT writable; the rest reads as the fixed pattern.
         6 => 0xFFFF_0FF0 | (v & 0xE00F),
@@ -265,6 +374,8 @@ fn mov_to_dr(m: &mut Machine, i: &Insn) -> ExecResult {
         7 => (v & 0xFFFF_23FF) | 0x400,
         _ => v,
     };
+    // Breakpoints apply from the next instruction: leave the decoded block.
+    m.cpu.end_block = true;
     Ok(())
 }
 
@@ -299,6 +410,7 @@ fn sgdt_sidt(m: &mut Machine, i: &Insn) -> ExecResult {
     if i.ops[0] != Op::Mem {
         return ud();
     }
+    check_umip(m)?;
     let t = if i.iced.mnemonic() == Mnemonic::Sgdt { m.cpu.gdtr } else { m.cpu.idtr };
     let ea = i.ea(m);
     let seg = i.mem.seg;
@@ -392,6 +504,7 @@ fn sldt_str(m: &mut Machine, i: &Insn) -> ExecResult {
     // SDM Vol. 2B "SLDT", "STR": #UD in real and V86 mode; a register destination is
     // zero-extended, a memory destination is 16 bits.
     require_protected(m)?;
+    check_umip(m)?;
     let sel =
         if i.iced.mnemonic() == Mnemonic::Sldt { m.cpu.ldtr.selector } else { m.cpu.tr.selector };
     let size = if i.ops[0] == Op::Mem { 2 } else { operand_size(i, 0) };
@@ -411,6 +524,7 @@ fn lmsw(m: &mut Machine, i: &Insn) -> ExecResult {
 
 fn smsw(m: &mut Machine, i: &Insn) -> ExecResult {
     // SDM Vol. 2B "SMSW": memory destination 16 bits, register destination at its size.
+    check_umip(m)?;
     let size = if i.ops[0] == Op::Mem { 2 } else { operand_size(i, 0) };
     write_sized(m, i, 0, size, m.cpu.cr0)
 }
@@ -422,131 +536,7 @@ fn clts(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-// ---- RDMSR / WRMSR (SDM Vol. 2B "RDMSR", "WRMSR") ----
-
-/// The TSC: retired instructions plus the offset a TSC write left (kept in
-/// `cpu.msrs[IA32_TSC]`).
-fn tsc(m: &Machine) -> u64 {
-    let off = m.cpu.msrs.get(&msr::IA32_TSC).copied().unwrap_or(0);
-    m.cpu.insn_count.wrapping_add(off)
-}
-
-/// Reads an MSR, or `None` for an unknown one.
-pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
-    let stored = |d: u64| m.cpu.msrs.get(&n).copied().unwrap_or(d);
-    Some(match n {
-        msr::IA32_TSC => tsc(m),
-        msr::IA32_EFER => m.cpu.efer,
-        msr::IA32_FS_BASE => m.cpu.seg(SegReg::Fs).base,
-        msr::IA32_GS_BASE => m.cpu.seg(SegReg::Gs).base,
-        msr::IA32_APIC_BASE => stored(msr::APIC_BASE_RESET),
-        msr::IA32_PAT => stored(msr::PAT_RESET),
-        _ if msr::name(n).is_some() => stored(0),
-        _ => return None,
-    })
-}
-
-/// Writes an MSR with its checks; `Err(#GP(0))` for unknown MSRs and invalid values.
-pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
-    match n {
-        msr::IA32_TSC => {
-            m.cpu.msrs.insert(n, v.wrapping_sub(m.cpu.insn_count));
-        }
-        msr::IA32_EFER => {
-            if v & !(EFER_WRITABLE | efer::LMA) != 0 {
-                return gp(0);
-            }
-            let old = m.cpu.efer;
-            if (v ^ old) & efer::LME != 0 && m.cpu.paging() {
-                return gp(0);
-            }
-            m.cpu.efer = (v & EFER_WRITABLE) | (old & efer::LMA);
-            paging_changed(m);
-        }
-        msr::IA32_FS_BASE | msr::IA32_GS_BASE => {
-            if !m.canonical(v) {
-                return gp(0);
-            }
-            let s = if n == msr::IA32_FS_BASE { SegReg::Fs } else { SegReg::Gs };
-            m.cpu.seg[s as usize].base = v;
-        }
-        msr::IA32_KERNEL_GS_BASE
-        | msr::IA32_LSTAR
-        | msr::IA32_CSTAR
-        | msr::IA32_SYSENTER_ESP
-        | msr::IA32_SYSENTER_EIP => {
-            if !m.canonical(v) {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, v);
-        }
-        msr::IA32_FMASK | msr::IA32_TSC_AUX => {
-            if v >> 32 != 0 {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, v);
-        }
-        msr::IA32_PAT => {
-            // Each entry must be a valid memory type: UC, WC, WT, WP, WB or UC-.
-            if (0..8).any(|k| !matches!((v >> (k * 8)) & 0xFF, 0 | 1 | 4 | 5 | 6 | 7)) {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, v);
-        }
-        msr::IA32_APIC_BASE => {
-            // Base (bits MAXPHYADDR-1:12) and the global enable are writable; BSP is
-            // read-only; x2APIC mode (EXTD) is not emulated, so reserved.
-            let writable = (((1u64 << MAXPHYADDR) - 1) & !0xFFF) | (1 << 11);
-            if v & !(writable | (1 << 8)) != 0 {
-                return gp(0);
-            }
-            m.cpu.msrs.insert(n, (v & writable) | (1 << 8));
-        }
-        _ if msr::name(n).is_some() => {
-            m.cpu.msrs.insert(n, v);
-        }
-        _ => return gp(0),
-    }
-    Ok(())
-}
-
-fn rdmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
-    require_cpl0(m)?;
-    let n = m.cpu.gpr[1] as u32;
-    match read_msr(m, n) {
-        Some(v) => {
-            set_edx_eax(m, v);
-            Ok(())
-        }
-        None => gp(0),
-    }
-}
-
-fn wrmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
-    require_cpl0(m)?;
-    let n = m.cpu.gpr[1] as u32;
-    let v = edx_eax(m);
-    write_msr(m, n, v)
-}
-
-// ---- RDTSC / RDTSCP (SDM Vol. 2B "RDTSC", "RDTSCP") ----
-
-fn rdtsc(m: &mut Machine, _i: &Insn) -> ExecResult {
-    if m.cpu.cr4 & cr4::TSD != 0 && m.cpu.cpl != 0 {
-        return gp(0);
-    }
-    let t = tsc(m);
-    set_edx_eax(m, t);
-    Ok(())
-}
-
-fn rdtscp(m: &mut Machine, i: &Insn) -> ExecResult {
-    rdtsc(m, i)?;
-    m.cpu.gpr[1] = m.cpu.msrs.get(&msr::IA32_TSC_AUX).copied().unwrap_or(0) & 0xFFFF_FFFF;
-    Ok(())
-}
-
-// ---- SWAPGS, INVLPG, WBINVD/INVD, XGETBV/XSETBV ----
+// ---- SWAPGS, INVLPG, XGETBV/XSETBV ----
 
 fn swapgs(m: &mut Machine, _i: &Insn) -> ExecResult {
     // SDM Vol. 2B "SWAPGS".
@@ -572,21 +562,20 @@ fn invlpg(m: &mut Machine, i: &Insn) -> ExecResult {
     let s = m.cpu.seg(i.mem.seg);
     let lin = if m.cpu.mode == CpuMode::Long64 {
         let base = if i.mem.seg >= SegReg::Fs { s.base } else { 0 };
-        base.wrapping_add(ea)
+        let lin = base.wrapping_add(ea);
+        if !m.canonical(lin) {
+            return Ok(());
+        }
+        lin
     } else {
         s.base.wrapping_add(ea) & 0xFFFF_FFFF
     };
-    m.cpu.tlb.invalidate(lin >> 12);
-    // The TLB keeps 4 KiB entries without their page size, so a large page's other
-    // pieces may still be cached: drop everything (invalidating more is permitted).
-    m.cpu.tlb.flush();
+    // SDM Vol. 3A §4.10.4.1: INVLPG drops the entries for the page (the whole page if
+    // it is large) of the current PCID, and global entries for it under any PCID.
+    let pcid = m.cpu.pcid();
+    m.cpu.tlb.invalidate_page(lin >> 12, pcid, true);
     m.cpu.end_block = true;
     Ok(())
-}
-
-fn cache_flush(m: &mut Machine, _i: &Insn) -> ExecResult {
-    // SDM Vol. 2A "INVD", Vol. 2B "WBINVD": no caches to flush.
-    require_cpl0(m)
 }
 
 fn xgetbv(m: &mut Machine, _i: &Insn) -> ExecResult {

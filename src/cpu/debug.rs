@@ -1,0 +1,95 @@
+//! Debug registers: DR7 breakpoint decoding, instruction-breakpoint matching and the DR6
+//! status bits (SDM Vol. 3A §18.2 "Debug Registers", §18.3.1 "Debug Exception (#DB)").
+
+use super::flags::{RF, TF};
+use super::Cpu;
+
+/// DR6.B0: breakpoint 0 condition met (B1-B3 follow).
+pub const DR6_B0: u64 = 1 << 0;
+/// DR6.BD: the next instruction accesses a debug register (general detect).
+pub const DR6_BD: u64 = 1 << 13;
+/// DR6.BS: single step.
+pub const DR6_BS: u64 = 1 << 14;
+/// DR6.BT: task switch with the T bit.
+pub const DR6_BT: u64 = 1 << 15;
+/// DR7: the L0/G0..L3/G3 enable bits.
+pub const DR7_ENABLES: u64 = 0xFF;
+/// DR7 local breakpoint enables (L0-L3, LE), cleared by a task switch (SDM Vol. 3A
+/// §18.2.4 "Debug Control Register (DR7)").
+pub const DR7_LOCAL_ENABLES: u64 = 0x155;
+/// DR7.GD: general detect enable.
+pub const DR7_GD: u64 = 1 << 13;
+
+/// The condition of breakpoint `n` (DR7.R/Wn).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BreakOn {
+    /// Instruction execution (R/W = 00).
+    Execute,
+    /// Data writes (01).
+    Write,
+    /// I/O reads and writes (10, with CR4.DE).
+    Io,
+    /// Data reads and writes (11).
+    ReadWrite,
+}
+
+/// A decoded DR7 slot.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Breakpoint {
+    /// Which DRn.
+    pub index: usize,
+    /// DRn.
+    pub addr: u64,
+    /// The condition.
+    pub on: BreakOn,
+    /// Length in bytes (1, 2, 4 or 8).
+    pub len: u64,
+}
+
+impl Breakpoint {
+    /// Whether `lin..lin+size` overlaps the breakpoint's range (the address is aligned
+    /// down to the length, as the hardware compares).
+    pub fn overlaps(&self, lin: u64, size: u64) -> bool {
+        let start = self.addr & !(self.len - 1);
+        lin < start.wrapping_add(self.len) && start < lin.wrapping_add(size)
+    }
+}
+
+/// The enabled breakpoints of DR7 (local or global enable set).
+pub fn enabled_breakpoints(dr: &[u64; 8]) -> impl Iterator<Item = Breakpoint> + '_ {
+    let dr7 = dr[7];
+    (0..4).filter(move |n| dr7 & (3 << (2 * n)) != 0).map(move |n| {
+        let rw = (dr7 >> (16 + 4 * n)) & 3;
+        let len = match (dr7 >> (18 + 4 * n)) & 3 {
+            0 => 1,
+            1 => 2,
+            2 => 8,
+            _ => 4,
+        };
+        let on = match rw {
+            0 => BreakOn::Execute,
+            1 => BreakOn::Write,
+            2 => BreakOn::Io,
+            _ => BreakOn::ReadWrite,
+        };
+        // Instruction breakpoints use length 1 whatever DR7.LEN says (§18.2.5).
+        let len = if on == BreakOn::Execute { 1 } else { len };
+        Breakpoint { index: n, addr: dr[n], on, len }
+    })
+}
+
+impl Cpu {
+    /// Whether instructions must run one at a time for the debug machinery: TF (single
+    /// step), RF (to be cleared after the next instruction), or any DR7 breakpoint.
+    #[inline(always)]
+    pub fn debug_active(&self) -> bool {
+        self.flags.get() & (TF | RF) != 0 || self.dr[7] & DR7_ENABLES != 0
+    }
+
+    /// The DR6 B0-B3 bits of enabled instruction breakpoints at linear address `lin`.
+    pub fn instruction_breakpoints(&self, lin: u64) -> u64 {
+        enabled_breakpoints(&self.dr)
+            .filter(|b| b.on == BreakOn::Execute && b.addr == lin)
+            .fold(0, |acc, b| acc | (DR6_B0 << b.index))
+    }
+}
