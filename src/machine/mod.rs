@@ -4,12 +4,14 @@
 mod block;
 mod debug_step;
 mod events;
+pub mod mmu_cache;
 mod port_io;
 mod report;
 mod setup;
 pub mod trace_hash;
 
 pub use block::Block;
+pub use mmu_cache::{MmuFlush, StaleUse};
 pub use report::{StopReason, StopReport};
 pub use setup::{selector, GuestMode};
 
@@ -35,6 +37,13 @@ pub struct MachineConfig {
     pub echo_serial: bool,
     /// The seed of the generator behind RDRAND/RDSEED.
     pub rng_seed: u64,
+    /// Translate through the shadow page cache (`hvsim_mmu::shadow`); off, every TLB
+    /// miss walks the guest tables (`--no-shadow-cache`).
+    pub shadow_cache: bool,
+    /// Check every use of a cached translation against the guest's tables and report
+    /// stale ones ([`Machine::stale_translations`], `--strict-tlb`). Slower: the TLB's
+    /// fast path is bypassed.
+    pub strict_tlb: bool,
 }
 
 impl Default for MachineConfig {
@@ -44,6 +53,8 @@ impl Default for MachineConfig {
             vendor: Vendor::Intel,
             echo_serial: false,
             rng_seed: crate::cpu::exec::DEFAULT_RNG_SEED,
+            shadow_cache: true,
+            strict_tlb: false,
         }
     }
 }
@@ -84,6 +95,16 @@ pub struct Machine {
     intr: Option<u8>,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
     trace_hash: Option<TraceHash>,
+    /// The shadow page cache, unless `--no-shadow-cache`.
+    pub(crate) shadow: Option<hvsim_mmu::shadow::ShadowMmu>,
+    /// The shadow cache's tracking epoch the TLB's write permissions reflect.
+    pub(crate) shadow_epoch: u64,
+    /// `--strict-tlb` state.
+    pub(crate) strict: Option<Box<mmu_cache::StrictTlb>>,
+    /// Blocks run one instruction at a time with its RIP recorded (tracing, strict TLB).
+    slow_blocks: bool,
+    /// RIP of the instruction executing, kept only when `slow_blocks`.
+    pub(crate) insn_rip: u64,
 }
 
 impl Machine {
@@ -103,8 +124,10 @@ impl Machine {
             .map_err(|e| MachineError::Config(e.to_string()))?;
         io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
             .map_err(|e| MachineError::Config(e.to_string()))?;
+        let mut cpu = Cpu { rng_state: cfg.rng_seed, ..Cpu::new() };
+        cpu.tlb.set_bypass(cfg.strict_tlb);
         Ok(Self {
-            cpu: Cpu { rng_state: cfg.rng_seed, ..Cpu::new() },
+            cpu,
             mem,
             io,
             cpuid: Cpuid::new(cfg.vendor),
@@ -113,12 +136,20 @@ impl Machine {
             catch: 0,
             intr: None,
             trace_hash: None,
+            shadow: cfg
+                .shadow_cache
+                .then(|| hvsim_mmu::shadow::ShadowMmu::new(mmu_cache::SHADOW_PAGE_LIMIT)),
+            shadow_epoch: 0,
+            strict: cfg.strict_tlb.then(|| Box::new(mmu_cache::StrictTlb::new())),
+            slow_blocks: cfg.strict_tlb,
+            insn_rip: 0,
         })
     }
 
     /// Turns on instruction tracing: `sink` receives one line per retired instruction.
     pub fn set_insn_tracer(&mut self, sink: Option<InsnTracer>) {
         self.tracer = sink;
+        self.slow_blocks = self.tracer.is_some() || self.strict.is_some();
     }
 
     /// Chooses the exception vectors that stop the run (bit n = vector n) instead of
@@ -226,7 +257,7 @@ impl Machine {
     /// index of the instruction.
     #[inline]
     fn run_block(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
-        if self.tracer.is_some() {
+        if self.slow_blocks {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
@@ -265,6 +296,7 @@ impl Machine {
             let cs = self.cpu.seg[1].selector;
             let count = self.cpu.insn_count;
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
+            self.insn_rip = start;
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
             let retired = match &r {
@@ -273,9 +305,8 @@ impl Machine {
             };
             if retired {
                 self.cpu.insn_count += 1;
-                let line = report::trace_line(count, cs, start, insn);
                 if let Some(t) = self.tracer.as_mut() {
-                    t(&line);
+                    t(&report::trace_line(count, cs, start, insn));
                 }
             }
             if let Err(f) = r {

@@ -72,7 +72,7 @@ mod write_track;
 pub use gpte::{probe, Format, PathEntry, Probe, ProbeEnd};
 pub use page::{ShadowPage, SpId, Spte, NO_SP};
 pub use role::{Role, ACC_ALL, ACC_U, ACC_W, ACC_X};
-pub use stale::{MissingFlush, StaleTranslation};
+pub use stale::{check_translation, MissingFlush, StaleTranslation};
 pub use stats::Stats;
 pub use write_track::DENSE_GFN_LIMIT;
 

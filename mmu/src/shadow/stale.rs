@@ -106,41 +106,56 @@ impl ShadowMmu {
         gva: Gva,
         served: &Translation,
     ) -> Option<StaleTranslation> {
-        let p = probe(mem, cfg, gva);
-        let last = p.last();
-        let new_gpa = match p.end {
-            ProbeEnd::Leaf { gpa, page_size, access } => {
-                let same = gpa == served.gpa
-                    && page_size == served.page_size
-                    && (access & ACC_W != 0) == served.writable
-                    && (access & ACC_U != 0) == served.user
-                    && (access & ACC_X != 0) == served.executable
-                    && last.at == served.leaf_gpa
-                    && !entry_changed(served.leaf, last.value);
-                if same {
-                    return None;
-                }
-                Some(gpa)
-            }
-            ProbeEnd::NotPresent | ProbeEnd::Reserved => None,
-        };
-        let missing = if last.at == served.leaf_gpa || served.global {
-            MissingFlush::Invlpg
-        } else if self.last_cr3_no_flush {
-            MissingFlush::Invpcid
-        } else {
-            MissingFlush::MovCr3
-        };
-        Some(StaleTranslation {
-            gva,
-            old_entry_gpa: served.leaf_gpa,
-            old_entry: served.leaf,
-            old_gpa: served.gpa,
-            new_entry_gpa: last.at,
-            new_entry: last.value,
-            new_level: last.level,
-            new_gpa,
-            missing,
-        })
+        check_translation(mem, cfg, gva, served, self.last_cr3_no_flush)
     }
+}
+
+/// Checks a translation `served` for `gva`, held by any translation cache (this shadow
+/// cache or a vCPU's TLB), against the guest's tables now, without side effects: `None`
+/// if it still matches. `last_cr3_no_flush` says whether the last MOV CR3 kept the
+/// PCID's translations (bit 63 set with CR4.PCIDE = 1), which decides whether the
+/// missing flush is a MOV CR3 or an INVPCID.
+pub fn check_translation(
+    mem: &GuestMemory,
+    cfg: &WalkConfig,
+    gva: Gva,
+    served: &Translation,
+    last_cr3_no_flush: bool,
+) -> Option<StaleTranslation> {
+    let p = probe(mem, cfg, gva);
+    let last = p.last();
+    let new_gpa = match p.end {
+        ProbeEnd::Leaf { gpa, page_size, access } => {
+            let same = gpa == served.gpa
+                && page_size == served.page_size
+                && (access & ACC_W != 0) == served.writable
+                && (access & ACC_U != 0) == served.user
+                && (access & ACC_X != 0) == served.executable
+                && last.at == served.leaf_gpa
+                && !entry_changed(served.leaf, last.value);
+            if same {
+                return None;
+            }
+            Some(gpa)
+        }
+        ProbeEnd::NotPresent | ProbeEnd::Reserved => None,
+    };
+    let missing = if last.at == served.leaf_gpa || served.global {
+        MissingFlush::Invlpg
+    } else if last_cr3_no_flush {
+        MissingFlush::Invpcid
+    } else {
+        MissingFlush::MovCr3
+    };
+    Some(StaleTranslation {
+        gva,
+        old_entry_gpa: served.leaf_gpa,
+        old_entry: served.leaf,
+        old_gpa: served.gpa,
+        new_entry_gpa: last.at,
+        new_entry: last.value,
+        new_level: last.level,
+        new_gpa,
+        missing,
+    })
 }
