@@ -482,3 +482,19 @@ fn protection_keys_are_checked_on_every_hit() {
     let ck = WalkConfig { pkru: PKRU_WD << 10 | PKRU_AD, ..c };
     assert_eq!(s.translate_traced(&mut m, &ck, gva, R).1, Served::Cache);
 }
+
+#[test]
+fn a_translation_checked_at_another_offset_of_its_page_is_not_stale() {
+    // A TLB entry made for one byte of a page serves the whole page.
+    let mut m = long4();
+    let c = cfg(PML4);
+    let s = ShadowMmu::new(64);
+    let t = walk(&mut m, &c, Gva(0x1010), R).unwrap();
+    assert_eq!(s.check_stale(&m, &c, Gva(0x1FF8), &t), None);
+    let big = walk(&mut m, &c, Gva(0x40_0010), R).unwrap();
+    assert_eq!(s.check_stale(&m, &c, Gva(0x5F_0000), &big), None);
+    // Remapped: the report gives what the old entry gives for this address.
+    m.write_u64(Gpa(PT + 8), 0x30_0000 | RWU);
+    let r = s.check_stale(&m, &c, Gva(0x1FF8), &t).unwrap();
+    assert_eq!((r.old_gpa, r.new_gpa), (Gpa(0x10_1FF8), Some(Gpa(0x30_0FF8))));
+}

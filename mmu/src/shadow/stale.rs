@@ -124,9 +124,13 @@ pub fn check_translation(
 ) -> Option<StaleTranslation> {
     let p = probe(mem, cfg, gva);
     let last = p.last();
+    // `served` may have been made for another address of the same page (a TLB entry
+    // serves the whole page): what it gives for `gva` is its page base plus the offset.
+    let offset_mask = served.page_size.max(1) - 1;
+    let old_gpa = Gpa((served.gpa.0 & !offset_mask) | (gva.0 & offset_mask));
     let new_gpa = match p.end {
         ProbeEnd::Leaf { gpa, page_size, access } => {
-            let same = gpa == served.gpa
+            let same = gpa == old_gpa
                 && page_size == served.page_size
                 && (access & ACC_W != 0) == served.writable
                 && (access & ACC_U != 0) == served.user
@@ -151,7 +155,7 @@ pub fn check_translation(
         gva,
         old_entry_gpa: served.leaf_gpa,
         old_entry: served.leaf,
-        old_gpa: served.gpa,
+        old_gpa,
         new_entry_gpa: last.at,
         new_entry: last.value,
         new_level: last.level,
