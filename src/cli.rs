@@ -94,6 +94,38 @@ pub struct RunArgs {
     /// The seed of the generator behind RDRAND/RDSEED.
     #[arg(long, default_value_t = crate::cpu::exec::DEFAULT_RNG_SEED)]
     pub rng_seed: u64,
+    /// Translate with plain guest page walks, without the shadow page cache (for
+    /// comparison and debugging: guests that flush correctly behave the same).
+    #[arg(long)]
+    pub no_shadow_cache: bool,
+    /// Report every use of a translation that no longer matches the guest's page
+    /// tables and was not flushed (guest RIP, linear address, old and new entry, the
+    /// missing flush), once per (RIP, page), on stderr at the end.
+    #[arg(long)]
+    pub strict_tlb: bool,
+    /// Print the MMU counters and the shadow cache size at the end.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// `--strict-tlb`: the stale translations the run used, one line each, on stderr.
+fn print_stale_translations(m: &Machine) {
+    let uses = m.stale_translations();
+    let dropped = m.stale_translations_dropped();
+    if uses.is_empty() {
+        eprintln!("hvsim: strict TLB: no stale translation was used");
+        return;
+    }
+    eprintln!(
+        "hvsim: strict TLB: {} stale translation use(s) (distinct guest RIP and page):",
+        uses.len() as u64 + dropped
+    );
+    for u in uses {
+        eprintln!("hvsim: {u}");
+    }
+    if dropped > 0 {
+        eprintln!("hvsim: ... and {dropped} more not listed");
+    }
 }
 
 /// Parses "4096", "64K", "32M", "1G".
@@ -194,6 +226,8 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         },
         echo_serial: true,
         rng_seed: args.rng_seed,
+        shadow_cache: !args.no_shadow_cache,
+        strict_tlb: args.strict_tlb,
         ..MachineConfig::default()
     };
     let mut m = Machine::new(&cfg).map_err(|e| usage(e.to_string()))?;
@@ -222,6 +256,15 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     eprintln!("hvsim: {report}");
     if let Some(h) = m.trace_hash() {
         eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);
+    }
+    if args.strict_tlb {
+        print_stale_translations(&m);
+    }
+    if args.stats {
+        match m.mmu_stats() {
+            Some(s) => eprintln!("hvsim: {s}"),
+            None => eprintln!("hvsim: shadow MMU: off (--no-shadow-cache)"),
+        }
     }
     Ok(report.exit_status())
 }

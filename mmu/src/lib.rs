@@ -6,8 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod ept;
 pub mod memory;
+pub mod npt;
 pub mod paging;
+pub mod shadow;
 
 pub use addr::{Gfn, Gpa, Gva, PAGE_SHIFT, PAGE_SIZE};
 pub use memory::{GuestMemory, MemoryError, MemoryMap, Region, RegionKind};

@@ -1,5 +1,8 @@
 //! Memory access from the vCPU: segmentation (limits, types, canonical addresses), then
-//! the front-end TLB, then a guest page walk on a miss, then guest RAM.
+//! the front-end TLB, then the shadow page cache (or a guest page walk with
+//! `--no-shadow-cache`) on a miss, then guest RAM. Writes to frames that hold shadowed
+//! page tables take the slow path, through [`Machine::phys_write`], so that the cache
+//! sees them (see `machine/mmu_cache.rs`).
 //!
 //! Fault order follows the SDM: segmentation checks (#GP/#SS) come before paging (#PF),
 //! and a multi-byte access that crosses a page is translated on both pages before any
@@ -11,6 +14,7 @@ use super::tlb::{TlbEntry, TLB_SW, TLB_U, TLB_W, TLB_X};
 use super::{flags, CpuMode};
 use crate::machine::Machine;
 use hvsim_mmu::paging::{self, Access, AccessKind, PagingMode, WalkConfig};
+use hvsim_mmu::shadow::Served;
 use hvsim_mmu::{Gpa, Gva};
 
 /// Where a translated page lives.
@@ -153,6 +157,9 @@ impl Machine {
         self.translate_slow(lin, kind, Privilege::ImplicitSupervisor)
     }
 
+    /// The TLB missed (or its entry did not permit the access): the translation comes
+    /// from the shadow page cache, or a guest page walk with `--no-shadow-cache`, and
+    /// fills the TLB. With `--strict-tlb` every TLB use comes here and is checked.
     #[cold]
     fn translate_slow(
         &mut self,
@@ -162,17 +169,42 @@ impl Machine {
     ) -> Result<PageRef, Fault> {
         let vpn = lin >> 12;
         let user = privilege == Privilege::Current && self.cpu.cpl == 3;
-        if let Some(&e) = self.cpu.tlb.lookup_global(vpn) {
+        let strict = self.strict.is_some();
+        let fetch = kind == AccessKind::Fetch;
+        // A TLB entry the fast path did not use: a global one filled under another PCID,
+        // or with `--strict-tlb` (which bypasses the fast path) any entry.
+        let cached = match strict {
+            true => match self.cpu.tlb.lookup_exact(vpn).copied() {
+                Some(e) => Some(e),
+                None => self.cpu.tlb.lookup_global(vpn).copied(),
+            },
+            false => self.cpu.tlb.lookup_global(vpn).copied(),
+        };
+        if let Some(e) = cached {
             if self.tlb_permits(&e, kind, user) {
+                if strict && self.cpu.paging() {
+                    if let Some(t) = self.strict_fill_of(vpn) {
+                        let cfg = self.walk_config();
+                        self.strict_check(&cfg, lin, fetch, &t);
+                    }
+                }
                 return Ok(PageRef { gfn: e.gfn, host: e.host });
             }
         }
-        let (gfn, perm, global, size_shift) = if self.cpu.paging() {
+        let (gfn, mut perm, global, size_shift) = if self.cpu.paging() {
             let smap_override = privilege == Privilege::Current && self.cpu.flags.bit(flags::AC);
             let access = Access { kind, user, smap_override };
             let cfg = self.walk_config();
-            match paging::walk(&mut self.mem, &cfg, Gva(lin), access) {
+            let (r, served) = match self.shadow.as_mut() {
+                Some(s) => s.translate_traced(&mut self.mem, &cfg, Gva(lin), access),
+                None => (paging::walk(&mut self.mem, &cfg, Gva(lin), access), Served::Walk),
+            };
+            self.shadow_tracking_changed();
+            match r {
                 Ok(t) => {
+                    if strict && served == Served::Cache {
+                        self.strict_check(&cfg, lin, fetch, &t);
+                    }
                     let dirty = t.leaf & paging::PTE_D != 0;
                     // Protection keys restrict data accesses to user pages (SDM Vol. 3A
                     // §4.6.2). The entry carries the restriction PKRU imposes now (WRPKRU
@@ -191,11 +223,10 @@ impl Machine {
                         | (if t.executable { TLB_X } else { 0 });
                     let global = t.global && self.cpu.cr4 & cr4::PGE != 0;
                     if pk & paging::PKRU_AD != 0 {
-                        return Ok(PageRef {
-                            gfn: t.gpa.0 >> 12,
-                            host: self.ram_page(t.gpa.0 >> 12),
-                        });
+                        let gfn = t.gpa.0 >> 12;
+                        return Ok(self.page_ref(gfn, self.ram_page(gfn), kind));
                     }
+                    self.strict_filled(vpn, Some(t));
                     (t.gpa.0 >> 12, perm, global, (t.page_size.trailing_zeros() - 12) as u8)
                 }
                 Err(pf) => {
@@ -207,11 +238,28 @@ impl Machine {
                 }
             }
         } else {
+            self.strict_filled(vpn, None);
             (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW, false, 0)
         };
         let host = self.ram_page(gfn);
+        if self.write_tracked(gfn) {
+            // Writes to a frame holding shadowed page tables must reach phys_write.
+            perm &= !(TLB_W | TLB_SW);
+        }
         self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
-        Ok(PageRef { gfn, host })
+        Ok(self.page_ref(gfn, host, kind))
+    }
+
+    /// Where an access of `kind` to frame `gfn` goes: a write to a write-tracked frame
+    /// gets no RAM offset, so that the caller takes the path through
+    /// [`Machine::phys_write`], which tells the shadow cache.
+    #[inline]
+    fn page_ref(&self, gfn: u64, host: usize, kind: AccessKind) -> PageRef {
+        if kind == AccessKind::Write && self.write_tracked(gfn) {
+            PageRef { gfn, host: usize::MAX }
+        } else {
+            PageRef { gfn, host }
+        }
     }
 
     /// The RAM backing offset of guest frame `gfn`, or `usize::MAX`.
@@ -333,6 +381,7 @@ impl Machine {
     /// A physical write; keeps the decoded-code cache coherent.
     pub fn phys_write(&mut self, gpa: Gpa, data: &[u8]) {
         self.mem.write(gpa, data);
+        self.shadow_phys_written(gpa, data.len());
         let first = gpa.0 >> 12;
         let last = gpa.0.wrapping_add(data.len().max(1) as u64 - 1) >> 12;
         for f in [first, last] {

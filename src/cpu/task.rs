@@ -360,6 +360,7 @@ impl Machine {
         if big && self.cpu.paging() {
             self.cpu.cr3 = st.cr3;
             self.cpu.tlb.flush();
+            self.mmu_flush(crate::machine::MmuFlush::Cr3 { no_flush: false });
         }
         self.cpu.update_mode();
         // LDTR: in the GDT, an LDT descriptor, present; else #TS(LDT selector).

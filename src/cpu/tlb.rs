@@ -76,7 +76,15 @@ pub struct Tlb {
     entries: Box<[TlbEntry; TLB_ENTRIES]>,
     /// `(current PCID << 52) + 1`: added to a page number, the tag a hit must have.
     tag_hi: u64,
+    /// What [`Tlb::lookup`] adds to a page number: `tag_hi`, or [`BYPASS_HI`] while the
+    /// fast path is bypassed.
+    lookup_hi: u64,
 }
+
+/// A lookup offset that matches no entry: `vpn + 2` equals a tag `(pcid << 52 | v) + 1`
+/// only for PCID 0 and `v = vpn + 1`, or PCID 1 and `v = 0` when `vpn = 2^52 - 1`, and
+/// both live in another slot than `vpn`; it is never 0 (an invalid entry) either.
+const BYPASS_HI: u64 = 2;
 
 impl std::fmt::Debug for Tlb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +102,7 @@ impl Default for Tlb {
 impl Tlb {
     /// An empty TLB, current PCID 0.
     pub fn new() -> Self {
-        Self { entries: Box::new([INVALID; TLB_ENTRIES]), tag_hi: 1 }
+        Self { entries: Box::new([INVALID; TLB_ENTRIES]), tag_hi: 1, lookup_hi: 1 }
     }
 
     #[inline(always)]
@@ -118,17 +126,49 @@ impl Tlb {
     /// Makes `pcid` (12 bits) the current PCID.
     #[inline]
     pub fn set_pcid(&mut self, pcid: u16) {
+        let bypass = self.bypassed();
         self.tag_hi = (u64::from(pcid & 0xFFF) << PCID_SHIFT) + 1;
+        self.set_bypass(bypass);
     }
 
-    /// The entry for linear page `vpn` under the current PCID, if present.
+    /// Makes [`Tlb::lookup`] (the fast path) miss always, or not. Entries are still
+    /// filled and invalidated as usual and found by [`Tlb::lookup_exact`]: a caller
+    /// that must see every use of a cached translation (`--strict-tlb`) looks there.
+    pub fn set_bypass(&mut self, on: bool) {
+        self.lookup_hi = if on { BYPASS_HI } else { self.tag_hi };
+    }
+
+    /// Whether the fast path is bypassed.
+    pub fn bypassed(&self) -> bool {
+        self.lookup_hi == BYPASS_HI
+    }
+
+    /// The entry for linear page `vpn` under the current PCID, if present (never while
+    /// bypassed).
     #[inline(always)]
     pub fn lookup(&self, vpn: u64) -> Option<&TlbEntry> {
         let e = &self.entries[Self::slot(vpn)];
-        if e.tag == self.key(vpn) {
+        if e.tag == vpn.wrapping_add(self.lookup_hi) {
             Some(e)
         } else {
             None
+        }
+    }
+
+    /// The entry for linear page `vpn` under the current PCID, bypassed or not.
+    #[inline]
+    pub fn lookup_exact(&self, vpn: u64) -> Option<&TlbEntry> {
+        let e = &self.entries[Self::slot(vpn)];
+        (e.tag == self.key(vpn)).then_some(e)
+    }
+
+    /// Takes the write permissions away from every entry whose frame `is_tracked`
+    /// says must see its writes on the slow path (frames holding shadowed page tables).
+    pub fn restrict_writes(&mut self, is_tracked: impl Fn(u64) -> bool) {
+        for e in self.entries.iter_mut().filter(|e| e.valid() && e.perm & (TLB_W | TLB_SW) != 0) {
+            if is_tracked(e.gfn) {
+                e.perm &= !(TLB_W | TLB_SW);
+            }
         }
     }
 
@@ -252,5 +292,30 @@ mod tests {
         // The one key that wraps to 0 matches only invalid entries, which permit nothing.
         t.set_pcid(0xFFF);
         assert!(t.lookup(u64::MAX >> 12).is_none_or(|e| e.perm == 0));
+    }
+
+    #[test]
+    fn bypass_misses_every_lookup_but_keeps_the_entries() {
+        let mut t = Tlb::new();
+        // Neighbouring pages and slots, the top pages, page 0 (all in distinct slots).
+        let pages = [0u64, 1, 2, 0x103, 0x1FD, (1 << 52) - 1, (1 << 52) - 2];
+        for pcid in [0u16, 1, 0xFFF] {
+            t.set_pcid(pcid);
+            for &v in &pages {
+                t.insert(v, v, 0, TLB_W, false, 0);
+            }
+            t.set_bypass(true);
+            for &v in &pages {
+                assert!(t.lookup(v).is_none(), "pcid {pcid} page {v:#x}");
+                assert_eq!(t.lookup_exact(v).map(|e| e.gfn), Some(v));
+            }
+            t.set_pcid(pcid);
+            assert!(t.bypassed(), "a PCID change keeps the bypass");
+            t.set_bypass(false);
+            assert!(t.lookup(pages[1]).is_some());
+        }
+        t.restrict_writes(|gfn| gfn == 2);
+        assert_eq!(t.lookup(2).map(|e| e.perm), Some(0));
+        assert_eq!(t.lookup(1).map(|e| e.perm), Some(TLB_W));
     }
 }

@@ -4,6 +4,7 @@
 mod block;
 mod debug_step;
 mod events;
+pub mod mmu_cache;
 mod port_io;
 mod report;
 mod setup;
@@ -11,6 +12,7 @@ pub mod smp;
 pub mod trace_hash;
 
 pub use block::Block;
+pub use mmu_cache::{MmuFlush, StaleUse};
 pub use report::{StopReason, StopReport};
 pub use setup::{selector, GuestMode};
 
@@ -40,6 +42,13 @@ pub struct MachineConfig {
     pub cpus: usize,
     /// Instructions a vCPU runs before the next one gets its turn (with several vCPUs).
     pub quantum: u64,
+    /// Translate through the shadow page cache (`hvsim_mmu::shadow`); off, every TLB
+    /// miss walks the guest tables (`--no-shadow-cache`).
+    pub shadow_cache: bool,
+    /// Check every use of a cached translation against the guest's tables and report
+    /// stale ones ([`Machine::stale_translations`], `--strict-tlb`). Slower: the TLB's
+    /// fast path is bypassed.
+    pub strict_tlb: bool,
 }
 
 impl Default for MachineConfig {
@@ -51,6 +60,8 @@ impl Default for MachineConfig {
             rng_seed: crate::cpu::exec::DEFAULT_RNG_SEED,
             cpus: 1,
             quantum: smp::DEFAULT_QUANTUM,
+            shadow_cache: true,
+            strict_tlb: false,
         }
     }
 }
@@ -100,6 +111,16 @@ pub struct Machine {
     trace: crate::trace::TraceConfig,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
     trace_hash: Option<TraceHash>,
+    /// The shadow page cache, unless `--no-shadow-cache`.
+    pub(crate) shadow: Option<hvsim_mmu::shadow::ShadowMmu>,
+    /// The shadow cache's tracking epoch the TLB's write permissions reflect.
+    pub(crate) shadow_epoch: u64,
+    /// `--strict-tlb` state.
+    pub(crate) strict: Option<Box<mmu_cache::StrictTlb>>,
+    /// Blocks run one instruction at a time with its RIP recorded (tracing, strict TLB).
+    slow_blocks: bool,
+    /// RIP of the instruction executing, kept only when `slow_blocks`.
+    pub(crate) insn_rip: u64,
 }
 
 impl Machine {
@@ -126,15 +147,21 @@ impl Machine {
             )));
         }
         let parked = (1..cfg.cpus)
-            .map(|i| Cpu {
-                rng_state: cfg.rng_seed.wrapping_add(i as u64),
-                apic_id: i as u32,
-                wait_for_sipi: true,
-                ..Cpu::new()
+            .map(|i| {
+                let mut c = Cpu {
+                    rng_state: cfg.rng_seed.wrapping_add(i as u64),
+                    apic_id: i as u32,
+                    wait_for_sipi: true,
+                    ..Cpu::new()
+                };
+                c.tlb.set_bypass(cfg.strict_tlb);
+                c
             })
             .collect();
+        let mut cpu = Cpu { rng_state: cfg.rng_seed, ..Cpu::new() };
+        cpu.tlb.set_bypass(cfg.strict_tlb);
         Ok(Self {
-            cpu: Cpu { rng_state: cfg.rng_seed, ..Cpu::new() },
+            cpu,
             parked,
             current: 0,
             retired_parked: 0,
@@ -148,12 +175,20 @@ impl Machine {
             catch: 0,
             trace_hash: None,
             trace: crate::trace::TraceConfig::default(),
+            shadow: cfg
+                .shadow_cache
+                .then(|| hvsim_mmu::shadow::ShadowMmu::new(mmu_cache::SHADOW_PAGE_LIMIT)),
+            shadow_epoch: 0,
+            strict: cfg.strict_tlb.then(|| Box::new(mmu_cache::StrictTlb::new())),
+            slow_blocks: cfg.strict_tlb,
+            insn_rip: 0,
         })
     }
 
     /// Turns on instruction tracing: `sink` receives one line per retired instruction.
     pub fn set_insn_tracer(&mut self, sink: Option<InsnTracer>) {
         self.tracer = sink;
+        self.slow_blocks = self.tracer.is_some() || self.strict.is_some();
     }
 
     /// Chooses the exception vectors that stop the run (bit n = vector n) instead of
@@ -282,7 +317,7 @@ impl Machine {
     /// index of the instruction.
     #[inline]
     fn run_block(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
-        if self.tracer.is_some() || self.trace.has(crate::trace::Category::Insn) {
+        if self.slow_blocks || self.trace.has(crate::trace::Category::Insn) {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
@@ -321,6 +356,7 @@ impl Machine {
             let cs = self.cpu.seg[1].selector;
             let count = self.clock();
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
+            self.insn_rip = start;
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
             let retired = match &r {
@@ -329,11 +365,11 @@ impl Machine {
             };
             if retired {
                 self.cpu.insn_count += 1;
-                let line = report::trace_line(count, cs, start, insn);
                 if let Some(t) = self.tracer.as_mut() {
-                    t(&line);
+                    t(&report::trace_line(count, cs, start, insn));
                 }
                 if self.trace.wants(crate::trace::Category::Insn, count) {
+                    let line = report::trace_line(count, cs, start, insn);
                     tracing::info!(
                         target: crate::trace::INSN,
                         insn = count,

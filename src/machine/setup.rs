@@ -65,6 +65,7 @@ impl Machine {
     /// Copies `data` into guest RAM at `gpa` and drops decoded code there.
     pub fn load(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
         self.mem.load(Gpa(gpa), data)?;
+        self.shadow_phys_written(Gpa(gpa), data.len());
         self.flush_code_cache();
         Ok(())
     }
@@ -120,6 +121,7 @@ impl Machine {
         c.flags.set(flags::FIXED1);
         c.update_mode();
         c.tlb.flush();
+        self.mmu_reset();
         self.write_gdt(area)?;
         let mut tss = [0u8; TSS_LIMIT as usize + 1];
         // I/O map base beyond the limit: no bitmap (a 64-bit TSS has it at 0x66 too).

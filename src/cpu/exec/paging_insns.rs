@@ -8,7 +8,7 @@ use crate::cpu::flags;
 use crate::cpu::insn::{Handler, Insn, Op};
 use crate::cpu::regs::cr4;
 use crate::cpu::CpuMode;
-use crate::machine::Machine;
+use crate::machine::{Machine, MmuFlush};
 use hvsim_decoder::iced::{Instruction, Mnemonic};
 
 /// INVPCID types (SDM Vol. 2A "INVPCID").
@@ -74,12 +74,20 @@ fn invpcid(m: &mut Machine, i: &Insn) -> ExecResult {
                     return gp(0);
                 }
                 m.cpu.tlb.invalidate_page(addr >> 12, pcid, false);
+                m.mmu_flush(MmuFlush::Page { lin: addr, pcid });
             } else {
                 m.cpu.tlb.flush_pcid(pcid);
+                m.mmu_flush(MmuFlush::Pcid(pcid));
             }
         }
-        invpcid_type::ALL_CONTEXT_INCLUDING_GLOBAL => m.cpu.tlb.flush(),
-        _ => m.cpu.tlb.flush_non_global(),
+        invpcid_type::ALL_CONTEXT_INCLUDING_GLOBAL => {
+            m.cpu.tlb.flush();
+            m.mmu_flush(MmuFlush::All);
+        }
+        _ => {
+            m.cpu.tlb.flush_non_global();
+            m.mmu_flush(MmuFlush::AllNonGlobal);
+        }
     }
     m.cpu.end_block = true;
     Ok(())

@@ -12,7 +12,7 @@ use crate::cpu::msr;
 use crate::cpu::regs::{attr, cr0, cr4, efer, DescriptorTable, SegReg, Segment};
 use crate::cpu::segment::segment_from_descriptor;
 use crate::cpu::{vector, CpuMode};
-use crate::machine::Machine;
+use crate::machine::{Machine, MmuFlush};
 use hvsim_decoder::iced::{Code, Instruction, Mnemonic, OpKind, Register};
 use hvsim_mmu::paging::{self, AccessKind};
 
@@ -135,6 +135,7 @@ fn set_gpr_operand(m: &mut Machine, i: &Insn, n: u32, v: u64) {
 /// PCID included), rederive the mode and leave the decoded block.
 pub(crate) fn paging_changed(m: &mut Machine) {
     m.cpu.tlb.flush();
+    m.mmu_flush(MmuFlush::All);
     m.cpu.update_mode();
     m.cpu.end_block = true;
 }
@@ -260,6 +261,7 @@ pub(crate) fn write_cr0(m: &mut Machine, v: u64) -> ExecResult {
     m.cpu.cr0 = new;
     if (old ^ new) & CR0_TLB_FLUSH != 0 {
         m.cpu.tlb.flush();
+        m.mmu_flush(MmuFlush::All);
     }
     // Rederives the mode (and leaves the decoded block).
     m.cpu.update_mode();
@@ -293,6 +295,7 @@ pub(crate) fn write_cr3(m: &mut Machine, v: u64) -> ExecResult {
     if !no_flush {
         m.cpu.tlb.flush_pcid(pcid);
     }
+    m.mmu_flush(MmuFlush::Cr3 { no_flush });
     m.cpu.end_block = true;
     Ok(())
 }
@@ -321,6 +324,7 @@ pub(crate) fn write_cr4(m: &mut Machine, v: u64) -> ExecResult {
     let pcide_cleared = old & cr4::PCIDE != 0 && v & cr4::PCIDE == 0;
     if (old ^ v) & CR4_TLB_FLUSH != 0 || pcide_cleared {
         m.cpu.tlb.flush();
+        m.mmu_flush(MmuFlush::All);
     }
     // The current PCID follows PCIDE; leaves the decoded block.
     m.cpu.update_mode();
@@ -574,6 +578,7 @@ fn invlpg(m: &mut Machine, i: &Insn) -> ExecResult {
     // it is large) of the current PCID, and global entries for it under any PCID.
     let pcid = m.cpu.pcid();
     m.cpu.tlb.invalidate_page(lin >> 12, pcid, true);
+    m.mmu_flush(MmuFlush::Page { lin, pcid });
     m.cpu.end_block = true;
     Ok(())
 }
