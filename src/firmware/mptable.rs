@@ -46,6 +46,22 @@ pub const ALL_LAPICS: u8 = 0xFF;
 /// Number of ISA IRQs.
 pub const ISA_IRQS: u8 = 16;
 
+/// The length of the configuration table of `cpus` vCPUs: header, processors, bus,
+/// IOAPIC, 15 I/O interrupt and 2 local interrupt entries.
+pub const fn config_table_len(cpus: u32) -> usize {
+    CONFIG_HEADER_LEN
+        + cpus as usize * EntryType::Processor.len()
+        + EntryType::Bus.len()
+        + EntryType::IoApic.len()
+        + (ISA_IRQS as usize - 1) * EntryType::IoInterrupt.len()
+        + 2 * EntryType::LocalInterrupt.len()
+}
+
+const _: () = assert!(
+    config_table_len(crate::firmware::platform::MAX_TABLE_CPUS) as u64 <= MP_AREA_SIZE,
+    "the largest MP table must fit its area"
+);
+
 /// Configuration table entry types (§4.3, Table 4-3) with their lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -194,6 +210,7 @@ pub fn config_table(desc: &PlatformDesc, signature: u32, features: u32) -> Vec<u
     t.put_u8(0); // extended table checksum
     t.put_u8(0); // reserved
     t.extend(e);
+    debug_assert_eq!(t.len(), config_table_len(desc.cpus));
     fix_checksum(&mut t, 7);
     t
 }

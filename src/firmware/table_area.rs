@@ -4,8 +4,8 @@
 //! | range (offset from `FW_TABLES_BASE`) | contents |
 //! |---|---|
 //! | 0x0000-0x7FFF | ACPI: the RSDP first (at the base, 16-byte aligned), then the tables |
-//! | 0x8000-0x8FFF | the MP configuration table |
-//! | 0x9000-0xFFFF | free for other firmware data |
+//! | 0x8000-0x9FFF | the MP configuration table |
+//! | 0xA000-0xFFFF | free for other firmware data |
 //!
 //! The RSDP must be in 0xE0000-0xFFFFF on a 16-byte boundary (ACPI 6.4 §5.2.5.1
 //! "Finding the RSDP on IA-PC Systems"), which this area is. The MP floating pointer
@@ -22,7 +22,7 @@ pub const ACPI_AREA_SIZE: u64 = 0x8000;
 /// Base of the MP configuration table's part.
 pub const MP_AREA_BASE: u64 = pc::FW_TABLES_BASE + 0x8000;
 /// Size of the MP configuration table's part.
-pub const MP_AREA_SIZE: u64 = 0x1000;
+pub const MP_AREA_SIZE: u64 = 0x2000;
 
 const _: () = assert!(MP_AREA_BASE + MP_AREA_SIZE <= pc::FW_TABLES_BASE + pc::FW_TABLES_SIZE);
 const _: () = assert!(ACPI_AREA_BASE + ACPI_AREA_SIZE <= MP_AREA_BASE);
