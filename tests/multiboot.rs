@@ -472,6 +472,46 @@ fn loader_errors_are_values() {
     }
 }
 
+// A 64-bit segment address that would overflow, or lies above 4 GiB, is an error.
+#[test]
+fn elf64_segments_beyond_4gib_are_refused() {
+    let words = header_words(0, None);
+    let mut m = machine();
+    for paddr in [u64::MAX - 0x10, 1 << 32, (1 << 32) - 0x100] {
+        let file = elf64(
+            paddr,
+            &[Segment { vaddr: paddr, paddr, data: kernel_code(KERNEL, &words), mem_size: 0x1000 }],
+        );
+        let err = multiboot::boot(&mut m, &file, "", &[]).unwrap_err();
+        assert!(err.to_string().contains("beyond 4 GiB"), "{paddr:#x}: {err}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    // Corrupted kernels (random bytes written over the headers and code) are loaded or
+    // refused with an error, never a panic.
+    #[test]
+    fn corrupted_kernels_never_panic(
+        edits in proptest::collection::vec((0usize..0x1100, proptest::prelude::any::<u8>()), 1..16),
+        elf64_kind in proptest::prelude::any::<bool>(),
+    ) {
+        let words = header_words(header::flags::PAGE_ALIGN, None);
+        let mut file = if elf64_kind {
+            elf64(KERNEL + 12, &[Segment { vaddr: KERNEL, paddr: KERNEL, data: kernel_code(KERNEL, &words), mem_size: KERNEL_MEM }])
+        } else {
+            elf32_kernel()
+        };
+        for (at, v) in edits {
+            if at < file.len() {
+                file[at] = v;
+            }
+        }
+        let mut m = machine();
+        let _ = multiboot::boot(&mut m, &file, "x", &[]);
+    }
+}
+
 // ---- through the hvsim binary ----
 
 fn hvsim() -> Command {

@@ -161,6 +161,12 @@ fn elf_segments<H: FileHeader<Endian = LittleEndian>>(
         if mem_size == 0 {
             continue;
         }
+        // The information structure and the entry are 32-bit: so must the kernel be.
+        if paddr.checked_add(mem_size).map_or(true, |end| end > 1 << 32) {
+            return Err(MultibootError::BadElf(format!(
+                "segment at {paddr:#x} ({mem_size:#x} bytes) extends beyond 4 GiB"
+            )));
+        }
         if entry >= vaddr && entry - vaddr < mem_size {
             entry_paddr.get_or_insert(paddr + (entry - vaddr));
         }
