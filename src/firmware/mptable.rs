@@ -62,7 +62,7 @@ const _: () = assert!(
     "the largest MP table must fit its area"
 );
 
-/// Configuration table entry types (§4.3, Table 4-3) with their lengths.
+/// Configuration table entry types (§4.3 "MP Configuration Table Entries") with their lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum EntryType {
@@ -96,7 +96,7 @@ pub mod cpu_flags {
     pub const BOOTSTRAP: u8 = 1 << 1;
 }
 
-/// Interrupt types of interrupt assignment entries (§4.3.4, Table 4-8).
+/// Interrupt types of interrupt assignment entries (§4.3.4 "I/O Interrupt Assignment Entries", the interrupt type table).
 pub mod int_type {
     /// A vectored interrupt; the vector comes from the APIC redirection table.
     pub const INT: u8 = 0;
@@ -108,7 +108,7 @@ pub mod int_type {
     pub const EXTINT: u8 = 3;
 }
 
-/// Interrupt assignment flags (§4.3.4, Table 4-10): polarity in bits 1:0 (01 high,
+/// Interrupt assignment flags (§4.3.4, the I/O interrupt entry fields table): polarity in bits 1:0 (01 high,
 /// 11 low), trigger mode in 3:2 (01 edge, 11 level); 0 conforms to the bus.
 pub mod int_flags {
     /// Conforms to the bus's specification.

@@ -22,7 +22,7 @@ pub const FACS_LEN: usize = 64;
 /// FACS version 2 (ACPI 4.0 and later: 64-bit waking vector).
 pub const FACS_VERSION: u8 = 2;
 
-/// Byte offsets of the FADT fields hvsim fills (Table 5.9), for readers and tests.
+/// Byte offsets of the FADT fields hvsim fills (the "FADT Format" table of §5.2.9), for readers and tests.
 pub mod offset {
     /// FIRMWARE_CTRL: 32-bit FACS address.
     pub const FIRMWARE_CTRL: usize = 36;
@@ -66,7 +66,7 @@ pub mod offset {
     pub const X_PM_TMR_BLK: usize = 208;
 }
 
-/// Fixed feature flags (Table 5.10).
+/// Fixed feature flags (the "Fixed ACPI Description Table Fixed Feature Flags" table).
 pub mod flags {
     /// WBINVD works.
     pub const WBINVD: u32 = 1 << 0;
@@ -84,7 +84,7 @@ pub mod flags {
     pub const RESET_REG_SUP: u32 = 1 << 10;
 }
 
-/// IA-PC boot architecture flags (Table 5.11).
+/// IA-PC boot architecture flags (§5.2.9.3 "IA-PC Boot Architecture Flags").
 pub mod boot_arch {
     /// LEGACY_DEVICES: user-visible devices on the LPC/ISA bus (UARTs, PIT, RTC...).
     pub const LEGACY_DEVICES: u16 = 1 << 0;
@@ -94,7 +94,7 @@ pub mod boot_arch {
     pub const VGA_NOT_PRESENT: u16 = 1 << 2;
 }
 
-/// Generic Address Structure address space IDs (§5.2.3.2, Table 5.1).
+/// Generic Address Structure address space IDs (§5.2.3.2 "Generic Address Structure (GAS)").
 pub mod gas {
     /// System I/O space.
     pub const SYSTEM_IO: u8 = 1;
@@ -200,7 +200,7 @@ pub fn fadt(facs: u64, dsdt: u64) -> Vec<u8> {
     t
 }
 
-/// The FACS (§5.2.10, Table 5.14): no checksum, no global lock users, no waking vector.
+/// The FACS (§5.2.10 "Firmware ACPI Control Structure (FACS)"): no checksum, no global lock users, no waking vector.
 pub fn facs() -> Vec<u8> {
     let mut f = Vec::with_capacity(FACS_LEN);
     f.extend_from_slice(b"FACS");

@@ -19,7 +19,7 @@ pub const BUS_ISA: u8 = 0;
 /// ACPI processor UID 0xFF in a local APIC NMI structure: all processors.
 pub const ALL_PROCESSORS: u8 = 0xFF;
 
-/// MPS INTI flags (ACPI 6.4 Table 5.26): polarity in bits 1:0, trigger mode in 3:2.
+/// MPS INTI flags (ACPI 6.4 §5.2.12.5, the "MPS INTI Flags" table): polarity in bits 1:0, trigger mode in 3:2.
 pub mod inti {
     /// Conforms to the bus (ISA: edge, active high).
     pub const CONFORMING: u16 = 0;
@@ -33,7 +33,7 @@ pub mod inti {
     pub const LEVEL: u16 = 0b11 << 2;
 }
 
-/// Interrupt controller structure types (ACPI 6.4 Table 5.21) and their lengths.
+/// Interrupt controller structure types (ACPI 6.4 §5.2.12, the "Interrupt Controller Structure Types" table) and their lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum MadtEntryType {
@@ -91,8 +91,9 @@ pub fn madt(desc: &PlatformDesc) -> Vec<u8> {
     body.put_u32(pc::IOAPIC_BASE as u32);
     body.put_u32(0);
     // §5.2.12.5: ISA IRQs are identity-mapped to GSIs except where overridden. The PIT
-    // is wired to IOAPIC pin 2; the SCI is level-triggered, active high (§5.2.9: "SCI_INT
-    // ... active high, level" on a PC-AT system when it is shareable).
+    // is wired to IOAPIC pin 2. §5.2.9 has OSPM treat the SCI as "sharable, level,
+    // active low" unless told otherwise; on this platform (as on PIIX4) it reaches the
+    // IOAPIC active high, so an override says level, active high.
     source_override(&mut body, pc::PIT_IRQ, pc::IOAPIC_PIT_PIN.into(), inti::CONFORMING);
     source_override(
         &mut body,
