@@ -512,6 +512,73 @@ proptest::proptest! {
     }
 }
 
+// §3.1.3: inconsistent a.out kludge fields are refused with the reason.
+#[test]
+fn bad_aout_fields_are_refused() {
+    let flags = header::flags::AOUT_KLUDGE;
+    let mut m = machine();
+    let l = 0x20_0000u32;
+    for (fields, want) in [
+        ([l, l + 0x10, 0, 0, l], "load_addr is above header_addr"),
+        ([l + 0x100, l, 0, 0, l], "before the start of the file"),
+        ([l, l, l - 1, 0, l], "load_end_addr is below load_addr"),
+        ([l, l, l + 0x10_0000, 0, l], "larger than the file"),
+        ([l, l, l + 0x20, l + 0x10, l], "bss_end_addr is below"),
+    ] {
+        let code = kernel_code(l.into(), &header_words(flags, Some(fields)));
+        let err = multiboot::boot(&mut m, &code, "", &[]).unwrap_err();
+        assert!(matches!(err, MultibootError::BadAout(_)), "{err}");
+        assert!(err.to_string().contains(want), "{err} lacks {want}");
+    }
+    // The address fields must be inside the first 8 KiB with the header.
+    let mut late = vec![0u8; 8192 - 16];
+    for w in header_words(flags, Some([l; 5])) {
+        late.extend_from_slice(&w.to_le_bytes());
+    }
+    let err = multiboot::boot(&mut m, &late, "", &[]).unwrap_err();
+    assert!(matches!(err, MultibootError::TruncatedHeader { .. }), "{err}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    // Wherever the kernel sits and whatever the modules, the kernel, each module and the
+    // information block are disjoint, inside usable RAM, and modules are page aligned.
+    #[test]
+    fn kernel_modules_and_info_never_overlap(
+        kernel_page in 1u64..0x9F,
+        high in proptest::prelude::any::<bool>(),
+        bss_pages in 0u64..64,
+        module_lens in proptest::collection::vec(0usize..0x3000, 0..5),
+    ) {
+        let base = if high { 0x10_0000 + kernel_page * 0x1000 } else { kernel_page * 0x1000 };
+        let words = header_words(header::flags::PAGE_ALIGN, None);
+        let code = kernel_code(base, &words);
+        let mem_size = code.len() as u64 + bss_pages * 0x1000;
+        let file = elf32(EM_386, (base + 12) as u32, &[Segment { vaddr: base, paddr: base, data: code, mem_size }], false);
+        let datas: Vec<Vec<u8>> = module_lens.iter().map(|&n| vec![0x5A; n]).collect();
+        let mods: Vec<Module> = datas.iter().map(|d| Module { data: d, string: "m" }).collect();
+        let mut m = machine();
+        let Ok(b) = multiboot::boot(&mut m, &file, "cmd", &mods) else {
+            // Only a kernel reaching into the EBDA/legacy hole may be refused.
+            proptest::prop_assert!(!high && base + mem_size > 0x9_FC00);
+            return Ok(());
+        };
+        let mut ranges = b.kernel.clone();
+        ranges.push(b.info);
+        for mi in &b.modules {
+            proptest::prop_assert_eq!(mi.start % 0x1000, 0);
+            ranges.push((mi.start.into(), mi.end.into()));
+        }
+        let usable: Vec<(u64, u64)> = e820_map(32 << 20).iter().filter(|e| e.kind == E820Type::Ram).map(|e| (e.base, e.base + e.len)).collect();
+        for (i, a) in ranges.iter().enumerate() {
+            proptest::prop_assert!(usable.iter().any(|u| a.0 >= u.0 && a.1 <= u.1), "{:x?} not usable", a);
+            for c in &ranges[i + 1..] {
+                proptest::prop_assert!(a.1 <= c.0 || c.1 <= a.0 || a.0 == a.1 || c.0 == c.1, "{:x?} overlaps {:x?}", a, c);
+            }
+        }
+    }
+}
+
 // ---- through the hvsim binary ----
 
 fn hvsim() -> Command {

@@ -127,6 +127,9 @@ pub struct Booted {
     pub kernel: Vec<Range>,
     /// The modules as listed in the information structure.
     pub modules: Vec<ModuleInfo>,
+    /// The physical range of the information block (structure, GDT, module list, memory
+    /// map, strings).
+    pub info: Range,
 }
 
 /// Loads `kernel` with `cmdline` and `modules` into `m` and sets up the entry state.
@@ -189,6 +192,7 @@ pub fn boot(
         mbi: block.mbi,
         kernel: kernel_ranges,
         modules: infos,
+        info: (info_at, info_at + block.bytes.len() as u64),
     })
 }
 
