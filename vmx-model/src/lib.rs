@@ -24,10 +24,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capabilities;
 pub mod controls;
+pub mod entry_checks;
+pub mod exit_info;
 pub mod exit_reason;
 pub mod msr;
 pub mod vm_instruction_error;
+pub mod vmcs;
 pub mod vmcs_fields;
 
 pub use controls::{ControlField, ControlInfo, ControlRef, CONTROLS};
