@@ -87,7 +87,9 @@ pub fn check(vmcs: &Vmcs, caps: &VmxCapabilities, ctx: &EntryContext) -> Result<
     }
     let rip = vmcs.get(f::HOST_RIP);
     if !host_64 {
-        require!(!c.ia32e_guest(), Host32Ia32eGuest, f::VM_ENTRY_CONTROLS);
+        // "IA-32e mode guest must be 0" is also listed here; it is implied by the two
+        // checks above (host address-space size 0 only outside IA-32e mode, where
+        // HostLegacyIa32eGuest already applies), so it has no CheckId of its own.
         require!(cr4 & cr::CR4_PCIDE == 0, Host32Pcide, f::HOST_CR4);
         require!(rip >> 32 == 0, Host32RipHigh, f::HOST_RIP);
     } else {

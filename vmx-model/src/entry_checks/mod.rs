@@ -26,6 +26,7 @@
 //! On success [`EntryPlan`] carries what loading guest state needs from memory: the
 //! PDPTEs read through CR3 (PAE paging without EPT) and the MSRs to load, in order.
 
+pub mod baseline;
 pub mod controls;
 pub mod event_injection;
 pub mod guest_state;
@@ -222,7 +223,6 @@ entry_checks! {
     HostLegacyIa32eGuest = Host, "27.2.4", "Checks Related to Address-Space Size", "Outside IA-32e mode, the IA-32e mode guest entry control must be 0";
     HostLegacyAddressSpaceSize = Host, "27.2.4", "Checks Related to Address-Space Size", "Outside IA-32e mode, the host address-space size exit control must be 0";
     HostIa32eAddressSpaceSize = Host, "27.2.4", "Checks Related to Address-Space Size", "In IA-32e mode, the host address-space size exit control must be 1";
-    Host32Ia32eGuest = Host, "27.2.4", "Checks Related to Address-Space Size", "With host address-space size 0, IA-32e mode guest must be 0";
     Host32Pcide = Host, "27.2.4", "Checks Related to Address-Space Size", "With host address-space size 0, host CR4.PCIDE must be 0";
     Host32RipHigh = Host, "27.2.4", "Checks Related to Address-Space Size", "With host address-space size 0, host RIP bits 63:32 must be 0";
     Host64Pae = Host, "27.2.4", "Checks Related to Address-Space Size", "With host address-space size 1, host CR4.PAE must be 1";
