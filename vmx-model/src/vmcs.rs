@@ -252,7 +252,7 @@ impl Vmcs {
 
 /// The first dword of a VMCS region: (revision identifier bits 30:0, shadow-VMCS
 /// indicator bit 31), or `None` if the buffer is shorter than 4 bytes. VMPTRLD fails
-/// with error 11 if the identifier differs from IA32_VMX_BASIC[30:0] or the indicator is
+/// with error 11 if the identifier differs from IA32_VMX_BASIC bits 30:0 or the indicator is
 /// set without VMCS shadowing support.
 pub fn region_revision_id(region: &[u8]) -> Option<(u32, bool)> {
     let b: [u8; 4] = region.get(..4)?.try_into().ok()?;

@@ -553,13 +553,14 @@ fn non_register_state(
             GuestVmcsLinkRevision,
             f::VMCS_LINK_POINTER
         );
+        require!(ctx.current_vmcs != Some(link), GuestVmcsLinkCurrent, f::VMCS_LINK_POINTER);
     }
     Ok(())
 }
 
 /// 27.3.1.6 "Checks on Guest Page-Directory-Pointer-Table Entries". With PAE paging
 /// (CR0.PG = 1, CR4.PAE = 1, not IA-32e mode guest) the PDPTEs come from the VMCS PDPTE
-/// fields when EPT is enabled, else from the 32-byte table at guest CR3[31:5], which hvsim
+/// fields when EPT is enabled, else from the 32-byte table at guest CR3 bits 31:5, which hvsim
 /// always reads (the SDM lets a processor check them on every such entry). Returns the
 /// PDPTEs read through CR3, for loading.
 pub fn check_pdptes(

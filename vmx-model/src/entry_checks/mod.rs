@@ -50,12 +50,20 @@ pub struct EntryContext {
     pub linear_addr_width: u8,
     /// IA32_EFER.LMA at the time of VM entry (the host is in IA-32e mode) (27.2.4).
     pub host_ia32e: bool,
+    /// The current-VMCS pointer of the VMLAUNCH/VMRESUME, which the VMCS link pointer
+    /// must differ from (27.3.1.5); `None` skips that check.
+    pub current_vmcs: Option<u64>,
 }
 
 impl EntryContext {
     /// hvsim's CPU model: MAXPHYADDR 40, LA57 supported, entered from 64-bit mode.
     pub const fn hvsim_default() -> EntryContext {
-        EntryContext { phys_addr_width: 40, linear_addr_width: 57, host_ia32e: true }
+        EntryContext {
+            phys_addr_width: 40,
+            linear_addr_width: 57,
+            host_ia32e: true,
+            current_vmcs: None,
+        }
     }
 
     /// Whether `addr` sets no bit at or above MAXPHYADDR.
@@ -168,7 +176,7 @@ entry_checks! {
     PinControlsReserved = Control, "27.2.1.1", "VM-Execution Control Fields", "Pin-based controls must be an allowed setting of IA32_VMX_TRUE_PINBASED_CTLS";
     ProcControlsReserved = Control, "27.2.1.1", "VM-Execution Control Fields", "Primary processor-based controls must be an allowed setting of IA32_VMX_TRUE_PROCBASED_CTLS";
     Proc2ControlsReserved = Control, "27.2.1.1", "VM-Execution Control Fields", "With activate secondary controls, the secondary controls must be an allowed setting of IA32_VMX_PROCBASED_CTLS2";
-    Cr3TargetCount = Control, "27.2.1.1", "VM-Execution Control Fields", "The CR3-target count must not exceed IA32_VMX_MISC[24:16]";
+    Cr3TargetCount = Control, "27.2.1.1", "VM-Execution Control Fields", "The CR3-target count must not exceed IA32_VMX_MISC bits 24:16";
     IoBitmapAAddress = Control, "27.2.1.1", "VM-Execution Control Fields", "With use I/O bitmaps, the I/O-bitmap A address must be 4-KByte aligned and within the physical-address width";
     IoBitmapBAddress = Control, "27.2.1.1", "VM-Execution Control Fields", "With use I/O bitmaps, the I/O-bitmap B address must be 4-KByte aligned and within the physical-address width";
     MsrBitmapAddress = Control, "27.2.1.1", "VM-Execution Control Fields", "With use MSR bitmaps, the MSR-bitmap address must be 4-KByte aligned and within the physical-address width";
@@ -201,7 +209,7 @@ entry_checks! {
     EventErrorCodeMissing = Control, "27.2.1.3", "VM-Entry Control Fields", "Deliver error code must be 1 for a hardware exception that pushes an error code (8, 10-14, 17) in protected mode";
     EventReservedBits = Control, "27.2.1.3", "VM-Entry Control Fields", "VM-entry interruption-information bits 30:12 must be 0";
     EventErrorCodeReserved = Control, "27.2.1.3", "VM-Entry Control Fields", "With deliver error code, bits 31:16 of the VM-entry exception error code must be 0";
-    EventInstructionLength = Control, "27.2.1.3", "VM-Entry Control Fields", "A software interrupt or (privileged) software exception must have an instruction length of 1-15 (0 allowed with IA32_VMX_MISC[30])";
+    EventInstructionLength = Control, "27.2.1.3", "VM-Entry Control Fields", "A software interrupt or (privileged) software exception must have an instruction length of 1-15 (0 allowed with IA32_VMX_MISC bit 30)";
     EntryMsrLoadArea = Control, "27.2.1.3", "VM-Entry Control Fields", "With a nonzero VM-entry MSR-load count, the address must be 16-byte aligned and the area within the physical-address width";
     // ---- 27.2.2 host control registers and MSRs ------------------------------------------
     HostCr0Fixed = Host, "27.2.2", "Checks on Host Control Registers, MSRs, and SSP", "Host CR0 must have the bits IA32_VMX_CR0_FIXED0 requires and none IA32_VMX_CR0_FIXED1 forbids";
@@ -300,10 +308,11 @@ entry_checks! {
     GuestPendingDebugBsSet = Guest, "27.3.1.5", "Checks on Guest Non-Register State", "With STI/MOV SS blocking or HLT, BS must be 0 if RFLAGS.TF = 0 or IA32_DEBUGCTL.BTF = 1";
     GuestVmcsLinkAddress = GuestLink, "27.3.1.5", "Checks on Guest Non-Register State", "A VMCS link pointer other than all ones must be 4-KByte aligned and within the physical-address width";
     GuestVmcsLinkRevision = GuestLink, "27.3.1.5", "Checks on Guest Non-Register State", "The VMCS the link pointer references must have the VMCS revision identifier and a shadow-VMCS indicator equal to VMCS shadowing";
+    GuestVmcsLinkCurrent = GuestLink, "27.3.1.5", "Checks on Guest Non-Register State", "Outside SMM, the VMCS link pointer must not be the current-VMCS pointer";
     // ---- 27.3.1.6 PDPTEs --------------------------------------------------------------------
     GuestPdpteReserved = GuestPdpte, "27.3.1.6", "Checks on Guest Page-Directory-Pointer-Table Entries", "With PAE paging, each present PDPTE (from the VMCS with EPT, else through CR3) must have reserved bits 2:1, 8:5 and beyond the physical-address width clear";
     // ---- 27.4 MSR loading ----------------------------------------------------------------------
-    MsrLoadTooMany = MsrLoad, "27.4", "Loading MSRs", "The VM-entry MSR-load count must not exceed 512 * (IA32_VMX_MISC[27:25] + 1)";
+    MsrLoadTooMany = MsrLoad, "27.4", "Loading MSRs", "The VM-entry MSR-load count must not exceed 512 * (IA32_VMX_MISC bits 27:25 + 1)";
     MsrLoadReserved = MsrLoad, "27.4", "Loading MSRs", "MSR-load entry bits 63:32 must be 0";
     MsrLoadFsGsBase = MsrLoad, "27.4", "Loading MSRs", "An MSR-load entry must not load IA32_FS_BASE or IA32_GS_BASE";
     MsrLoadX2apic = MsrLoad, "27.4", "Loading MSRs", "An MSR-load entry must not load an x2APIC MSR (800H-8FFH)";

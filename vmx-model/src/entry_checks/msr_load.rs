@@ -20,7 +20,7 @@ pub const IA32_BIOS_UPDT_TRIG: u32 = 0x79;
 pub const ENTRY_SIZE: u64 = 16;
 
 /// Reads and checks the VM-entry MSR-load area; returns the MSRs to load, in order.
-/// A count above the recommended maximum (IA32_VMX_MISC[27:25]) fails at the first entry
+/// A count above the recommended maximum (IA32_VMX_MISC bits 27:25) fails at the first entry
 /// beyond it (the SDM leaves this case model-specific).
 pub fn load_area(
     vmcs: &Vmcs,

@@ -488,6 +488,12 @@ check_tests! {
         s.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, 1 << 14);
     }
     guest_vmcs_link_address: GuestVmcsLinkAddress => |s| { s.set(f::VMCS_LINK_POINTER, 0x1004); }
+    guest_vmcs_link_current: GuestVmcsLinkCurrent => |s| {
+        s.ctx.current_vmcs = Some(0x7000);
+        let rev = s.caps.revision_id;
+        s.poke(0x7000, &rev.to_le_bytes());
+        s.set(f::VMCS_LINK_POINTER, 0x7000);
+    }
     guest_vmcs_link_revision: GuestVmcsLinkRevision => |s| { s.set(f::VMCS_LINK_POINTER, 0x5000); }
     guest_vmcs_link_shadow_bit: GuestVmcsLinkRevision => |s| {
         let rev = s.caps.revision_id | (1 << 31);
