@@ -346,6 +346,32 @@ impl VmxCapabilities {
         state < 8 && self.activity_states & (1 << state) != 0
     }
 
+    /// Whether INVEPT supports this type (1 single-context, 2 all-context); INVEPT of
+    /// another type fails with error 28 (SDM Vol. 3C "INVEPT—Invalidate Translations
+    /// Derived from EPT").
+    pub fn invept_type_supported(&self, ty: u64) -> bool {
+        let bit = match ty {
+            1 => ept_vpid_cap::INVEPT_SINGLE_CONTEXT,
+            2 => ept_vpid_cap::INVEPT_ALL_CONTEXT,
+            _ => return false,
+        };
+        self.ept_vpid_cap & ept_vpid_cap::INVEPT != 0 && self.ept_vpid_cap & bit != 0
+    }
+
+    /// Whether INVVPID supports this type (0 individual-address, 1 single-context,
+    /// 2 all-context, 3 single-context-retaining-globals); another type fails with error
+    /// 28 (SDM Vol. 3C "INVVPID—Invalidate Translations Based on VPID").
+    pub fn invvpid_type_supported(&self, ty: u64) -> bool {
+        let bit = match ty {
+            0 => ept_vpid_cap::INVVPID_INDIVIDUAL_ADDRESS,
+            1 => ept_vpid_cap::INVVPID_SINGLE_CONTEXT,
+            2 => ept_vpid_cap::INVVPID_ALL_CONTEXT,
+            3 => ept_vpid_cap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS,
+            _ => return false,
+        };
+        self.ept_vpid_cap & ept_vpid_cap::INVVPID != 0 && self.ept_vpid_cap & bit != 0
+    }
+
     /// The recommended maximum number of MSRs in each MSR list: 512 * (N + 1) (SDM Vol.
     /// 3D Appendix A.6 "Miscellaneous Data").
     pub fn max_msr_list(&self) -> u32 {
@@ -554,6 +580,34 @@ mod tests {
         // Unimplemented control fields have no capability MSR.
         assert_eq!(caps.msr(IA32_VMX_PROCBASED_CTLS3), None);
         assert_eq!(caps.msr(IA32_VMX_EXIT_CTLS2), None);
+    }
+
+    /// Every control hvsim allows to be 1 is a named control or a default1 bit, and
+    /// the brief's feature list is advertised (SDM Vol. 3D Appendix A.3-A.5).
+    #[test]
+    fn allowed_controls_are_named_or_default1() {
+        let caps = VmxCapabilities::hvsim_default();
+        for field in ControlField::ALL {
+            let may = caps.allowed1(field);
+            assert_eq!(field.unknown_bits(may) & !field.default1(), 0, "{field:?}");
+        }
+        assert_ne!(caps.proc2.may_be_one & u64::from(proc2::UNRESTRICTED_GUEST), 0);
+        assert_ne!(caps.exit.may_be_one & u64::from(exit::ACKNOWLEDGE_INTERRUPT_ON_EXIT), 0);
+        assert_eq!(caps.exit.may_be_one & u64::from(exit::LOAD_IA32_PERF_GLOBAL_CTRL), 0);
+        assert_eq!(caps.proc.may_be_one & u64::from(proc::ACTIVATE_TERTIARY_CONTROLS), 0);
+    }
+
+    /// SDM Vol. 3C "INVEPT", "INVVPID": the supported types follow IA32_VMX_EPT_VPID_CAP.
+    #[test]
+    fn invept_invvpid_types() {
+        let mut caps = VmxCapabilities::hvsim_default();
+        assert!(!caps.invept_type_supported(0));
+        assert!(caps.invept_type_supported(1) && caps.invept_type_supported(2));
+        assert!(!caps.invept_type_supported(3));
+        assert!((0..4).all(|t| caps.invvpid_type_supported(t)));
+        assert!(!caps.invvpid_type_supported(4));
+        caps.ept_vpid_cap &= !ept_vpid_cap::INVVPID;
+        assert!(!caps.invvpid_type_supported(1));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! (decode ignores reserved bits; encode(decode(x)) = x for every x without reserved
 //! bits, unit-tested) and `fields(&self)`, which lists `(name, value)` pairs in bit order.
 
+use crate::exit_reason::VmxExitReason;
+
 /// A decoded field list for `explain`: `(bit-field name, value)` in bit order.
 pub type Fields = Vec<(&'static str, u64)>;
 
@@ -586,9 +588,61 @@ impl RdrandInfo {
     }
 }
 
+/// The exit qualification of a VM exit, named field by field, for the exit reasons
+/// whose qualification has a layout; `None` for the others (see
+/// [`crate::ExitReasonInfo::qualification`] for what they hold).
+pub fn qualification_fields(reason: VmxExitReason, q: u64) -> Option<Fields> {
+    Some(match reason {
+        VmxExitReason::CR_ACCESS => CrAccessQualification::decode(q).fields(),
+        VmxExitReason::DR_ACCESS => MovDrQualification::decode(q).fields(),
+        VmxExitReason::IO_INSTRUCTION => IoQualification::decode(q).fields(),
+        VmxExitReason::EPT_VIOLATION => ept_violation::fields(q),
+        VmxExitReason::TASK_SWITCH => TaskSwitchQualification::decode(q).fields(),
+        VmxExitReason::APIC_ACCESS => ApicAccessQualification::decode(q).fields(),
+        VmxExitReason::INVLPG => vec![("linear address", q)],
+        VmxExitReason::ENTRY_FAIL_GUEST_STATE => vec![(
+            match q {
+                2 => "PDPTE loading failed",
+                3 => "NMI injection blocked by STI",
+                4 => "invalid VMCS link pointer",
+                _ => "invalid guest state",
+            },
+            q,
+        )],
+        VmxExitReason::ENTRY_FAIL_MSR_LOADING => vec![("failing MSR-load entry (1-based)", q)],
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// decode then encode keeps every defined bit of each layout.
+        #[test]
+        fn layouts_round_trip(raw in any::<u64>()) {
+            let cr = raw & 0xFFFF_0F7F;
+            prop_assert_eq!(CrAccessQualification::decode(cr).encode(), cr);
+            let dr = raw & 0xF17;
+            prop_assert_eq!(MovDrQualification::decode(dr).encode(), dr);
+            let io = raw & 0xFFFF_007F;
+            let io_ok = io & 7 != 7; // size - 1 of 7 has no byte count that encodes back
+            if io_ok { prop_assert_eq!(IoQualification::decode(io).encode(), io); }
+            let ts = raw & 0xC000_FFFF;
+            prop_assert_eq!(TaskSwitchQualification::decode(ts).encode(), ts);
+            let ii = (raw as u32) & 0x8000_1FFF;
+            prop_assert_eq!(InterruptionInfo::decode(ii).encode(), ii);
+            // Bits 2 and 14:12 are undefined; registers of invalid index/base read as 0.
+            let mut info = (raw as u32) & !0x7004;
+            info = (info & !(7 << 7)) | ((((raw as u32) >> 7) & 7) % 3) << 7;
+            if info & (1 << 22) != 0 { info &= !(0xF << 18); }
+            if info & (1 << 27) != 0 { info &= !(0xF << 23); }
+            prop_assert_eq!(InstructionInfo::decode(info).encode(), info);
+            prop_assert!(qualification_fields(VmxExitReason::CR_ACCESS, raw).is_some());
+        }
+    }
 
     /// SDM Vol. 3C "Exit Qualification for Control-Register Accesses".
     #[test]

@@ -330,6 +330,26 @@ mod tests {
         assert!(v.read(u64::from(f::GUEST_RIP) | 1, &c).is_err());
     }
 
+    /// SDM Vol. 3C "VMREAD"/"VMWRITE": every field hvsim supports keeps what VMWRITE
+    /// stores (truncated to its width), and every other field fails with error 12.
+    #[test]
+    fn every_supported_field_round_trips_and_others_fail() {
+        let c = caps();
+        let mut v = Vmcs::new();
+        for info in VMCS_FIELDS {
+            let enc = u64::from(info.encoding);
+            let value = 0x0123_4567_89AB_CDEFu64;
+            if c.field_supported(info) {
+                assert_eq!(v.write(enc, value, &c), Ok(()), "{}", info.name);
+                assert_eq!(v.read(enc, &c), Ok(value & width_mask(info.width)), "{}", info.name);
+            } else {
+                let e = Err(VmInstructionError::UNSUPPORTED_VMCS_COMPONENT);
+                assert_eq!(v.write(enc, value, &c), e, "{}", info.name);
+                assert_eq!(v.read(enc, &c), Err(VmInstructionError::UNSUPPORTED_VMCS_COMPONENT));
+            }
+        }
+    }
+
     #[test]
     fn exit_info_bypasses_read_only() {
         let mut v = Vmcs::new();
