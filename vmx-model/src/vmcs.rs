@@ -32,6 +32,8 @@
 //! ([`region_revision_id`]) and reads the data with [`Vmcs::from_region`], which accepts
 //! any bytes (a region that VMCLEAR never wrote gives some VMCS, never a panic).
 
+use std::sync::OnceLock;
+
 use crate::capabilities::VmxCapabilities;
 use crate::vm_instruction_error::VmInstructionError;
 use crate::vmcs_fields::{self as f, FieldRef, FieldWidth, VmcsFieldInfo, VMCS_FIELDS};
@@ -114,9 +116,45 @@ const fn width_mask(width: FieldWidth) -> u64 {
     }
 }
 
+/// Marks an encoding with no row in [`SlotTable`].
+const NO_SLOT: u8 = u8::MAX;
+
+/// Direct-mapped index from (width, type, index) to the row of [`VMCS_FIELDS`]: the
+/// entry checks read about 150 fields per VM entry, so a lookup is one table load.
+struct SlotTable([u8; 1 << 13]);
+
+/// The key of a full-access encoding: bits 9:1 index, 11:10 type, 14:13 width; `None` if
+/// bit 0, bit 12 or bits 31:15 are set.
+const fn slot_key(encoding: u32) -> Option<usize> {
+    if encoding & !0x6FFE != 0 {
+        return None;
+    }
+    Some(
+        (((encoding >> 1) & 0x1FF) | ((encoding >> 10) & 3) << 9 | ((encoding >> 13) & 3) << 11)
+            as usize,
+    )
+}
+
+fn slot_table() -> &'static SlotTable {
+    static TABLE: OnceLock<SlotTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = SlotTable([NO_SLOT; 1 << 13]);
+        for (i, info) in VMCS_FIELDS.iter().enumerate() {
+            // VMCS_FIELD_COUNT < 255 (unit-tested), so the row fits in a u8.
+            if let (Some(k), Ok(row)) = (slot_key(info.encoding), u8::try_from(i)) {
+                if let Some(e) = t.0.get_mut(k) {
+                    *e = row;
+                }
+            }
+        }
+        t
+    })
+}
+
 /// The row of [`VMCS_FIELDS`] holding a full encoding.
 fn slot(encoding: u32) -> Option<usize> {
-    VMCS_FIELDS.binary_search_by_key(&encoding, |f| f.encoding).ok()
+    let row = *slot_table().0.get(slot_key(encoding)?)?;
+    (row != NO_SLOT).then_some(usize::from(row))
 }
 
 impl Vmcs {
@@ -348,6 +386,18 @@ mod tests {
                 assert_eq!(v.read(enc, &c), Err(VmInstructionError::UNSUPPORTED_VMCS_COMPONENT));
             }
         }
+    }
+
+    /// The direct-mapped slot table agrees with a search of the field table for every
+    /// 16-bit encoding.
+    #[test]
+    fn slot_table_matches_the_field_table() {
+        assert!(VMCS_FIELD_COUNT < usize::from(NO_SLOT));
+        for enc in 0..=0xFFFFu32 {
+            let expected = VMCS_FIELDS.iter().position(|f| f.encoding == enc);
+            assert_eq!(slot(enc), expected, "{enc:#x}");
+        }
+        assert_eq!(slot(0x1_6800), None);
     }
 
     #[test]

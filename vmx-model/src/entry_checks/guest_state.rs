@@ -253,7 +253,9 @@ fn control_registers(
 
 /// 27.3.1.2 "Checks on Guest Segment Registers".
 fn segments(vmcs: &Vmcs, ctx: &EntryContext, c: &Controls) -> Result<(), EntryFailure> {
-    let seg = |i| Segment::read(vmcs, i);
+    // Read each segment register once; the checks below index this array.
+    let all: [Segment; 8] = core::array::from_fn(|i| Segment::read(vmcs, i as u32));
+    let seg = |i: u32| all[i as usize];
     let v86 = vmcs.get(f::GUEST_RFLAGS) & rflags::VM != 0;
     let ug = c.unrestricted();
     let ia32e = c.ia32e_guest();
