@@ -409,6 +409,14 @@ pub const fn linear_address_qualification(address: u64, long_mode: bool) -> u64 
     }
 }
 
+/// Exit qualification for the instructions whose operand is described by the VM-exit
+/// instruction information (VMCLEAR, VMPTRLD, VMPTRST, VMXON, VMREAD, VMWRITE, INVEPT,
+/// INVPCID, INVVPID, LGDT/LIDT/SGDT/SIDT, LLDT/LTR/SLDT/STR, XSAVES, XRSTORS): the
+/// displacement of the memory operand, sign-extended to 64 bits (0 for a register operand).
+pub const fn displacement_qualification(displacement: i32) -> u64 {
+    displacement as i64 as u64
+}
+
 /// Address size of the instruction-information formats (bits 9:7).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum AddressSize {
@@ -728,5 +736,6 @@ mod tests {
         let named = ept_violation::fields(q);
         assert_eq!(named.iter().filter(|(_, v)| *v == 1).count(), 3);
         assert_eq!(linear_address_qualification(0xFFFF_8000_1234_0000, false), 0x1234_0000);
+        assert_eq!(displacement_qualification(-8), 0xFFFF_FFFF_FFFF_FFF8);
     }
 }
