@@ -666,3 +666,73 @@ proptest! {
         }
     }
 }
+
+/// Settings the SDM allows must not trip a check: a conforming CS below SS.DPL, a usable
+/// LDT, a busy 16-bit TSS outside IA-32e mode, an unusable SS in 64-bit mode, the TRUE
+/// controls with CR3 exiting cleared, every allowed control bit at once, a valid EPTP
+/// list with VM functions, and an I/O- and MSR-bitmap setup (SDM Vol. 3C 27.2, 27.3).
+#[test]
+fn allowed_settings_pass() {
+    let ok = |s: &mut Setup| {
+        let r = s.run();
+        assert!(r.is_ok(), "{}", r.unwrap_err().describe());
+    };
+    let mut s = Setup::new();
+    s.set(f::GUEST_CS_ACCESS_RIGHTS, baseline::AR_CODE64 | 4);
+    ok(&mut s);
+
+    let mut s = Setup::new();
+    s.set(f::GUEST_LDTR_SELECTOR, 0x50);
+    s.set(f::GUEST_LDTR_ACCESS_RIGHTS, 0x82);
+    s.set(f::GUEST_LDTR_LIMIT, 0xFFF);
+    ok(&mut s);
+
+    let mut s = Setup::new();
+    s.legacy_guest();
+    s.set(f::GUEST_TR_ACCESS_RIGHTS, 0x83);
+    ok(&mut s);
+
+    let mut s = Setup::new();
+    s.set(f::GUEST_SS_ACCESS_RIGHTS, baseline::AR_UNUSABLE);
+    s.set(f::GUEST_SS_SELECTOR, 0);
+    ok(&mut s);
+
+    let mut s = Setup::new();
+    let all = |caps: &VmxCapabilities, fld| caps.control_caps(fld).may_be_one;
+    use crate::controls::ControlField as C;
+    let caps = s.caps.clone();
+    s.set(f::PIN_BASED_CONTROLS, all(&caps, C::PinBased));
+    s.set(f::PRIMARY_PROC_BASED_CONTROLS, all(&caps, C::PrimaryProcessor));
+    s.set(f::SECONDARY_PROC_BASED_CONTROLS, all(&caps, C::SecondaryProcessor));
+    s.set(f::PRIMARY_VM_EXIT_CONTROLS, all(&caps, C::PrimaryExit));
+    s.set(f::VM_ENTRY_CONTROLS, all(&caps, C::Entry));
+    s.set(f::VM_FUNCTION_CONTROLS, 1);
+    s.set(f::EPTP_LIST_ADDRESS, 0x4000);
+    s.set(f::IO_BITMAP_A, 0x8000);
+    s.set(f::IO_BITMAP_B, 0x9000);
+    s.set(f::MSR_BITMAP, 0xA000);
+    s.set(f::VIRTUAL_APIC_PAGE_ADDR, 0xB000);
+    s.set(f::CR3_TARGET_COUNT, 4);
+    s.set(f::GUEST_IA32_PAT, 0x0007_0406_0007_0406);
+    s.set(f::HOST_IA32_PAT, 0x0007_0406_0007_0406);
+    s.set(f::GUEST_IA32_EFER, EFER_LMA | EFER_LME);
+    s.set(f::HOST_IA32_EFER, EFER_LMA | EFER_LME);
+    ok(&mut s);
+    // CR3-load/store exiting and the debug-control default1 bits may be cleared.
+    s.clear(
+        f::PRIMARY_PROC_BASED_CONTROLS,
+        u64::from(proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING),
+    );
+    s.clear(f::VM_ENTRY_CONTROLS, u64::from(entry::LOAD_DEBUG_CONTROLS));
+    s.clear(f::PRIMARY_VM_EXIT_CONTROLS, u64::from(exit::SAVE_DEBUG_CONTROLS));
+    ok(&mut s);
+}
+
+#[test]
+fn msr_load_failure_reports_the_entry_index() {
+    let mut s = Setup::new();
+    s.msr_area(&[(0x174, 8), (0x175, 0), (0xC000_0101, 0)]);
+    let e = s.run().unwrap_err();
+    assert_eq!(e.form.exit_reason_field(), Some(0x8000_0022));
+    assert!(e.describe().contains("qualification 3"), "{}", e.describe());
+}
