@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod debug_exit;
 pub mod pc;
+pub mod pic;
 pub mod serial;
 
 pub use bus::{PortBus, PortDevice};
