@@ -8,6 +8,7 @@ pub mod bus;
 pub mod debug_exit;
 pub mod pc;
 pub mod pic;
+pub mod pit;
 pub mod serial;
 
 pub use bus::{PortBus, PortDevice};
