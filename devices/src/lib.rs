@@ -10,6 +10,7 @@ pub mod pc;
 pub mod pic;
 pub mod pit;
 pub mod serial;
+pub mod uart16550;
 
 pub use bus::{PortBus, PortDevice};
 pub use debug_exit::DebugExit;
