@@ -9,6 +9,7 @@ pub mod debug_exit;
 pub mod pc;
 pub mod pic;
 pub mod pit;
+pub mod rtc;
 pub mod serial;
 pub mod uart16550;
 
