@@ -6,9 +6,12 @@
 
 pub mod bus;
 pub mod debug_exit;
+pub mod i8042;
 pub mod pc;
 pub mod pic;
 pub mod pit;
+pub mod port92;
+pub mod post;
 pub mod rtc;
 pub mod serial;
 pub mod uart16550;

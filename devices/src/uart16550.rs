@@ -360,11 +360,14 @@ impl PortDevice for Uart16550 {
                 lsr
             }
             reg::MSR => {
-                let msr = self.msr_inputs() | self.msr_deltas;
+                let msr = self.msr_inputs() | self.msr_deltas & MSR_DELTAS;
                 self.msr_deltas = 0;
                 msr
             }
-            _ => self.scr,
+            off => {
+                debug_assert_eq!(off, reg::SCR);
+                self.scr
+            }
         })
     }
 
@@ -394,7 +397,10 @@ impl PortDevice for Uart16550 {
                 self.note_msr_change(old);
             }
             reg::LSR | reg::MSR => {} // read-only (factory test on some parts)
-            _ => self.scr = b,
+            off => {
+                debug_assert_eq!(off, reg::SCR);
+                self.scr = b
+            }
         }
     }
 
