@@ -95,8 +95,8 @@ pub struct Chip {
     pub imr: u8,
     /// Input line levels (for edge detection and level-triggered requests).
     lines: u8,
-    /// Edge/level control register (1 = level).
-    pub elcr: u8,
+    /// Edge/level control register (1 = level); written through [`Pic::set_elcr`].
+    elcr: u8,
     /// Vector of IR0 (ICW2, bits 7:3).
     pub vector_base: u8,
     /// The IR with the highest priority (rotation); IR0 after initialization.
@@ -606,6 +606,47 @@ mod tests {
         assert_eq!(p.acknowledge(), 0x20);
         p.write(M_CMD, 1, 0x20);
         assert!(!p.intr());
+    }
+
+    proptest::proptest! {
+        // Fully nested mode with rotation: INTA picks the first unmasked request in
+        // priority order (starting at the rotated highest level) above every level in
+        // service, or IR7 spuriously when none.
+        #[test]
+        fn acknowledge_follows_rotated_priority(
+            requests: u8,
+            mask: u8,
+            in_service_level in proptest::option::of(
+                proptest::sample::select(vec![0u8, 1, 3, 4, 5, 6, 7])),
+            lowest in 0u8..8,
+        ) {
+            let mut p = pic(0);
+            p.write(M_CMD, 1, u32::from(0xC0 | lowest)); // OCW2 set priority
+            if let Some(level) = in_service_level {
+                pulse(&mut p, level);
+                p.write(M_DATA, 1, u32::from(!(1u8 << level)));
+                let v = p.acknowledge();
+                proptest::prop_assert_eq!(v, 0x20 | level);
+            }
+            p.write(M_DATA, 1, u32::from(mask & !(1 << PIC_CASCADE_IRQ)));
+            let requests = requests & !(1 << PIC_CASCADE_IRQ);
+            for irq in 0..8 {
+                if requests & (1 << irq) != 0 {
+                    pulse(&mut p, irq);
+                }
+            }
+            let order: Vec<u8> = (1..=8).map(|i| (lowest + i) & 7).collect();
+            let rank = |ir: u8| order.iter().position(|&x| x == ir);
+            let unmasked = requests & !mask & !(1 << PIC_CASCADE_IRQ);
+            let best = order.iter().copied().find(|&ir| unmasked & (1 << ir) != 0);
+            let expected = match (best, in_service_level) {
+                (Some(ir), Some(isl)) if rank(ir) >= rank(isl) => None,
+                (best, _) => best,
+            };
+            proptest::prop_assert_eq!(p.intr(), expected.is_some());
+            let vector = p.acknowledge();
+            proptest::prop_assert_eq!(vector, 0x20 | expected.unwrap_or(SPURIOUS_IR));
+        }
     }
 
     // ICW1 resets the edge sense latch: a line already high needs a new rising edge.
