@@ -242,12 +242,14 @@ impl I8042 {
         }
     }
 
-    /// IRQ 1: keyboard data in the output buffer with the keyboard interrupt enabled.
+    /// IRQ 1 ([`crate::pc::KBD_IRQ`]): keyboard data in the output buffer with the keyboard
+    /// interrupt enabled.
     pub fn irq1_level(&self) -> bool {
         matches!(self.obf, Some((_, false))) && self.command_byte & CB_KBD_INT != 0
     }
 
-    /// IRQ 12: auxiliary data in the output buffer with the auxiliary interrupt enabled.
+    /// IRQ 12 ([`crate::pc::AUX_IRQ`]): auxiliary data in the output buffer with the
+    /// auxiliary interrupt enabled.
     pub fn irq12_level(&self) -> bool {
         matches!(self.obf, Some((_, true))) && self.command_byte & CB_AUX_INT != 0
     }

@@ -577,7 +577,7 @@ impl Rtc {
     fn update_in_progress(&self) -> bool {
         self.running()
             && self.reg(cmos::REG_B) & B_SET == 0
-            && self.next_update - self.ticks_at(self.now_ns) <= UIP_TICKS
+            && self.next_update.saturating_sub(self.ticks_at(self.now_ns)) <= UIP_TICKS
     }
 
     fn read_data(&mut self) -> u8 {
