@@ -11,9 +11,10 @@
 //! at which its count was loaded and computes its count and OUT from the elapsed clocks, so a
 //! long jump in time costs nothing. Port accesses happen at the time of the last `advance`.
 //!
-//! Simplifications, each documented where it lives: a count written in modes 2 and 3 takes
-//! effect at once (the datasheet defers it to the end of the current period); the count
-//! read in mode 3 with an odd initial count follows the even-count sequence.
+//! A count written while a counter runs takes effect as the datasheet says: at once in
+//! modes 0 and 4, at the next trigger in modes 1 and 5, at the end of the current period in
+//! modes 2 and 3. One simplification: the count read in mode 3 with an odd initial count
+//! follows the even-count sequence (OUT is exact).
 
 use crate::bus::PortDevice;
 use crate::pc::{PIT_HZ, PIT_PORT, PORT_B};
@@ -100,8 +101,19 @@ pub struct Channel {
     pub access: Access,
     /// BCD counting.
     pub bcd: bool,
-    /// The initial count as a number of clocks (a written 0 is 65536, or 10000 in BCD).
+    /// The count the counting element runs with, as a number of clocks (a written 0 is
+    /// 65536, or 10000 in BCD).
     pub initial: u32,
+    /// The count register: the last count written, which the counting element takes at
+    /// its next load (at once in modes 0 and 4, at the next trigger in modes 1 and 5, at
+    /// the end of the current period in modes 2 and 3).
+    count_register: u32,
+    /// Modes 2 and 3: the clock at which the counting element reloads from the count
+    /// register (a count written while counting waits for the end of the period).
+    reload_at: Option<u64>,
+    /// When the count register was last written, the clock at which it reaches the
+    /// counting element (`None`: waiting for a trigger); for the status byte's NULL COUNT.
+    transfer_at: Option<Option<u64>>,
     /// The clock at which the count entered the counting element (`None`: no count yet,
     /// or in modes 1 and 5 not triggered yet).
     loaded: Option<u64>,
@@ -131,6 +143,9 @@ impl Channel {
             access: Access::Word,
             bcd: false,
             initial: 0x1_0000,
+            count_register: 0x1_0000,
+            reload_at: None,
+            transfer_at: Some(None),
             loaded: None,
             armed: false,
             out_before: false,
@@ -174,8 +189,31 @@ impl Channel {
         }
     }
 
+    /// The channel as it is at clock `t`: a pending end-of-period reload (modes 2 and 3)
+    /// applied if it is due.
+    fn at(&self, t: u64) -> Channel {
+        let mut ch = self.clone();
+        ch.settle(t);
+        ch
+    }
+
+    /// Applies a pending reload that is due at clock `t`.
+    fn settle(&mut self, t: u64) {
+        if let Some(r) = self.reload_at.filter(|&r| t >= r) {
+            self.reload_at = None;
+            self.initial = self.count_register;
+            self.loaded = Some(r);
+            self.out_before = true;
+            self.paused = 0;
+        }
+    }
+
     /// OUT at clock `t`.
     pub fn out(&self, t: u64) -> bool {
+        self.at(t).out_now(t)
+    }
+
+    fn out_now(&self, t: u64) -> bool {
         if self.gated_since.is_some() && matches!(self.mode, 2 | 3) {
             return true; // modes 2 and 3: GATE low sets OUT high at once
         }
@@ -203,7 +241,7 @@ impl Channel {
 
     /// The count as the guest reads it (BCD encoded in BCD mode).
     fn read_value(&self, t: u64) -> u16 {
-        let c = self.count(t);
+        let c = self.at(t).count(t);
         if self.bcd {
             to_bcd(c)
         } else {
@@ -213,6 +251,24 @@ impl Channel {
 
     /// The first clock after `t` at which OUT changes, if it will without a port write.
     pub fn next_change(&self, t: u64) -> Option<u64> {
+        let now = self.at(t);
+        let Some(reload) = now.reload_at else {
+            return now.next_change_now(t);
+        };
+        // Before a pending reload the old period runs out; its last change (OUT rising
+        // as the period restarts) is at the reload at the latest.
+        if let Some(c) = now.next_change_now(t).filter(|&c| c <= reload) {
+            return Some(c);
+        }
+        let after = self.at(reload);
+        if after.out_now(reload) != now.out_now(t) {
+            Some(reload)
+        } else {
+            after.next_change_now(reload)
+        }
+    }
+
+    fn next_change_now(&self, t: u64) -> Option<u64> {
         if self.gated_since.is_some() && self.gate_suspends() {
             return None;
         }
@@ -252,6 +308,17 @@ impl Channel {
         if to <= from {
             return 0;
         }
+        let now = self.at(from);
+        match now.reload_at {
+            Some(r) if r <= to => now.rising_edges_now(from, r) + self.at(r).rising_edges(r, to),
+            _ => now.rising_edges_now(from, to),
+        }
+    }
+
+    fn rising_edges_now(&self, from: u64, to: u64) -> u64 {
+        if to <= from {
+            return 0;
+        }
         let n = u64::from(self.initial);
         let periodic = matches!(self.mode, 2 | 3) && self.gated_since.is_none() && n > 1;
         if let (true, Some(load)) = (periodic, self.loaded) {
@@ -261,8 +328,8 @@ impl Channel {
         }
         // At most two changes remain in the one-shot modes.
         let (mut t, mut edges) = (from, 0);
-        while let Some(next) = self.next_change(t).filter(|&c| c <= to) {
-            edges += u64::from(self.out(next));
+        while let Some(next) = self.next_change_now(t).filter(|&c| c <= to) {
+            edges += u64::from(self.out_now(next));
             t = next;
         }
         edges
@@ -273,8 +340,10 @@ impl Channel {
         if self.out(t) {
             s |= STATUS_OUT;
         }
-        if self.loaded.is_none_or(|l| t < l) {
-            s |= STATUS_NULL_COUNT;
+        match self.transfer_at {
+            Some(Some(x)) if t >= x => {}
+            None => {}
+            _ => s |= STATUS_NULL_COUNT,
         }
         s
     }
@@ -294,22 +363,55 @@ impl Channel {
         self.out_before = self.mode != 0;
     }
 
-    /// A new initial count written at clock `t`.
+    /// A new initial count written at clock `t` (the channel settled at `t`).
     fn load(&mut self, raw: u16, t: u64) {
         let value = if self.bcd { from_bcd(raw) } else { u32::from(raw) };
-        self.initial = match (value, self.bcd) {
+        self.count_register = match (value, self.bcd) {
             (0, false) => 0x1_0000,
             (0, true) => 10_000,
             (v, _) => v,
         };
-        self.out_before = if self.mode == 0 { false } else { self.out(t) };
-        self.armed = true;
+        let was_armed = std::mem::replace(&mut self.armed, true);
+        let counting = self.gated_since.is_none() && self.loaded.is_some_and(|l| t >= l);
+        match self.mode {
+            // Modes 1 and 5: the count waits for a trigger; a one-shot in progress is not
+            // affected.
+            1 | 5 => self.transfer_at = Some(None),
+            // Modes 2 and 3: a new count written while counting takes effect at the end
+            // of the current period (datasheet, mode 2 and mode 3 descriptions).
+            2 | 3 if was_armed && counting => {
+                let n = u64::from(self.initial);
+                let d = self.elapsed(t).unwrap_or(0);
+                let reload = t + (n - d % n);
+                self.reload_at = Some(reload);
+                self.transfer_at = Some(Some(reload));
+            }
+            // "The initial count is loaded on the next CLK pulse" (datasheet "Counter
+            // Programming"); in modes 0 and 4 a new count restarts counting with it.
+            _ => {
+                self.initial = self.count_register;
+                self.out_before = self.mode != 0 && self.out_now(t);
+                self.paused = 0;
+                self.reload_at = None;
+                self.loaded = Some(t + 1);
+                self.transfer_at = Some(Some(t + 1));
+                if let Some(g) = self.gated_since.as_mut() {
+                    *g = t + 1;
+                }
+            }
+        }
+    }
+
+    /// A (re)load from the count register on the clock after `t`: a trigger in modes 1
+    /// and 5, a rising gate in modes 2 and 3.
+    fn reload_next_clock(&mut self, out_before: bool, t: u64) {
+        self.initial = self.count_register;
+        self.out_before = out_before;
+        self.loaded = Some(t + 1);
+        self.reload_at = None;
         self.paused = 0;
-        // "The initial count is loaded on the next CLK pulse" (datasheet "Counter
-        // Programming"); in modes 1 and 5 that waits for a trigger.
-        self.loaded = if matches!(self.mode, 1 | 5) { None } else { Some(t + 1) };
-        if let Some(g) = self.gated_since.as_mut() {
-            *g = t + 1;
+        if matches!(self.transfer_at, Some(None)) || self.transfer_at.flatten() > Some(t + 1) {
+            self.transfer_at = Some(Some(t + 1));
         }
     }
 
@@ -384,20 +486,14 @@ impl Channel {
         }
         self.gate = level;
         match (self.mode, level) {
-            (1 | 5, true) if self.armed => {
-                // Trigger: the count is (re)loaded on the next clock.
-                self.out_before = self.out(t);
-                self.loaded = Some(t + 1);
-                self.paused = 0;
-            }
+            // Trigger: the count is (re)loaded on the next clock.
+            (1 | 5, true) if self.armed => self.reload_next_clock(self.out_now(t), t),
             (1 | 5, _) => {}
             (2 | 3, true) => {
                 // A rising GATE reloads the count on the next clock.
                 self.gated_since = None;
                 if self.armed {
-                    self.out_before = true;
-                    self.loaded = Some(t + 1);
-                    self.paused = 0;
+                    self.reload_next_clock(true, t);
                 }
             }
             (_, true) => {
@@ -405,7 +501,15 @@ impl Channel {
                     self.paused += t.saturating_sub(g.max(load));
                 }
             }
-            (_, false) => self.gated_since = Some(t),
+            (_, false) => {
+                self.gated_since = Some(t);
+                if matches!(self.mode, 2 | 3) {
+                    // Counting stops; a pending end-of-period reload waits for the gate.
+                    if self.reload_at.take().is_some() {
+                        self.transfer_at = Some(None);
+                    }
+                }
+            }
         }
     }
 }
@@ -452,6 +556,9 @@ impl Pit {
         if clocks > self.now {
             self.irq0_edges += self.channels[0].rising_edges(self.now, clocks);
             self.now = clocks;
+            for ch in &mut self.channels {
+                ch.settle(clocks);
+            }
         }
     }
 
@@ -772,6 +879,66 @@ mod tests {
         assert!(p.out(2));
     }
 
+    // Datasheet mode 2: "If a new count is written during counting, it will be loaded at
+    // the end of the current counting cycle" (the period in progress keeps its length).
+    #[test]
+    fn mode2_new_count_waits_for_the_period_end() {
+        let mut p = Pit::new();
+        program(&mut p, 0, 2, 100, 0); // counting from clock 1
+        at(&mut p, 51);
+        p.write(PIT_PORT, 1, 10);
+        p.write(PIT_PORT, 1, 0);
+        assert_eq!(status(&mut p, 0) & STATUS_NULL_COUNT, STATUS_NULL_COUNT);
+        at(&mut p, 60);
+        assert_eq!(latched(&mut p, 0), 41, "the old count runs on");
+        assert_eq!(p.next_event_ns(), Some(ns_at(100)));
+        at(&mut p, 100);
+        assert!(!p.irq0_level(), "the old period's low clock");
+        assert_eq!(p.next_event_ns(), Some(ns_at(101)));
+        at(&mut p, 101);
+        assert_eq!(status(&mut p, 0) & STATUS_NULL_COUNT, 0);
+        assert_eq!(latched(&mut p, 0), 10);
+        at(&mut p, 101 + 9);
+        assert!(!p.irq0_level());
+        at(&mut p, 101 + 10 * 5);
+        assert_eq!(p.take_irq0_edges(), 1 + 5);
+    }
+
+    // The same across one long advance: edges of both periods are counted.
+    #[test]
+    fn mode3_new_count_edges_across_one_advance() {
+        let mut p = Pit::new();
+        program(&mut p, 0, 3, 1000, 0);
+        at(&mut p, 250);
+        p.write(PIT_PORT, 1, 0x64);
+        p.write(PIT_PORT, 1, 0); // 100, from clock 1001
+        at(&mut p, 1001 + 100 * 7 + 50);
+        assert_eq!(p.take_irq0_edges(), 1 + 7);
+        assert_eq!(latched(&mut p, 0), 100 - 2 * 50 % 100);
+    }
+
+    // Datasheet mode 1: a count written during a one-shot does not affect it; the next
+    // trigger uses it.
+    #[test]
+    fn mode1_new_count_waits_for_a_trigger() {
+        let mut p = Pit::new();
+        program(&mut p, 2, 1, 10, 0);
+        p.write(PORT_B, 1, 1); // trigger at 0: low from 1, high at 11
+        at(&mut p, 5);
+        p.write(PIT_PORT + 2, 1, 100);
+        p.write(PIT_PORT + 2, 1, 0);
+        at(&mut p, 10);
+        assert!(!p.out(2));
+        at(&mut p, 11);
+        assert!(p.out(2), "the one-shot kept its count");
+        p.write(PORT_B, 1, 0);
+        p.write(PORT_B, 1, 1); // trigger at 11 with 100
+        at(&mut p, 111);
+        assert!(!p.out(2));
+        at(&mut p, 112);
+        assert!(p.out(2));
+    }
+
     // Gate low suspends mode 0 counting; in mode 2 it forces OUT high and a rising gate
     // restarts the period.
     #[test]
@@ -868,13 +1035,54 @@ mod tests {
             prop_assert_eq!(p.take_irq0_edges(), edges);
         }
 
+        // One long advance counts the same IRQ 0 edges as stepping clock by clock, also
+        // across a count rewritten mid-run.
+        #[test]
+        fn one_jump_counts_the_edges_of_many_steps(
+            // A count of 1 is illegal in mode 2 (datasheet), where OUT then stays low.
+            mode in 0u8..6, n in 2u16..100, n2 in 2u16..100, when in 0u64..200,
+            len in 1u64..600,
+        ) {
+            let run = |steps: bool| {
+                let mut p = Pit::new();
+                program(&mut p, 0, mode, n, 0);
+                at(&mut p, when);
+                p.write(PIT_PORT, 1, u32::from(n2 & 0xFF));
+                p.write(PIT_PORT, 1, u32::from(n2 >> 8));
+                p.take_irq0_edges();
+                let mut observed = None;
+                if steps {
+                    let (mut prev, mut rises) = (p.irq0_level(), 0);
+                    for t in when + 1..=when + len {
+                        at(&mut p, t);
+                        rises += u64::from(!prev && p.irq0_level());
+                        prev = p.irq0_level();
+                    }
+                    observed = Some(rises);
+                } else {
+                    at(&mut p, when + len);
+                }
+                let edges = p.take_irq0_edges();
+                // Stepping, the edges counted must be the rises of OUT seen at each clock.
+                (edges, observed.unwrap_or(edges), p.irq0_level(), latched(&mut p, 0))
+            };
+            prop_assert_eq!(run(false), run(true));
+        }
+
         // next_event_ns names exactly the next OUT change.
         #[test]
         fn next_event_is_the_next_out_change(
             mode in 0u8..6, n in 1u16..200, start in 0u64..400,
+            rewrite in proptest::option::of((1u16..200, 0u64..400)),
         ) {
             let mut p = Pit::new();
             program(&mut p, 0, mode, n, 0);
+            if let Some((n2, when)) = rewrite.filter(|&(_, w)| w <= start) {
+                // A second count, taking effect as the mode says.
+                at(&mut p, when);
+                p.write(PIT_PORT, 1, u32::from(n2 & 0xFF));
+                p.write(PIT_PORT, 1, u32::from(n2 >> 8));
+            }
             at(&mut p, start);
             let out = p.irq0_level();
             match p.next_event_ns() {
