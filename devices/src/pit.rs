@@ -13,8 +13,7 @@
 //!
 //! A count written while a counter runs takes effect as the datasheet says: at once in
 //! modes 0 and 4, at the next trigger in modes 1 and 5, at the end of the current period in
-//! modes 2 and 3. One simplification: the count read in mode 3 with an odd initial count
-//! follows the even-count sequence (OUT is exact).
+//! modes 2 and 3.
 
 use crate::bus::PortDevice;
 use crate::pc::{PIT_HZ, PIT_PORT, PORT_B};
@@ -232,7 +231,7 @@ impl Channel {
         };
         let value = match self.mode {
             2 => n - d % n,
-            3 => n - (2 * d) % n,
+            3 => square_wave_count(n, d % n),
             // Modes 0, 1, 4, 5 wrap around and keep counting after terminal count.
             _ => (n + modulus - d % modulus) % modulus,
         };
@@ -514,6 +513,19 @@ impl Channel {
     }
 }
 
+/// The count in mode 3 at clock `p` of a period of `n` clocks (datasheet mode 3: even
+/// counts go down by two in each half; an odd count goes down by one then two while OUT is
+/// high for (n + 1) / 2 clocks, by three then two while it is low for (n - 1) / 2).
+fn square_wave_count(n: u64, p: u64) -> u64 {
+    let high = n.div_ceil(2);
+    let (q, first_step) = if p < high { (p, 1) } else { (p - high, 3) };
+    match (q, n % 2) {
+        (0, _) => n,
+        (q, 0) => n - 2 * q,
+        (q, _) => n - first_step - 2 * (q - 1),
+    }
+}
+
 /// Four BCD digits to binary; digits above 9 count with their face value.
 fn from_bcd(raw: u16) -> u32 {
     (0..4).rev().fold(0, |acc, i| acc * 10 + u32::from((raw >> (4 * i)) & 0xF))
@@ -763,6 +775,15 @@ mod tests {
             })
             .count();
         assert_eq!(highs, 3);
+        // The datasheet's odd-count sequence: 5 4 2 (high) 5 2 (low) 5 ...
+        program(&mut p, 0, 3, 5, 200);
+        let counts: Vec<u16> = (201..207)
+            .map(|t| {
+                at(&mut p, t);
+                latched(&mut p, 0)
+            })
+            .collect();
+        assert_eq!(counts, [5, 4, 2, 5, 2, 5]);
     }
 
     // Counter latch: the value stays frozen until read, while counting continues.
@@ -993,7 +1014,12 @@ mod tests {
                         }
                     }
                     3 => {
-                        ce -= 2;
+                        let step = match (ce == n && n % 2 == 1, out) {
+                            (true, true) => 1,
+                            (true, false) => 3,
+                            _ => 2,
+                        };
+                        ce -= step.min(ce);
                         if ce == 0 {
                             out = !out;
                             ce = n;
@@ -1011,14 +1037,13 @@ mod tests {
     }
 
     proptest! {
-        // Modes 0, 2, 3 (even counts) and 4 against the clock-by-clock reference.
+        // Modes 0, 2, 3 and 4 against the clock-by-clock reference.
         #[test]
         fn matches_clock_by_clock_reference(
             mode in prop::sample::select(vec![0u8, 2, 3, 4]),
             n in 2u32..300,
             len in 1u64..700,
         ) {
-            let n = if mode == 3 { n & !1 } else { n };
             let mut p = Pit::new();
             program(&mut p, 0, mode, n as u16, 0);
             let trace = reference(mode, n, len);
