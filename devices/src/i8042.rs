@@ -217,8 +217,13 @@ impl I8042 {
         self.output_port & OUT_A20 != 0
     }
 
-    /// Whether the guest asked for a system reset since the last call (0xFE, or the
-    /// output port's reset bit written 0).
+    /// Whether the guest has asked for a system reset (0xFE, or the output port's reset
+    /// bit written 0) that the machine has not taken yet.
+    pub fn reset_requested(&self) -> bool {
+        self.reset_requested
+    }
+
+    /// Takes the reset request: true once per request.
     pub fn take_reset(&mut self) -> bool {
         std::mem::take(&mut self.reset_requested)
     }

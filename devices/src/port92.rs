@@ -34,7 +34,12 @@ impl PortA {
         self.value & PORT_A_A20 != 0
     }
 
-    /// Whether a reset was requested since the last call.
+    /// Whether a reset was requested (bit 0 written 0 -> 1) and not yet taken.
+    pub fn reset_requested(&self) -> bool {
+        self.reset_requested
+    }
+
+    /// Takes the reset request: true once per request.
     pub fn take_reset(&mut self) -> bool {
         std::mem::take(&mut self.reset_requested)
     }

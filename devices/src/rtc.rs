@@ -15,6 +15,9 @@
 //! periodic interrupt flag is set at the rate register A selects. The clock starts at a
 //! configured date ([`DEFAULT_START`] unless told otherwise), so runs are deterministic.
 //!
+//! Not modelled: daylight saving (DSE), the square-wave output (SQWE) and the time bases
+//! other than 32.768 kHz (DV 000 and 001 count as 32.768 kHz).
+//!
 //! The other 114 bytes are NVRAM, filled as QEMU's `pc` machine fills them for SeaBIOS and
 //! older BIOSes: equipment, memory sizes, century, boot order, floppy and disk types.
 //! Port accesses happen at the time of the last `advance`.

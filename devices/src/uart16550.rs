@@ -536,6 +536,49 @@ mod tests {
         assert_eq!(u.read(B, 1), 0, "empty RBR reads 0");
     }
 
+    proptest::proptest! {
+        // Any interleaving of received bytes and RBR reads, in FIFO or 16450 mode, against
+        // a queue model: bytes come out in order, a full receiver drops (FIFO) or overwrites
+        // (16450) and sets OE, and LSR.DR says whether data is waiting.
+        #[test]
+        fn receive_path_matches_a_queue(
+            fifo: bool,
+            ops in proptest::collection::vec(proptest::option::of(proptest::num::u8::ANY), 0..80),
+        ) {
+            let mut u = Uart16550::new(B);
+            if fifo {
+                u.write(B + reg::IIR_FCR, 1, u32::from(FCR_ENABLE));
+            }
+            let capacity = if fifo { FIFO_SIZE } else { 1 };
+            let mut model = std::collections::VecDeque::new();
+            let mut overrun = false;
+            for op in ops {
+                match op {
+                    Some(byte) => {
+                        proptest::prop_assert_eq!(u.can_receive(), model.len() < capacity);
+                        u.receive(byte);
+                        if model.len() < capacity {
+                            model.push_back(byte);
+                        } else {
+                            overrun = true;
+                            if !fifo {
+                                model.clear();
+                                model.push_back(byte);
+                            }
+                        }
+                    }
+                    None => {
+                        let lsr = u.read(B + reg::LSR, 1) as u8;
+                        proptest::prop_assert_eq!(lsr & LSR_DR != 0, !model.is_empty());
+                        proptest::prop_assert_eq!(lsr & LSR_OE != 0, std::mem::take(&mut overrun));
+                        let byte = u.read(B, 1) as u8;
+                        proptest::prop_assert_eq!(byte, model.pop_front().unwrap_or(0));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn lsr_idle_state() {
         let mut u = Uart16550::new(B);
