@@ -81,6 +81,16 @@ impl Access {
     }
 }
 
+/// When a written count reaches the counting element; the status byte reports NULL COUNT
+/// until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// No time yet: after a control word, or waiting for a gate trigger (modes 1 and 5).
+    Pending,
+    /// At this clock.
+    At(u64),
+}
+
 /// A latched count waiting to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Latch {
@@ -110,9 +120,8 @@ pub struct Channel {
     /// Modes 2 and 3: the clock at which the counting element reloads from the count
     /// register (a count written while counting waits for the end of the period).
     reload_at: Option<u64>,
-    /// When the count register was last written, the clock at which it reaches the
-    /// counting element (`None`: waiting for a trigger); for the status byte's NULL COUNT.
-    transfer_at: Option<Option<u64>>,
+    /// When the count register reaches the counting element (NULL COUNT until then).
+    transfer: Transfer,
     /// The clock at which the count entered the counting element (`None`: no count yet,
     /// or in modes 1 and 5 not triggered yet).
     loaded: Option<u64>,
@@ -144,7 +153,7 @@ impl Channel {
             initial: 0x1_0000,
             count_register: 0x1_0000,
             reload_at: None,
-            transfer_at: Some(None),
+            transfer: Transfer::Pending,
             loaded: None,
             armed: false,
             out_before: false,
@@ -339,9 +348,8 @@ impl Channel {
         if self.out(t) {
             s |= STATUS_OUT;
         }
-        match self.transfer_at {
-            Some(Some(x)) if t >= x => {}
-            None => {}
+        match self.transfer {
+            Transfer::At(x) if t >= x => {}
             _ => s |= STATUS_NULL_COUNT,
         }
         s
@@ -375,7 +383,7 @@ impl Channel {
         match self.mode {
             // Modes 1 and 5: the count waits for a trigger; a one-shot in progress is not
             // affected.
-            1 | 5 => self.transfer_at = Some(None),
+            1 | 5 => self.transfer = Transfer::Pending,
             // Modes 2 and 3: a new count written while counting takes effect at the end
             // of the current period (datasheet, mode 2 and mode 3 descriptions).
             2 | 3 if was_armed && counting => {
@@ -383,7 +391,7 @@ impl Channel {
                 let d = self.elapsed(t).unwrap_or(0);
                 let reload = t + (n - d % n);
                 self.reload_at = Some(reload);
-                self.transfer_at = Some(Some(reload));
+                self.transfer = Transfer::At(reload);
             }
             // "The initial count is loaded on the next CLK pulse" (datasheet "Counter
             // Programming"); in modes 0 and 4 a new count restarts counting with it.
@@ -393,7 +401,7 @@ impl Channel {
                 self.paused = 0;
                 self.reload_at = None;
                 self.loaded = Some(t + 1);
-                self.transfer_at = Some(Some(t + 1));
+                self.transfer = Transfer::At(t + 1);
                 if let Some(g) = self.gated_since.as_mut() {
                     *g = t + 1;
                 }
@@ -409,8 +417,9 @@ impl Channel {
         self.loaded = Some(t + 1);
         self.reload_at = None;
         self.paused = 0;
-        if matches!(self.transfer_at, Some(None)) || self.transfer_at.flatten() > Some(t + 1) {
-            self.transfer_at = Some(Some(t + 1));
+        match self.transfer {
+            Transfer::At(x) if x <= t + 1 => {}
+            _ => self.transfer = Transfer::At(t + 1),
         }
     }
 
@@ -505,7 +514,7 @@ impl Channel {
                 if matches!(self.mode, 2 | 3) {
                     // Counting stops; a pending end-of-period reload waits for the gate.
                     if self.reload_at.take().is_some() {
-                        self.transfer_at = Some(None);
+                        self.transfer = Transfer::Pending;
                     }
                 }
             }
