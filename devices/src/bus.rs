@@ -67,6 +67,34 @@ impl PortBus {
         Ok(())
     }
 
+    /// Adds `device`, claiming every range `first..=last` of `ranges` (a device whose
+    /// registers are not contiguous, such as the PIC with its ELCR at 0x4D0 or the PIT with
+    /// port B at 0x61). Nothing is claimed if any range overlaps.
+    pub fn add_ranges(
+        &mut self,
+        ranges: &[(u16, u16)],
+        device: Box<dyn PortDevice>,
+    ) -> Result<(), BusError> {
+        for (i, &(first, last)) in ranges.iter().enumerate() {
+            let overlaps_earlier = ranges[..i].iter().any(|&(f, l)| first <= l && f <= last);
+            if first > last
+                || overlaps_earlier
+                || self.claims.iter().any(|c| first <= c.last && c.first <= last)
+            {
+                return Err(BusError::Overlap { first, last });
+            }
+        }
+        self.devices.push(device);
+        let idx = self.devices.len();
+        for &(first, last) in ranges {
+            self.claims.push(Claim { first, last });
+            for p in first..=last {
+                self.by_port[usize::from(p)] = idx as u16;
+            }
+        }
+        Ok(())
+    }
+
     /// A port read. Unclaimed ports read all ones.
     pub fn read(&mut self, port: u16, size: u8) -> u32 {
         match self.by_port[usize::from(port)] {
@@ -114,5 +142,18 @@ mod tests {
         assert!(bus.add(0xF0, 0xF4, Box::new(DebugExit::default())).is_err());
         bus.write(0xF4, 1, 3);
         assert_eq!(bus.device_mut::<DebugExit>().unwrap().take(), Some(3));
+    }
+
+    #[test]
+    fn one_device_may_claim_several_ranges() {
+        let mut bus = PortBus::new();
+        bus.add_ranges(&[(0xF4, 0xF4), (0x500, 0x501)], Box::new(DebugExit::default())).unwrap();
+        bus.write(0x501, 1, 7);
+        assert_eq!(bus.device_mut::<DebugExit>().unwrap().take(), Some(7));
+        assert!(bus.add(0x500, 0x500, Box::new(DebugExit::default())).is_err());
+        assert!(bus
+            .add_ranges(&[(0x10, 0x11), (0x11, 0x12)], Box::new(DebugExit::default()))
+            .is_err());
+        assert_eq!(bus.read(0x10, 1), 0xFF, "a refused claim claims nothing");
     }
 }

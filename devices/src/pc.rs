@@ -41,6 +41,8 @@ pub const I8042_DATA_PORT: u16 = 0x60;
 pub const I8042_CMD_PORT: u16 = 0x64;
 /// ISA IRQ of the keyboard.
 pub const KBD_IRQ: u8 = 1;
+/// ISA IRQ of the i8042's auxiliary (PS/2 mouse) port.
+pub const AUX_IRQ: u8 = 12;
 
 /// System control port A: fast A20 (bit 1) and fast reset (bit 0).
 pub const PORT_A: u16 = 0x92;

@@ -1,7 +1,7 @@
 //! The COM1 console as a minimal 16550 stand-in: bytes written to the transmit holding
 //! register are captured (and optionally echoed to the host's stdout); the line status
-//! register always reports the transmitter empty. The full 16550A comes with the PC
-//! platform.
+//! register always reports the transmitter empty. The full 16550A is
+//! [`crate::uart16550::Uart16550`]; this stand-in stays until the machine switches COM1 to it.
 
 use crate::bus::PortDevice;
 use std::any::Any;
