@@ -6,6 +6,9 @@
 
 pub mod bus;
 pub mod debug_exit;
+pub mod interrupt;
+pub mod lapic;
+pub mod mmio;
 pub mod pc;
 pub mod serial;
 
