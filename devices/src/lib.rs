@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod debug_exit;
 pub mod interrupt;
+pub mod ioapic;
 pub mod lapic;
 pub mod mmio;
 pub mod pc;
