@@ -11,6 +11,7 @@ pub mod ioapic;
 pub mod lapic;
 pub mod mmio;
 pub mod pc;
+pub mod pci;
 pub mod serial;
 
 pub use bus::{PortBus, PortDevice};
