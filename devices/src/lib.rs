@@ -4,6 +4,7 @@
 //! (and, once timers exist, the virtual time they are given), never host time.
 #![forbid(unsafe_code)]
 
+pub mod acpi_pm;
 pub mod bus;
 pub mod debug_exit;
 pub mod interrupt;
