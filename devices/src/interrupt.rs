@@ -164,3 +164,95 @@ pub fn route<'a>(
         .map(|(i, _)| vec![*i])
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ioapic::{IoApic, IOREDTBL, IOREGSEL, IOWIN, RTE_LEVEL, RTE_LOGICAL};
+    use crate::lapic::{regs, LapicConfig};
+    use crate::mmio::MmioDevice;
+
+    /// Two enabled xAPICs, IDs 0 and 1, logical IDs 1 and 2 (flat model).
+    fn apics() -> Vec<LocalApic> {
+        (0..2)
+            .map(|id| {
+                let mut a =
+                    LocalApic::new(LapicConfig { apic_id: id, bsp: id == 0, ..Default::default() });
+                a.write(u64::from(regs::SVR), 4, 0x1FF);
+                a.write(u64::from(regs::LDR), 4, 1 << (24 + id));
+                a
+            })
+            .collect()
+    }
+
+    fn deliver(msgs: Vec<InterruptMessage>, apics: &mut [LocalApic]) {
+        for m in msgs {
+            for i in route(&m, apics.iter()) {
+                apics[i].accept(&m);
+            }
+        }
+    }
+
+    #[test]
+    fn level_interrupt_round_trip_ioapic_lapic_eoi() {
+        // 82093AA remote IRR + SDM Vol. 3A 11.8.5 EOI broadcast: the whole loop the
+        // machine runs between the devices.
+        let mut apics = apics();
+        let mut io = IoApic::default();
+        io.write(IOREGSEL, 1, u64::from(IOREDTBL + 2 * 9 + 1));
+        io.write(IOWIN, 4, 0x0200_0000); // logical destination 2 = APIC 1
+        io.write(IOREGSEL, 1, u64::from(IOREDTBL + 2 * 9));
+        io.write(IOWIN, 4, RTE_LEVEL | RTE_LOGICAL | 0x59);
+        io.set_irq(9, true);
+        deliver(io.take_messages(), &mut apics);
+        assert_eq!(apics[0].pending_vector(), None);
+        assert_eq!(apics[1].pending_vector(), Some(0x59));
+        assert_eq!(apics[1].acknowledge(), 0x59);
+        io.set_irq(9, false);
+        apics[1].write(u64::from(regs::EOI), 4, 0);
+        for v in apics[1].take_eoi_broadcasts() {
+            io.eoi(v);
+        }
+        io.set_irq(9, true);
+        deliver(io.take_messages(), &mut apics);
+        assert_eq!(apics[1].pending_vector(), Some(0x59), "remote IRR was cleared by the EOI");
+    }
+
+    #[test]
+    fn init_sipi_sequence_reaches_the_ap_only() {
+        // SDM Vol. 3A 9.4.4.1: INIT-SIPI-SIPI to all excluding self.
+        let mut apics = apics();
+        apics[0].write(u64::from(regs::ICR_LOW), 4, 0x000C_4500);
+        apics[0].write(u64::from(regs::ICR_LOW), 4, 0x000C_4608);
+        let out = apics[0].take_outgoing();
+        deliver(out, &mut apics);
+        assert!(!apics[0].take_init());
+        assert!(apics[1].take_init());
+        assert_eq!(apics[1].take_sipi(), Some(0x08));
+    }
+
+    #[test]
+    fn broadcast_reaches_x2apic_and_xapic_alike() {
+        let mut apics = apics();
+        apics[1]
+            .wrmsr(
+                regs::IA32_APIC_BASE,
+                0xFEE0_0000 | regs::APIC_BASE_ENABLE | regs::APIC_BASE_EXTD,
+            )
+            .unwrap();
+        let nmi = InterruptMessage {
+            source: None,
+            destination: BROADCAST,
+            logical: false,
+            shorthand: Shorthand::None,
+            delivery_mode: DeliveryMode::Nmi,
+            vector: 0,
+            level: true,
+            trigger: TriggerMode::Edge,
+        };
+        assert_eq!(route(&nmi, apics.iter()), vec![0, 1]);
+        let mut to_one = nmi;
+        to_one.destination = 1;
+        assert_eq!(route(&to_one, apics.iter()), vec![1], "x2APIC ID 1");
+    }
+}

@@ -58,6 +58,8 @@ pub const FW_CFG_PORT_DATA: u16 = 0x511;
 pub const PCI_CONFIG_ADDRESS: u16 = 0xCF8;
 /// PCI configuration mechanism #1 data port.
 pub const PCI_CONFIG_DATA: u16 = 0xCFC;
+/// PIIX3 reset control register (byte port inside the CONFIG_ADDRESS dword).
+pub const RESET_CONTROL_PORT: u16 = 0xCF9;
 
 /// ACPI PM I/O block base (PIIX4 PM in QEMU: PM1a_EVT_BLK at +0, PM1a_CNT_BLK at +4,
 /// PM_TMR_BLK at +8).

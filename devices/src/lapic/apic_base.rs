@@ -28,6 +28,11 @@ impl ApicMode {
 }
 
 impl LocalApic {
+    /// Bits below MAXPHYADDR.
+    fn phys_addr_mask(&self) -> u64 {
+        1u64.checked_shl(u32::from(self.config.max_phys_addr_bits)).map_or(u64::MAX, |v| v - 1)
+    }
+
     /// IA32_APIC_BASE.
     pub fn apic_base(&self) -> u64 {
         self.apic_base
@@ -35,7 +40,7 @@ impl LocalApic {
 
     /// The physical base of the xAPIC page.
     pub fn mmio_base(&self) -> u64 {
-        self.apic_base & !0xFFF & ((1u64 << self.config.max_phys_addr_bits) - 1)
+        self.apic_base & !0xFFF & self.phys_addr_mask()
     }
 
     /// Whether the xAPIC MMIO page decodes accesses (xAPIC mode only; SDM Vol. 3A
@@ -53,11 +58,12 @@ impl LocalApic {
     /// replaces the xAPIC ID by the x2APIC ID and derives the LDR (11.12.5.1).
     pub fn write_apic_base(&mut self, value: u64) -> Result<(), ApicFault> {
         let from = self.mode();
-        let above_maxphyaddr = !((1u64 << self.config.max_phys_addr_bits) - 1);
-        let illegal = value & (regs::APIC_BASE_RESERVED_LOW | above_maxphyaddr) != 0
-            || (value & regs::APIC_BASE_EXTD != 0 && value & regs::APIC_BASE_ENABLE == 0);
+        let above_maxphyaddr = !self.phys_addr_mask();
+        if value & (regs::APIC_BASE_RESERVED_LOW | above_maxphyaddr) != 0 {
+            return Err(ApicFault::ReservedBits { msr: regs::IA32_APIC_BASE, value });
+        }
         let to = ApicMode::of(value);
-        let illegal = illegal
+        let illegal = (value & regs::APIC_BASE_EXTD != 0 && value & regs::APIC_BASE_ENABLE == 0)
             || matches!(
                 (from, to),
                 (ApicMode::X2Apic, ApicMode::XApic) | (ApicMode::Disabled, ApicMode::X2Apic)

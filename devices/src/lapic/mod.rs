@@ -764,7 +764,10 @@ impl LocalApic {
     /// When the timer next fires, if it is armed.
     pub fn next_event_ns(&self) -> Option<u64> {
         if self.tsc_deadline_mode() {
-            (self.tsc_deadline != 0).then(|| self.config.tsc.ns_at(self.tsc_deadline).unwrap_or(0))
+            if self.tsc_deadline == 0 {
+                return None;
+            }
+            self.config.tsc.ns_at(self.tsc_deadline)
         } else {
             self.timer_next_ns
         }

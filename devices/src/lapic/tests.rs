@@ -593,7 +593,11 @@ fn apic_base_transitions() {
     let x2 = xapic | APIC_BASE_EXTD;
     let disabled = 0xFEE0_0000;
     assert!(a.wrmsr(IA32_APIC_BASE, APIC_BASE_EXTD | 0xFEE0_0000).is_err(), "EN=0, EXTD=1");
-    assert!(a.wrmsr(IA32_APIC_BASE, xapic | 1).is_err(), "reserved bit 0");
+    assert_eq!(
+        a.wrmsr(IA32_APIC_BASE, xapic | 1),
+        Err(ApicFault::ReservedBits { msr: IA32_APIC_BASE, value: xapic | 1 }),
+        "reserved bit 0"
+    );
     assert!(a.wrmsr(IA32_APIC_BASE, xapic | (1 << 9)).is_err(), "reserved bit 9");
     assert!(a.wrmsr(IA32_APIC_BASE, xapic | (1 << 40)).is_err(), "above MAXPHYADDR");
     assert!(a.wrmsr(IA32_APIC_BASE, x2).is_ok(), "xAPIC -> x2APIC");

@@ -34,13 +34,15 @@ impl TscClock {
         ((u128::from(now_ns) * u128::from(self.hz) / NS_PER_S) as u64).wrapping_add(self.offset)
     }
 
-    /// The first virtual time at which the TSC is at least `tsc` (`None` if past 2^64 ns
-    /// or the clock does not run).
+    /// The first virtual time at which the TSC is at least `tsc`: 0 for a value the TSC
+    /// already had at time 0, `None` if never (past 2^64 ns, or a clock that does not
+    /// run).
     pub fn ns_at(&self, tsc: u64) -> Option<u64> {
         if self.hz == 0 {
             return None;
         }
-        let ticks = u128::from(tsc.checked_sub(self.offset)?);
+        let Some(ticks) = tsc.checked_sub(self.offset) else { return Some(0) };
+        let ticks = u128::from(ticks);
         u64::try_from((ticks * NS_PER_S).div_ceil(u128::from(self.hz))).ok()
     }
 }
@@ -162,7 +164,8 @@ mod tests {
         assert_eq!(c.tsc_at(1), 1002);
         assert_eq!(c.ns_at(1003), Some(2), "2.5 ticks per ns: tick 3 arrives at 2 ns");
         assert_eq!(c.tsc_at(2), 1005);
-        assert_eq!(c.ns_at(999), None, "before the clock's origin");
+        assert_eq!(c.ns_at(999), Some(0), "before the clock's origin");
+        assert_eq!(TscClock { hz: 0, offset: 0 }.ns_at(5), None, "a stopped clock");
         for t in [1001u64, 1002, 1003, 123_456_789] {
             let ns = c.ns_at(t).unwrap();
             assert!(c.tsc_at(ns) >= t && (ns == 0 || c.tsc_at(ns - 1) < t));

@@ -185,12 +185,21 @@ pub trait PciFunction: Any {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
+/// Reset control register bit 1: SRST (the reset is a hard, full system reset).
+pub const RC_SYSTEM_RESET: u8 = 1 << 1;
+/// Reset control register bit 2: RCPU (writing 1 resets the processor).
+pub const RC_RESET_CPU: u8 = 1 << 2;
+
 /// The configuration mechanism #1 host: CONFIG_ADDRESS and CONFIG_DATA on the port bus
 /// (`pc::PCI_CONFIG_ADDRESS..=pc::PCI_CONFIG_DATA + 3`) and the functions of bus 0.
+/// Byte port 0xCF9 inside CONFIG_ADDRESS is the PIIX3 reset control register (82371SB
+/// datasheet, "RC - Reset Control Register"), so it lives here too.
 #[derive(Default)]
 pub struct PciHost {
     address: u32,
     functions: Vec<(Bdf, Box<dyn PciFunction>)>,
+    reset_control: u8,
+    reset_requested: bool,
 }
 
 /// Errors from building the PCI bus.
@@ -244,6 +253,12 @@ impl PciHost {
         self.address
     }
 
+    /// Whether the guest wrote RCPU to the reset control register (a system reset, as
+    /// QEMU treats it); clears the request.
+    pub fn take_reset_request(&mut self) -> bool {
+        std::mem::take(&mut self.reset_requested)
+    }
+
     fn function_at(&mut self, bdf: Bdf) -> Option<&mut Box<dyn PciFunction>> {
         let i = self.functions.binary_search_by_key(&bdf, |(b, _)| *b).ok()?;
         Some(&mut self.functions[i].1)
@@ -291,7 +306,11 @@ impl PortDevice for PciHost {
         let ones = u32::MAX >> (32 - 8 * u32::from(size.clamp(1, 4)));
         if port < pc::PCI_CONFIG_DATA {
             // Only dword accesses to 0xCF8 reach CONFIG_ADDRESS.
-            return if port == pc::PCI_CONFIG_ADDRESS && size == 4 { self.address } else { ones };
+            return match (port, size) {
+                (pc::PCI_CONFIG_ADDRESS, 4) => self.address,
+                (pc::RESET_CONTROL_PORT, 1) => u32::from(self.reset_control),
+                _ => ones,
+            };
         }
         match self.data_target(port) {
             Some((bdf, offset)) => self.config_read(bdf, offset, size),
@@ -301,8 +320,16 @@ impl PortDevice for PciHost {
 
     fn write(&mut self, port: u16, size: u8, value: u32) {
         if port < pc::PCI_CONFIG_DATA {
-            if port == pc::PCI_CONFIG_ADDRESS && size == 4 {
-                self.address = value & CONFIG_ADDRESS_MASK;
+            match (port, size) {
+                (pc::PCI_CONFIG_ADDRESS, 4) => self.address = value & CONFIG_ADDRESS_MASK,
+                (pc::RESET_CONTROL_PORT, 1) => {
+                    let v = value as u8;
+                    if v & RC_RESET_CPU != 0 {
+                        self.reset_requested = true;
+                    }
+                    self.reset_control = v & RC_SYSTEM_RESET;
+                }
+                _ => {}
             }
             return;
         }

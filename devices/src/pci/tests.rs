@@ -35,6 +35,21 @@ fn config_address_holds_enable_bus_device_function_register() {
 }
 
 #[test]
+fn reset_control_register_requests_a_reset() {
+    // 82371SB RC register at 0xCF9: RCPU resets; SRST is kept; a byte port inside the
+    // CONFIG_ADDRESS dword.
+    let mut host = PciHost::pc();
+    host.write(CF8, 4, 0x8000_0000);
+    host.write(crate::pc::RESET_CONTROL_PORT, 1, u32::from(RC_SYSTEM_RESET));
+    assert!(!host.take_reset_request());
+    assert_eq!(host.read(crate::pc::RESET_CONTROL_PORT, 1), u32::from(RC_SYSTEM_RESET));
+    assert_eq!(host.read(CF8, 4), 0x8000_0000, "CONFIG_ADDRESS untouched");
+    host.write(crate::pc::RESET_CONTROL_PORT, 1, u32::from(RC_SYSTEM_RESET | RC_RESET_CPU));
+    assert!(host.take_reset_request());
+    assert!(!host.take_reset_request(), "taken");
+}
+
+#[test]
 fn host_bridge_identity() {
     let mut host = PciHost::pc();
     let b = HostBridge::BDF;
