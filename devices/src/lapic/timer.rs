@@ -146,6 +146,47 @@ impl CountDown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn count_down_matches_its_definition(
+            hz in 1u64..4_000_000_000,
+            config in 0u32..16,
+            initial in 1u32..,
+            start in 0u64..1 << 40,
+            dt in 0u64..1 << 36,
+            periodic: bool,
+        ) {
+            // SDM Vol. 3A 11.5.4: the count decrements once per `divisor` input clocks.
+            let mut c = CountDown::new(hz);
+            c.divide_config = config & regs::TIMER_DIVIDE_WRITABLE;
+            c.load(initial, start);
+            let now = start + dt;
+            let ticks = u128::from(dt) * u128::from(hz) / (NS_PER_S * u128::from(divisor(config)));
+            let current = c.current(now, periodic);
+            if ticks < u128::from(initial) {
+                prop_assert_eq!(u128::from(current), u128::from(initial) - ticks);
+            } else if periodic {
+                prop_assert!(current >= 1 && current <= initial);
+            } else {
+                prop_assert_eq!(current, 0);
+            }
+            // The next expiry is exactly when the count next reaches zero.
+            match c.next_expiry(now, periodic) {
+                Some(t) => {
+                    // The count reaches zero at tick n = initial + k * initial, the first
+                    // such tick after `now`; t is the first time at which n ticks passed.
+                    let (init, now_ticks) = (u128::from(initial), ticks);
+                    let n = if now_ticks < init { init } else { init + ((now_ticks - init) / init + 1) * init };
+                    prop_assert!(t > now);
+                    prop_assert!(u128::from(c.ticks(t)) >= n);
+                    prop_assert!(u128::from(c.ticks(t - 1)) < n);
+                }
+                None => prop_assert!(!periodic && ticks >= u128::from(initial)),
+            }
+        }
+    }
 
     #[test]
     fn divide_configuration_encodings() {

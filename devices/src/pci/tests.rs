@@ -156,6 +156,8 @@ proptest! {
             }
         }
         let pm = host.function::<PmFunction>().unwrap();
-        prop_assert!(pm.pm_base().map_or(true, |b| b & 0x3F == 0));
+        if let Some(base) = pm.pm_base() {
+            prop_assert_eq!(base & 0x3F, 0);
+        }
     }
 }
