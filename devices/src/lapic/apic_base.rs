@@ -53,9 +53,10 @@ impl LocalApic {
     /// for the invalid EN = 0/EXTD = 1 state, and for the transitions Figure 11-27 does
     /// not allow: x2APIC to xAPIC and disabled to x2APIC. The BSP flag is read-only.
     ///
-    /// Disabling the APIC returns its registers to the power-up state (11.4.3: software
-    /// must not rely on any state surviving a global disable); entering x2APIC mode
-    /// replaces the xAPIC ID by the x2APIC ID and derives the LDR (11.12.5.1).
+    /// Disabling the APIC returns its registers to the power-up state except the APIC ID
+    /// (11.12.5.1: "all the APIC register states in the x2APIC, except for the x2APIC ID
+    /// (32 bits), are not preserved across mode transitions"; the xAPIC ID is preserved
+    /// too); entering x2APIC mode uses the x2APIC ID and derives the LDR.
     pub fn write_apic_base(&mut self, value: u64) -> Result<(), ApicFault> {
         let from = self.mode();
         let above_maxphyaddr = !self.phys_addr_mask();
@@ -74,7 +75,6 @@ impl LocalApic {
         self.apic_base = (value & !regs::APIC_BASE_BSP) | (self.apic_base & regs::APIC_BASE_BSP);
         if to == ApicMode::Disabled && from != ApicMode::Disabled {
             self.reset_registers();
-            self.xapic_id = self.config.apic_id as u8;
             self.extint = false;
         }
         Ok(())

@@ -914,10 +914,9 @@ impl LocalApic {
         self.lvt[lvt.index()] = new;
         match lvt {
             Lvt::Timer => {
-                let was_deadline =
-                    (old >> regs::LVT_TIMER_MODE_SHIFT) & 3 == regs::TIMER_MODE_TSC_DEADLINE;
-                if was_deadline != self.tsc_deadline_mode() {
-                    // 11.5.4.1: a switch into or out of TSC-deadline mode disarms the timer.
+                if (old >> regs::LVT_TIMER_MODE_SHIFT) & 3 != self.timer_mode() {
+                    // 11.5.4.1: "A write to the LVT Timer Register that changes the timer
+                    // mode disarms the local APIC timer."
                     self.timer.stop();
                     self.tsc_deadline = 0;
                 }

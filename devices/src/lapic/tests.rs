@@ -477,6 +477,20 @@ fn periodic_timer_reloads() {
 }
 
 #[test]
+fn timer_mode_change_disarms_but_other_lvt_writes_do_not() {
+    // 11.5.4.1: "A write to the LVT Timer Register that changes the timer mode disarms the
+    // local APIC timer."
+    let mut a = enabled(0);
+    wr(&mut a, LVT_TIMER, 0x10030);
+    wr(&mut a, TIMER_INITIAL_COUNT, 1000);
+    wr(&mut a, LVT_TIMER, 0x30);
+    assert!(a.next_event_ns().is_some(), "unmasking keeps it armed");
+    wr(&mut a, LVT_TIMER, (TIMER_MODE_PERIODIC << LVT_TIMER_MODE_SHIFT) | 0x30);
+    assert_eq!(a.next_event_ns(), None);
+    assert_eq!(rd(&mut a, TIMER_CURRENT_COUNT), 0);
+}
+
+#[test]
 fn divide_change_keeps_the_current_count() {
     let mut a = enabled(0);
     wr(&mut a, TIMER_DIVIDE, 0b1011);
@@ -620,7 +634,7 @@ fn disabling_resets_the_registers() {
     a.wrmsr(IA32_APIC_BASE, 0xFEE0_0800).unwrap();
     assert_eq!(rd(&mut a, TPR), 0);
     assert_eq!(rd(&mut a, SVR), 0xFF);
-    assert_eq!(rd(&mut a, ID), 1 << 24, "the initial APIC ID is back");
+    assert_eq!(rd(&mut a, ID), 0x0800_0000, "the APIC ID is preserved");
 }
 
 // ---- properties ----
