@@ -60,7 +60,7 @@ pub enum ApicFault {
 /// How a local APIC is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LapicConfig {
-    /// The initial APIC ID (CPUID.1:EBX[31:24] / CPUID.0BH:EDX); the x2APIC ID.
+    /// The initial APIC ID (`CPUID.1:EBX[31:24]` / CPUID.0BH:EDX); the x2APIC ID.
     pub apic_id: u32,
     /// Whether this is the bootstrap processor (IA32_APIC_BASE bit 8).
     pub bsp: bool,
@@ -336,7 +336,7 @@ impl LocalApic {
 
     /// The logical destination register: in x2APIC mode derived from the x2APIC ID (SDM
     /// Vol. 3A 11.12.10.2 "Deriving Logical x2APIC ID from the Local x2APIC ID": cluster
-    /// ID = ID[19:4] in bits 31:16, bit ID[3:0] set in bits 15:0).
+    /// ID = `ID[19:4]` in bits 31:16, bit `ID[3:0]` set in bits 15:0).
     pub fn ldr(&self) -> u32 {
         match self.mode() {
             ApicMode::X2Apic => {
@@ -389,13 +389,13 @@ impl LocalApic {
         self.tpr
     }
 
-    /// Sets the TPR (MOV to CR8 writes TPR[7:4] through this; SDM Vol. 3A 11.8.6).
+    /// Sets the TPR (MOV to CR8 writes `TPR[7:4]` through this; SDM Vol. 3A 11.8.6).
     pub fn set_tpr(&mut self, tpr: u8) {
         self.tpr = tpr;
     }
 
-    /// The processor priority (11.8.3.1): "If TPR[7:4] >= ISRV[7:4], PPR[7:0] =
-    /// TPR[7:0]; else PPR[7:4] = ISRV[7:4] and PPR[3:0] = 0."
+    /// The processor priority (11.8.3.1): "If `TPR[7:4]` >= `ISRV[7:4]`, `PPR[7:0]` =
+    /// `TPR[7:0]`; else `PPR[7:4]` = `ISRV[7:4]` and `PPR[3:0]` = 0."
     pub fn processor_priority(&self) -> u8 {
         let isrv = self.isr.highest().unwrap_or(0);
         if self.tpr >> 4 >= isrv >> 4 {
@@ -405,8 +405,8 @@ impl LocalApic {
         }
     }
 
-    /// The arbitration priority (11.6.2.4, Figure 11-15): TPR if TPR[7:4] >= IRRV[7:4]
-    /// and TPR[7:4] > ISRV[7:4]; else the highest of TPR[7:4], IRRV[7:4] and ISRV[7:4]
+    /// The arbitration priority (11.6.2.4, Figure 11-15): TPR if `TPR[7:4]` >= `IRRV[7:4]`
+    /// and `TPR[7:4]` > `ISRV[7:4]`; else the highest of `TPR[7:4]`, `IRRV[7:4]` and `ISRV[7:4]`
     /// in bits 7:4.
     pub fn arbitration_priority(&self) -> u8 {
         let isrv = self.isr.highest().unwrap_or(0) >> 4;
@@ -445,7 +445,7 @@ impl LocalApic {
     // ---- the processor's side ----
 
     /// The vector the processor would take now: the highest IRR vector whose priority
-    /// class is above PPR[7:4] (11.8.3, 11.8.4). Interrupts already in IRR stay
+    /// class is above `PPR[7:4]` (11.8.3, 11.8.4). Interrupts already in IRR stay
     /// deliverable while the APIC is software-disabled (11.4.7.2: "Pending interrupts in
     /// the IRR and ISR registers are held and require masking or handling by the CPU").
     pub fn pending_vector(&self) -> Option<u8> {
@@ -458,7 +458,7 @@ impl LocalApic {
 
     /// The processor's interrupt acknowledge: the pending vector moves from IRR to ISR
     /// and is returned. With nothing pending (the interrupt was masked by a TPR raise in
-    /// between) the spurious vector (SVR[7:0]) is returned and nothing changes (11.9
+    /// between) the spurious vector (`SVR[7:0]`) is returned and nothing changes (11.9
     /// "Spurious Interrupt").
     pub fn acknowledge(&mut self) -> u8 {
         match self.pending_vector() {

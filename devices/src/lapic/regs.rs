@@ -155,7 +155,7 @@ pub const ICR_LOGICAL: u32 = 1 << 11;
 pub const ICR_LEVEL_ASSERT: u32 = 1 << 14;
 /// ICR bits 19:18: destination shorthand.
 pub const ICR_SHORTHAND_SHIFT: u32 = 18;
-/// Writable bits of ICR[31:0] (delivery status is read-only).
+/// Writable bits of `ICR[31:0]` (delivery status is read-only).
 pub const ICR_LOW_WRITABLE: u32 = VECTOR
     | (7 << DELIVERY_MODE_SHIFT)
     | ICR_LOGICAL

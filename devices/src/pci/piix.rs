@@ -19,7 +19,7 @@ pub const CLASS_ISA_BRIDGE: [u8; 3] = [0x06, 0x01, 0x00];
 pub const ISA_COMMAND_RESET: u16 = 0x0007;
 /// PIIX3 PCISTS after reset: DEVSEL medium.
 pub const ISA_STATUS_RESET: u16 = 0x0200;
-/// PIRQRC[A] (0x60); PIRQB-D at 0x61-0x63. Bit 7: routing disabled; bits 3:0: the ISA
+/// PIRQRCA (0x60); PIRQRCB-D at 0x61-0x63. Bit 7: routing disabled; bits 3:0: the ISA
 /// IRQ.
 pub const PIRQRC: u8 = 0x60;
 /// PIRQRC bit 7: the PIRQ is not routed.
