@@ -24,13 +24,20 @@
 //! access and when their `next_event_ns` comes.
 #![forbid(unsafe_code)]
 
+pub mod acpi_pm;
 pub mod bus;
 pub mod debug_exit;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod interrupt;
+pub mod ioapic;
+pub mod lapic;
+pub mod mmio;
 pub mod pc;
+pub mod pci;
 pub mod pic;
 pub mod pit;
+pub mod platform;
 pub mod port92;
 pub mod post;
 pub mod rtc;

@@ -60,6 +60,8 @@ pub const FW_CFG_PORT_DATA: u16 = 0x511;
 pub const PCI_CONFIG_ADDRESS: u16 = 0xCF8;
 /// PCI configuration mechanism #1 data port.
 pub const PCI_CONFIG_DATA: u16 = 0xCFC;
+/// PIIX3 reset control register (byte port inside the CONFIG_ADDRESS dword).
+pub const RESET_CONTROL_PORT: u16 = 0xCF9;
 
 /// ACPI PM I/O block base (PIIX4 PM in QEMU: PM1a_EVT_BLK at +0, PM1a_CNT_BLK at +4,
 /// PM_TMR_BLK at +8).
@@ -70,6 +72,10 @@ pub const ACPI_PM1A_EVT_BLK: u16 = ACPI_PM_BASE;
 pub const ACPI_PM1A_CNT_BLK: u16 = ACPI_PM_BASE + 4;
 /// ACPI PM timer (3.579545 MHz, 24-bit), 4 bytes.
 pub const ACPI_PM_TMR_BLK: u16 = ACPI_PM_BASE + 8;
+/// Length of the PIIX4 PM I/O block (PMBA decodes 64 bytes).
+pub const ACPI_PM_BLOCK_LEN: u16 = 0x40;
+/// The ACPI PM timer's frequency, in Hz (ACPI spec 4.8.3.3 "Power Management Timer").
+pub const ACPI_PM_TIMER_HZ: u64 = 3_579_545;
 /// The SLP_TYP value of S5 (soft off) that hvsim's DSDT `_S5` package names.
 pub const ACPI_S5_SLP_TYP: u16 = 0;
 /// SCI interrupt (ISA IRQ 9, level, active high, as on PIIX4).
