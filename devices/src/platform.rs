@@ -16,7 +16,7 @@
 //! Everything is a pure function of the accesses and of the virtual time passed in.
 
 use crate::acpi_pm::AcpiPm;
-use crate::bus::{PortBus, PortDevice};
+use crate::bus::PortDevice;
 use crate::debug_exit::DebugExit;
 use crate::fw_cfg::FwCfg;
 use crate::i8042::I8042;
@@ -90,8 +90,6 @@ pub struct PcPlatform {
     pub ioapic: IoApic,
     /// One local APIC per vCPU, indexed by vCPU.
     pub lapics: Vec<LocalApic>,
-    /// Further port devices (firmware ports and the like).
-    pub extra: PortBus,
     /// The ISA IRQ levels last propagated.
     isa_levels: [bool; 16],
     /// The 8259A INTR level last propagated to the BSP's LINT0.
@@ -138,7 +136,6 @@ impl PcPlatform {
             debug_exit: DebugExit::default(),
             ioapic: IoApic::new(pc::IOAPIC_ID),
             lapics,
-            extra: PortBus::new(),
             isa_levels: [false; 16],
             intr_level: false,
             now_ns: 0,
@@ -171,25 +168,26 @@ impl PcPlatform {
         })
     }
 
-    /// A port read at virtual time `now_ns`. Unclaimed ports read all ones.
-    pub fn port_read(&mut self, port: u16, size: u8, now_ns: u64) -> u32 {
-        self.advance(now_ns);
-        let v = match self.port_device(port) {
-            Some(d) => d.read(port, size),
-            None => self.extra.read(port, size),
-        };
-        self.sync();
-        v
+    /// Whether a built-in device answers `port`.
+    pub fn claims_port(&mut self, port: u16) -> bool {
+        self.port_device(port).is_some()
     }
 
-    /// A port write at virtual time `now_ns`.
-    pub fn port_write(&mut self, port: u16, size: u8, value: u32, now_ns: u64) {
+    /// A port read at virtual time `now_ns`; `None` if no built-in device answers.
+    pub fn port_read(&mut self, port: u16, size: u8, now_ns: u64) -> Option<u32> {
         self.advance(now_ns);
-        match self.port_device(port) {
-            Some(d) => d.write(port, size, value),
-            None => self.extra.write(port, size, value),
-        }
+        let v = self.port_device(port)?.read(port, size);
         self.sync();
+        Some(v)
+    }
+
+    /// A port write at virtual time `now_ns`; `false` if no built-in device answers.
+    pub fn port_write(&mut self, port: u16, size: u8, value: u32, now_ns: u64) -> bool {
+        self.advance(now_ns);
+        let Some(d) = self.port_device(port) else { return false };
+        d.write(port, size, value);
+        self.sync();
+        true
     }
 
     /// Whether `gpa` is device memory for vCPU `vcpu` (its local APIC page, or the
@@ -478,7 +476,7 @@ mod tests {
     #[test]
     fn requests_and_unclaimed_ports() {
         let mut p = pc(1);
-        assert_eq!(p.port_read(0x1234, 1, 0), 0xFF);
+        assert_eq!(p.port_read(0x1234, 1, 0), None);
         p.port_write(pc::DEBUG_EXIT_PORT, 1, 3, 0);
         assert_eq!(p.take_request(), Some(PlatformRequest::DebugExit(3)));
         p.port_write(pc::PORT_A, 1, 1, 0);
