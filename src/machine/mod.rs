@@ -79,6 +79,8 @@ pub struct Machine {
     catch: u32,
     /// The INTR line: the vector of a pending external interrupt.
     intr: Option<u8>,
+    /// The built-in BIOS, once installed (`Machine::install_bios`).
+    pub(crate) bios: Option<Box<crate::firmware::bios::Bios>>,
 }
 
 impl Machine {
@@ -107,6 +109,7 @@ impl Machine {
             tracer: None,
             catch: 0,
             intr: None,
+            bios: None,
         })
     }
 
