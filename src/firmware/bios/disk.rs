@@ -204,8 +204,7 @@ pub(super) fn int13(m: &mut Machine, c: &mut Call) -> Result<Outcome, Fault> {
     let ah = m.hi(reg::AX);
     let drive = m.lo(reg::DX);
     let Some(kind) = c.bios.drive(drive).map(|d| d.kind) else {
-        // No such drive. AH=08h for a missing floppy or hard disk also reports the
-        // count of drives of that kind (0 or more), as SeaBIOS does.
+        // No such drive.
         finish(m, c, drive, status::INVALID);
         return Ok(Outcome::Done);
     };
@@ -221,12 +220,19 @@ pub(super) fn int13(m: &mut Machine, c: &mut Call) -> Result<Outcome, Fault> {
         0x02..=0x04 => chs_transfer(m, c, drive, ah)?,
         0x08 => get_parameters(m, c, drive, kind),
         0x15 => {
-            return {
-                get_type(m, c, drive, kind);
-                Ok(Outcome::Done)
-            }
+            get_type(m, c, drive, kind);
+            return Ok(Outcome::Done);
         }
-        0x41 if kind == DriveKind::HardDisk => check_extensions(m),
+        0x41 if kind == DriveKind::HardDisk => {
+            // Success leaves AH = the EDD version with CF = 0.
+            if check_extensions(m) {
+                finish(m, c, drive, status::OK);
+                m.set_hi(reg::AX, edd::VERSION_3_0);
+            } else {
+                finish(m, c, drive, status::INVALID);
+            }
+            return Ok(Outcome::Done);
+        }
         0x42 | 0x43 | 0x44 | 0x47 if kind == DriveKind::HardDisk => {
             extended_transfer(m, c, drive, ah)?
         }
@@ -302,14 +308,15 @@ fn get_type(m: &mut Machine, c: &mut Call, drive: u8, kind: DriveKind) {
     }
 }
 
-/// AH=41h: BX = 55AAh in; BX = AA55h, AH = the EDD version, CX = the subsets out.
-fn check_extensions(m: &mut Machine) -> u8 {
+/// AH=41h: BX = 55AAh in; BX = AA55h, CX = the subsets out (the caller sets AH to the
+/// EDD version). False if BX was wrong.
+fn check_extensions(m: &mut Machine) -> bool {
     if m.r16(reg::BX) != edd::CHECK_IN {
-        return status::INVALID;
+        return false;
     }
     m.set_r16(reg::BX, edd::CHECK_OUT);
     m.set_r16(reg::CX, edd::SUBSET_DISK_ACCESS | edd::SUBSET_EDD);
-    edd::VERSION_3_0
+    true
 }
 
 /// AH=42h read, 43h write, 44h verify, 47h seek, with the disk address packet at DS:SI:

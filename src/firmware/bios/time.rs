@@ -5,6 +5,10 @@
 //! instruction: a 1 GHz TSC). The tick count runs at the PC's 18.2 Hz (the PIT's input
 //! clock divided by 65536) from midnight of [`START_DATE`]; the real-time clock starts
 //! at [`START_DATE`] 00:00:00. Setting either (AH=01h, 03h, 05h) moves it by an offset.
+//!
+//! The count the BIOS reads is the machine's retired-instruction count, which the run
+//! loop brings up to date per decoded block: inside a stub it lags by the few stub
+//! instructions before the OUT. That is deterministic, and far below a tick.
 
 use super::{bda, reg, Bios, Call, Outcome, Regs};
 use crate::cpu::fault::Fault;
