@@ -33,6 +33,7 @@ mod system;
 mod time;
 mod video;
 
+pub use boot::BOOT_SIGNATURE;
 pub use disk::{Geometry, FLOPPY_FORMATS};
 pub use time::{INSNS_PER_SECOND, START_DATE};
 
