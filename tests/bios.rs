@@ -228,6 +228,112 @@ fn boot_sector_loads_stages_reads_lba_gets_e820_prints_and_exits() {
     }
 }
 
+/// A boot sector that uses the BIOS, then leaves it behind: the stage loaded with
+/// INT 13h reads the E820 map, prints with INT 10h, then builds page tables and a GDT,
+/// enters long mode (SDM Vol. 3A §10.8.5 "Initializing IA-32e Mode") and prints to COM1
+/// from 64-bit code before exiting through isa-debug-exit.
+#[test]
+fn boot_sector_uses_the_bios_then_enters_long_mode() {
+    use iced_x86::code_asm::*;
+    const STAGE2: u64 = 0x7E00;
+    const LONG: u64 = 0x8100;
+    const LONG_MSG: u64 = 0x8180;
+    // Boot sector: load 2 sectors at 0x7E00 with CHS, jump there.
+    let mut a = CodeAssembler::new(16).unwrap();
+    a.xor(ax, ax).unwrap();
+    a.mov(ds, ax).unwrap();
+    a.mov(es, ax).unwrap();
+    a.mov(ax, 0x0202u32).unwrap();
+    a.mov(cx, 0x0002u32).unwrap();
+    a.mov(dh, 0u32).unwrap();
+    a.mov(bx, STAGE2 as u32).unwrap();
+    a.int(0x13).unwrap();
+    a.jmp(STAGE2).unwrap();
+    let boot = a.assemble(0x7C00).unwrap();
+
+    let mut a = CodeAssembler::new(16).unwrap();
+    // One E820 entry and one character through the BIOS.
+    a.xor(ebx, ebx).unwrap();
+    a.mov(di, 0x3000u32).unwrap();
+    a.mov(eax, 0xE820u32).unwrap();
+    a.mov(edx, 0x534D_4150u32).unwrap();
+    a.mov(ecx, 20u32).unwrap();
+    a.int(0x15).unwrap();
+    a.mov(ax, 0x0E00u32 | u32::from(b'>')).unwrap();
+    a.int(0x10).unwrap();
+    a.cli().unwrap();
+    // Page tables at 0x10000: PML4 -> PDPT -> PD with one 2 MiB page at 0.
+    a.mov(ax, 0x1000u32).unwrap();
+    a.mov(es, ax).unwrap();
+    a.xor(di, di).unwrap();
+    a.mov(cx, 0x1800u32).unwrap();
+    a.xor(ax, ax).unwrap();
+    a.rep().stosw().unwrap();
+    a.mov(ax, 0x1000u32).unwrap();
+    a.mov(ds, ax).unwrap();
+    a.mov(dword_ptr(0x0000), 0x11003u32).unwrap();
+    a.mov(dword_ptr(0x1000), 0x12003u32).unwrap();
+    a.mov(dword_ptr(0x2000), 0x83u32).unwrap();
+    a.xor(ax, ax).unwrap();
+    a.mov(ds, ax).unwrap();
+    // GDT at 0x800: null, 64-bit code, data; GDTR at 0x820.
+    a.mov(dword_ptr(0x800), 0u32).unwrap();
+    a.mov(dword_ptr(0x804), 0u32).unwrap();
+    a.mov(dword_ptr(0x808), 0x0000_FFFFu32).unwrap();
+    a.mov(dword_ptr(0x80C), 0x00AF_9A00u32).unwrap();
+    a.mov(dword_ptr(0x810), 0x0000_FFFFu32).unwrap();
+    a.mov(dword_ptr(0x814), 0x00CF_9200u32).unwrap();
+    a.mov(word_ptr(0x820), 23u32).unwrap();
+    a.mov(dword_ptr(0x822), 0x800u32).unwrap();
+    a.lgdt(ptr(0x820)).unwrap();
+    a.mov(eax, cr4).unwrap();
+    a.or(eax, 0x20).unwrap(); // PAE
+    a.mov(cr4, eax).unwrap();
+    a.mov(eax, 0x10000u32).unwrap();
+    a.mov(cr3, eax).unwrap();
+    a.mov(ecx, 0xC000_0080u32).unwrap(); // IA32_EFER
+    a.rdmsr().unwrap();
+    a.or(eax, 0x100).unwrap(); // LME
+    a.wrmsr().unwrap();
+    a.mov(eax, cr0).unwrap();
+    a.or(eax, 0x8000_0001u32 as i32).unwrap(); // PG, PE
+    a.mov(cr0, eax).unwrap();
+    // JMP FAR 0008:LONG.
+    a.db(&[0xEA, LONG as u8, (LONG >> 8) as u8, 0x08, 0x00]).unwrap();
+    let mut stage2 = a.assemble(STAGE2).unwrap();
+    assert!(stage2.len() <= (LONG - STAGE2) as usize, "{}", stage2.len());
+    stage2.resize((LONG - STAGE2) as usize, 0);
+
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut next = a.create_label();
+    let mut done = a.create_label();
+    a.mov(dx, 0x3F8u32).unwrap();
+    a.mov(rsi, LONG_MSG).unwrap();
+    a.set_label(&mut next).unwrap();
+    a.lodsb().unwrap();
+    a.test(al, al).unwrap();
+    a.jz(done).unwrap();
+    a.out(dx, al).unwrap();
+    a.jmp(next).unwrap();
+    a.set_label(&mut done).unwrap();
+    a.mov(al, 0x64u32).unwrap();
+    a.out(0xF4, al).unwrap();
+    let long = a.assemble(LONG).unwrap();
+    assert!(long.len() <= (LONG_MSG - LONG) as usize);
+    stage2.extend_from_slice(&long);
+    stage2.resize((LONG_MSG - STAGE2) as usize, 0);
+    stage2.extend_from_slice(b"long mode\n\0");
+
+    let mut img = disk(&boot_sector(&boot), 4);
+    img[512..512 + stage2.len()].copy_from_slice(&stage2);
+    let mut m = machine(vec![(DriveKind::HardDisk, img)]);
+    let rep = m.run(Some(1_000_000));
+    assert_eq!(rep.reason, StopReason::DebugExit(0x64), "{rep}");
+    assert_eq!(rep.code_bits, 64);
+    assert_eq!(m.serial_output(), b">long mode\n");
+    assert_eq!(read(&mut m, 0x3000 + 8, 8), 0x9FC00u64.to_le_bytes(), "the E820 entry");
+}
+
 /// The boot sector is entered as SeaBIOS enters it: CS:IP = 0000:7C00, AX = AA55h,
 /// DL = the boot drive, DS = ES = 0, IF = 1.
 #[test]

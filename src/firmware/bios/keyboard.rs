@@ -71,8 +71,10 @@ fn buffer_bounds(m: &mut Machine) -> (u16, u16) {
     }
 }
 
+/// The ring slot after `off`; an offset outside the ring (a guest wrote the pointers)
+/// restarts at its start.
 fn advance(off: u16, (start, end): (u16, u16)) -> u16 {
-    if off + 2 >= end {
+    if off < start || off.saturating_add(2) >= end {
         start
     } else {
         off + 2
@@ -179,6 +181,15 @@ pub(super) fn int16(m: &mut Machine, c: &mut Call) -> Result<Outcome, Fault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_pointers_from_the_guest_cannot_overflow() {
+        let ring = (bda::KBD_BUFFER_OFFSET, bda::KBD_BUFFER_END_OFFSET);
+        assert_eq!(advance(0x1E, ring), 0x20);
+        assert_eq!(advance(0x3C, ring), 0x1E);
+        assert_eq!(advance(0xFFFF, ring), 0x1E);
+        assert_eq!(advance(0x02, ring), 0x1E);
+    }
 
     #[test]
     fn keystrokes_of_console_bytes() {
