@@ -782,3 +782,71 @@ fn call_port_is_ignored_outside_the_rom() {
     assert!(matches!(rep.reason, StopReason::Halted { .. }), "{rep}");
     assert_eq!((m.cpu.gpr[0] as u16, m.cpu.gpr[4]), (0x0210, sp0));
 }
+
+/// The IRQ 0 stub refreshes the BDA tick count, chains to the user tick vector 1Ch
+/// (IBM PC/AT BIOS: INT 08h calls INT 1Ch) and returns to the interrupted code.
+#[test]
+fn irq0_stub_chains_to_int_1ch_and_returns() {
+    let mut m = hd_machine(4);
+    // INT 1Ch handler at 0000:0600: INC BYTE [0x700]; IRET.
+    m.load(0x600, &[0xFE, 0x06, 0x00, 0x07, 0xCF]).unwrap();
+    m.load(4 * 0x1C, &[0x00, 0x06, 0x00, 0x00]).unwrap();
+    m.load(0x700, &[0]).unwrap();
+    // STI; NOP; NOP; HLT at 0000:1000.
+    m.load(CALL_CODE, &[0xFB, 0x90, 0x90, 0xF4]).unwrap();
+    m.cpu.rip = CALL_CODE;
+    m.cpu.gpr[4] = 0x7000;
+    m.cpu.flags.set(2);
+    m.inject_interrupt(0x08);
+    let rep = m.run(Some(10_000));
+    assert!(matches!(rep.reason, StopReason::Halted { interrupts_enabled: true }), "{rep}");
+    assert_eq!(read(&mut m, 0x700, 1), [1], "INT 1Ch ran once");
+    assert_eq!((m.cpu.rip, m.cpu.gpr[4]), (CALL_CODE + 4, 0x7000));
+}
+
+mod chs_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A 1.44M floppy whose sector n starts with n (little-endian dword).
+    fn numbered_floppy() -> Vec<u8> {
+        let mut img = vec![0u8; 2880 * 512];
+        for n in 0..2880usize {
+            img[n * 512..n * 512 + 4].copy_from_slice(&(n as u32).to_le_bytes());
+            img[n * 512 + 4..(n + 1) * 512].fill(n as u8 ^ 0x5A);
+        }
+        img[510] = 0x55;
+        img[511] = 0xAA;
+        img
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// INT 13h AH=02h on a 1.44M floppy (80 cylinders, 2 heads, 18 sectors): a
+        /// CHS address inside the geometry reads LBA (c * 2 + h) * 18 + s - 1 and the
+        /// sectors after it (crossing tracks), up to the end of the disk; outside the
+        /// geometry it fails with AH = 04h and moves nothing.
+        #[test]
+        fn chs_reads_match_the_image(c in 0u32..82, h in 0u32..3, s in 0u32..20, n in 1u32..6) {
+            let img = numbered_floppy();
+            let mut m = machine(vec![(DriveKind::Floppy, img.clone())]);
+            m.load(BUF, &vec![0xEE; 6 * 512]).unwrap();
+            let cx = ((c & 0xFF) << 8) | ((c >> 2) & 0xC0) | s;
+            let (g, f) = call(&mut m, 0x13, R {
+                eax: 0x0200 | n, ebx: BUF as u32, ecx: cx, edx: h << 8, ..R::default()
+            });
+            let got = read(&mut m, BUF, 6 * 512);
+            if c < 80 && h < 2 && (1..=18).contains(&s) {
+                let lba = ((c * 2 + h) * 18 + s - 1) as usize;
+                let moved = n.min(2880 - lba as u32) as usize;
+                prop_assert_eq!(g[0] as u8, moved as u8);
+                prop_assert_eq!(f & CF != 0, moved < n as usize);
+                prop_assert_eq!(&got[..moved * 512], &img[lba * 512..(lba + moved) * 512]);
+            } else {
+                prop_assert_eq!((ah_of(&g), g[0] as u8, f & CF), (0x04, 0, CF));
+                prop_assert!(got.iter().all(|&b| b == 0xEE));
+            }
+        }
+    }
+}

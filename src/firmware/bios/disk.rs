@@ -173,10 +173,10 @@ fn transfer(
     for k in 0..avail {
         let at = buf.wrapping_add(k * SECTOR_SIZE as u64);
         match op {
-            Transfer::Read => {
-                let s = d.image.read_sector(lba + k).map_err(|_| sector_fault())?;
-                write_guest(m, at, &s)?;
-            }
+            Transfer::Read => match d.image.read_sector(lba + k) {
+                Ok(s) => write_guest(m, at, &s)?,
+                Err(_) => return Ok((k, status::SECTOR_NOT_FOUND)),
+            },
             Transfer::Write => {
                 read_guest(m, at, &mut sector)?;
                 match d.image.write_sector(lba + k, &sector) {
@@ -190,13 +190,6 @@ fn transfer(
     }
     let st = if avail < count { status::SECTOR_NOT_FOUND } else { status::OK };
     Ok((avail, st))
-}
-
-/// Internal: a sector the range check admitted could not be read (cannot happen).
-fn sector_fault() -> Fault {
-    Fault::Unsupported(Box::new(crate::cpu::fault::Unsupported {
-        what: "BIOS INT 13h: disk image read failed".into(),
-    }))
 }
 
 /// INT 13h.
