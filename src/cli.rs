@@ -84,7 +84,9 @@ pub struct RunArgs {
     /// a copy-on-write overlay and the file is never changed).
     #[arg(long)]
     pub persist: bool,
-    /// Boot an external BIOS ROM instead of the built-in one (not supported yet).
+    /// Start an external BIOS image (e.g. SeaBIOS's bios.bin) instead of the built-in
+    /// BIOS: mapped below 4 GiB and at 0xE0000-0xFFFFF, started at its reset vector. It
+    /// does not see the disk image yet (hvsim has no disk controller).
     #[arg(long, value_name = "FILE")]
     pub bios: Option<PathBuf>,
 }
@@ -164,13 +166,6 @@ fn check_boot_sector(path: &std::path::Path) -> Result<(), CliError> {
 
 fn run(args: RunArgs) -> Result<i32, CliError> {
     let path = &args.image;
-    if let Some(rom) = &args.bios {
-        return Err(usage(format!(
-            "--bios {}: external BIOS images are not supported yet (hvsim does not map a ROM \
-             at the top of 4 GiB); use the built-in BIOS",
-            rom.display()
-        )));
-    }
     check_boot_sector(path)?;
     let image = DiskImage::open(path, args.persist).map_err(|e| usage(e.to_string()))?;
     if args.mem < 1 << 20 {
@@ -194,19 +189,35 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         rng_seed: args.rng_seed,
     };
     let mut m = Machine::new(&cfg).map_err(|e| usage(e.to_string()))?;
+    if let Some(rom_path) = &args.bios {
+        let rom = std::fs::read(rom_path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", rom_path.display())))?;
+        m.load_external_bios(&rom).map_err(|e| usage(format!("{}: {e}", rom_path.display())))?;
+        eprintln!(
+            "hvsim: note: an external BIOS does not see the disk image (no disk controller yet)"
+        );
+        drop(image);
+        return Ok(run_machine(&mut m, &args));
+    }
     let mut bios = Bios::new().map_err(|e| CliError { message: e.to_string(), status: 1 })?;
     bios.add_drive(kind, image).map_err(|e| usage(format!("{}: {e}", path.display())))?;
     m.install_bios(bios).map_err(|e| usage(e.to_string()))?;
     m.boot_bios().map_err(|e| CliError { message: e.to_string(), status: 1 })?;
-    if args.trace.contains(&TraceCategory::Insn) {
-        m.set_insn_tracer(Some(Box::new(|line: &str| eprintln!("{line}"))));
-    }
-    let report = m.run(args.max_insns);
-    eprintln!("hvsim: {report}");
+    let status = run_machine(&mut m, &args);
     // The run is over (halt, exit, shutdown or limit): persistent images are flushed now,
     // so that a failure is reported.
     if let Some(b) = m.bios_mut() {
         b.flush_disks().map_err(|e| CliError { message: e.to_string(), status: 1 })?;
     }
-    Ok(report.exit_status())
+    Ok(status)
+}
+
+/// Runs the machine as the flags ask; prints the stop report; returns the exit status.
+fn run_machine(m: &mut Machine, args: &RunArgs) -> i32 {
+    if args.trace.contains(&TraceCategory::Insn) {
+        m.set_insn_tracer(Some(Box::new(|line: &str| eprintln!("{line}"))));
+    }
+    let report = m.run(args.max_insns);
+    eprintln!("hvsim: {report}");
+    report.exit_status()
 }

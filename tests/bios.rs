@@ -850,3 +850,23 @@ mod chs_property {
         }
     }
 }
+
+/// An external BIOS image: mapped at the top of 4 GiB and below 1 MiB, the vCPU at the
+/// reset vector with CS base FFFF0000h (SDM Vol. 3A §10.1.4 "First Instruction
+/// Executed"); bad sizes are refused.
+#[test]
+fn external_bios_mapping_and_reset_state() {
+    let mut m = Machine::new(&MachineConfig::default()).unwrap();
+    assert!(m.load_external_bios(&[0u8; 1000]).is_err());
+    let mut rom = vec![0u8; 0x4_0000];
+    rom[0x3_FFF0] = 0xEA;
+    rom[0x2_0000] = 0x11; // the first byte of the low alias (the last 128 KiB)
+    m.load_external_bios(&rom).unwrap();
+    assert_eq!(read(&mut m, 0xFFFF_FFF0, 1), [0xEA]);
+    assert_eq!(read(&mut m, 0xFFFF0, 1), [0xEA]);
+    assert_eq!(read(&mut m, 0xE0000, 1), [0x11]);
+    assert_eq!(read(&mut m, 0xFFFC_0000 + 0x2_0000, 1), [0x11]);
+    let cs = m.cpu.seg[1];
+    assert_eq!((cs.selector, cs.base, m.cpu.rip), (0xF000, 0xFFFF_0000, 0xFFF0));
+    assert!(m.bios().is_none());
+}

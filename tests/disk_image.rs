@@ -148,7 +148,7 @@ fn floppy_sized_images_and_floppy_flag_boot_as_drive_0() {
 }
 
 #[test]
-fn truncated_empty_and_external_bios_exit_2_with_one_line() {
+fn truncated_empty_and_bad_bios_images_exit_2_with_one_line() {
     let truncated = temp("truncated.img");
     let mut s = writer_sector();
     s.resize(700, 0);
@@ -156,12 +156,12 @@ fn truncated_empty_and_external_bios_exit_2_with_one_line() {
     let empty = temp("empty.img");
     std::fs::write(&empty, b"").unwrap();
     let good = image("good.img", 4);
-    let rom = temp("bios.bin");
-    std::fs::write(&rom, vec![0u8; 65536]).unwrap();
+    let rom = temp("bad-bios.bin");
+    std::fs::write(&rom, vec![0u8; 1000]).unwrap();
     for (path, args, want) in [
         (&truncated, vec![], "truncated image: 700 bytes is not a multiple of the 512-byte"),
         (&empty, vec![], "the image is empty"),
-        (&good, vec!["--bios", rom.to_str().unwrap()], "not supported yet"),
+        (&good, vec!["--bios", rom.to_str().unwrap()], "multiple of 64 KiB"),
     ] {
         let out = run(&args, path);
         let (_, stderr) = text(&out);
@@ -169,4 +169,27 @@ fn truncated_empty_and_external_bios_exit_2_with_one_line() {
         assert!(stderr.contains(want), "{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
+}
+
+/// `--bios FILE`: a 128 KiB image is mapped ending at 4 GiB and (its last 128 KiB) at
+/// 0xE0000-0xFFFFF; the vCPU starts at F000:FFF0 with CS base FFFF0000h (SDM Vol. 3A
+/// §10.1.4), so its first instruction comes from FFFFFFF0h. This image's reset vector
+/// jumps to F000:0100, in the low copy, which prints and exits.
+#[test]
+fn external_bios_starts_at_the_reset_vector_below_4g() {
+    let mut rom = vec![0xF4u8; 0x2_0000];
+    let code_at = 0x1_0100; // F000:0100 in the low copy (0xF0100) = image offset 0x10100
+    let code = [
+        0xB0, b'B', 0xBA, 0xF8, 0x03, 0xEE, // mov al,'B'; mov dx,0x3F8; out dx,al
+        0xB0, 0x33, 0xE6, 0xF4, // mov al,0x33; out 0xF4,al
+    ];
+    rom[code_at..code_at + code.len()].copy_from_slice(&code);
+    rom[0x1_FFF0..0x1_FFF5].copy_from_slice(&[0xEA, 0x00, 0x01, 0x00, 0xF0]);
+    let path = temp("ext-bios.bin");
+    std::fs::write(&path, &rom).unwrap();
+    let img = image("ext.img", 4);
+    let out = run(&["--bios", path.to_str().unwrap(), "--max-insns", "100"], &img);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(status_of(0x33)), "{stdout}\n{stderr}");
+    assert_eq!(stdout, "B");
 }

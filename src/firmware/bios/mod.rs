@@ -26,6 +26,7 @@ pub mod bda;
 mod boot;
 mod disk;
 mod equipment;
+mod external;
 mod keyboard;
 mod post;
 pub mod rom;
@@ -35,6 +36,7 @@ mod video;
 
 pub use boot::BOOT_SIGNATURE;
 pub use disk::{Geometry, FLOPPY_FORMATS};
+pub use external::{RESET_CS_BASE, RESET_IP};
 pub use time::{INSNS_PER_SECOND, START_DATE};
 
 use crate::cpu::fault::{unsupported, ExecResult};
@@ -103,6 +105,9 @@ pub enum BiosError {
     /// A machine without a BIOS was asked to boot through it.
     #[error("the machine has no BIOS")]
     NoBios,
+    /// An external BIOS image of a size hvsim cannot map.
+    #[error("a BIOS image must be a non-empty multiple of 64 KiB, at most 16 MiB: this one is {0} bytes")]
+    BadRom(usize),
     /// Guest memory refused a write (the fixed areas lie outside RAM).
     #[error("writing the BIOS data areas: {0}")]
     Memory(String),
