@@ -278,7 +278,7 @@ impl Regs for Machine {
         self.cpu.set_reg(r as u8, 2, false, u64::from(v))
     }
     fn set_r32(&mut self, r: usize, v: u32) {
-        // Real-mode code sees the low 32 bits; keep bits 63:32 as a 16-bit OUT would.
+        // Real-mode code sees only the low 32 bits; bits 63:32 are left as they were.
         let g = &mut self.cpu.gpr[r];
         *g = (*g & !0xFFFF_FFFF) | u64::from(v);
     }
