@@ -870,3 +870,55 @@ fn external_bios_mapping_and_reset_state() {
     assert_eq!((cs.selector, cs.base, m.cpu.rip), (0xF000, 0xFFFF_0000, 0xFFF0));
     assert!(m.bios().is_none());
 }
+
+/// INT 19h from the guest reloads and re-enters the boot sector without a new POST
+/// (memory outside the boot sector survives).
+#[test]
+fn int19_reboots_into_the_boot_sector() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(16).unwrap();
+    let mut again = a.create_label();
+    a.xor(ax, ax).unwrap();
+    a.mov(ds, ax).unwrap();
+    a.inc(byte_ptr(0x600)).unwrap();
+    a.cmp(byte_ptr(0x600), 3).unwrap();
+    a.jb(again).unwrap();
+    a.mov(al, byte_ptr(0x600)).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.set_label(&mut again).unwrap();
+    a.int(0x19).unwrap();
+    let boot = a.assemble(0x7C00).unwrap();
+    let mut m = machine(vec![(DriveKind::HardDisk, disk(&boot_sector(&boot), 2))]);
+    m.load(0x600, &[0]).unwrap();
+    let rep = m.run(Some(10_000));
+    assert_eq!(rep.reason, StopReason::DebugExit(3), "{rep}");
+}
+
+/// A boot sector that echoes console input with INT 16h AH=00h and INT 10h AH=0Eh
+/// until Enter.
+#[test]
+fn boot_sector_echoes_console_input() {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(16).unwrap();
+    let mut next = a.create_label();
+    let mut done = a.create_label();
+    a.set_label(&mut next).unwrap();
+    a.mov(ah, 0u32).unwrap();
+    a.int(0x16).unwrap();
+    a.cmp(al, 0x0D).unwrap();
+    a.je(done).unwrap();
+    a.mov(ah, 0x0Eu32).unwrap();
+    a.int(0x10).unwrap();
+    a.jmp(next).unwrap();
+    a.set_label(&mut done).unwrap();
+    a.out(0xF4, al).unwrap();
+    let boot = a.assemble(0x7C00).unwrap();
+    let mut m = machine(vec![(DriveKind::HardDisk, disk(&boot_sector(&boot), 2))]);
+    m.push_console_input(b"hello, bios");
+    let rep = m.run(Some(100_000));
+    assert_eq!(rep.reason, StopReason::InsnLimit, "waiting for Enter: {rep}");
+    m.push_console_input(b"!\n");
+    let rep = m.run(Some(100_000));
+    assert_eq!(rep.reason, StopReason::DebugExit(0x0D), "{rep}");
+    assert_eq!(m.serial_output(), b"hello, bios!");
+}
