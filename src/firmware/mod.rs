@@ -5,8 +5,10 @@
 //! - [`acpi`] and [`mptable`]: the ACPI tables and the MP table describing the platform
 //!   ([`platform::PlatformDesc`]), laid out in the firmware table area ([`table_area`]).
 //! - [`multiboot`]: the multiboot (v1) loader behind `--kernel`.
+//! - [`bios`]: the built-in BIOS: ROM stubs, POST, and the INT services in Rust.
 
 pub mod acpi;
+pub mod bios;
 pub mod memory_map;
 pub mod mptable;
 pub mod multiboot;

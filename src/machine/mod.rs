@@ -121,6 +121,8 @@ pub struct Machine {
     slow_blocks: bool,
     /// RIP of the instruction executing, kept only when `slow_blocks`.
     pub(crate) insn_rip: u64,
+    /// The built-in BIOS, once installed (`Machine::install_bios`).
+    pub(crate) bios: Option<Box<crate::firmware::bios::Bios>>,
 }
 
 impl Machine {
@@ -182,6 +184,7 @@ impl Machine {
             strict: cfg.strict_tlb.then(|| Box::new(mmu_cache::StrictTlb::new())),
             slow_blocks: cfg.strict_tlb,
             insn_rip: 0,
+            bios: None,
         })
     }
 

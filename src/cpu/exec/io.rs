@@ -91,6 +91,9 @@ fn out(m: &mut Machine, i: &Insn) -> ExecResult {
     let p = port(m, i, 0);
     check_io(m, p, size)?;
     let v = m.cpu.reg(0, size, false) as u32;
+    if p == hvsim_devices::pc::BIOS_CALL_PORT {
+        return crate::firmware::bios::call(m, v);
+    }
     m.port_write(p, size, v);
     after_out(m)
 }
