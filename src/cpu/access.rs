@@ -154,12 +154,15 @@ impl Machine {
     }
 
     #[cold]
-    fn translate_slow(
+    pub(crate) fn translate_slow(
         &mut self,
         lin: u64,
         kind: AccessKind,
         privilege: Privilege,
     ) -> Result<PageRef, Fault> {
+        if self.cpu.debug.armed {
+            return self.translate_watched(lin, kind, privilege);
+        }
         let vpn = lin >> 12;
         let user = privilege == Privilege::Current && self.cpu.cpl == 3;
         if let Some(&e) = self.cpu.tlb.lookup_global(vpn) {
@@ -263,6 +266,9 @@ impl Machine {
         } else {
             None
         };
+        if self.cpu.debug.armed {
+            self.watch_access(lin, N as u64, kind);
+        }
         self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
         if let Some(p1) = p1 {
             self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
@@ -317,6 +323,9 @@ impl Machine {
         } else {
             None
         };
+        if self.cpu.debug.armed {
+            self.watch_access(lin, n as u64, AccessKind::Write);
+        }
         self.phys_write(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &data[..first]);
         if let Some(p1) = p1 {
             self.phys_write(Gpa(p1.gfn << 12), &data[first..]);
