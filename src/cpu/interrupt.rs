@@ -139,10 +139,15 @@ fn idt_error(vector: u8, ext: u32) -> u32 {
     (u32::from(vector) << 3) | 2 | ext
 }
 
-/// Adds the EXT bit to the error code of an exception raised during delivery.
+/// Adds the EXT bit to the error code of an exception raised during delivery (SDM Vol.
+/// 3A §6.13 "Error Code": "EXT ... indicates that the exception occurred during delivery
+/// of an event external to the program"). Only the selector-format error codes of #TS,
+/// #NP, #SS and #GP have an EXT bit; a #PF error code is left alone.
 fn with_ext(f: Fault, ext: u32) -> Fault {
     match f {
-        Fault::Exception(mut e) => {
+        Fault::Exception(mut e)
+            if matches!(e.vector, vector::TS | vector::NP | vector::SS | vector::GP) =>
+        {
             e.error_code = e.error_code.map(|c| c | ext);
             Fault::Exception(e)
         }
@@ -404,8 +409,12 @@ impl Machine {
         let g = self.read_gate(ev.vector, ext, false)?;
         self.check_gate(&g, &ev, false)?;
         if g.kind == sys_type::TASK_GATE {
-            // SDM Vol. 3A §6.12.2 "Interrupt Tasks".
-            return self.task_switch(g.selector, TaskSwitchSource::Interrupt, ev.error_code);
+            // SDM Vol. 3A §6.12.2 "Interrupt Tasks". The faults of the switch (Table
+            // 8-2) happen during delivery: their error codes carry EXT for external
+            // events and exceptions (§6.13).
+            return self
+                .task_switch(g.selector, TaskSwitchSource::Interrupt, ev.error_code)
+                .map_err(|f| with_ext(f, ext));
         }
         let (cs, cs_desc, cs_lin) = self.handler_cs(g.selector, ext, false)?;
         let cpl = self.cpu.cpl;

@@ -367,11 +367,14 @@ impl Machine {
                 Segment { selector: st.sel[s as usize], ..Segment::default() };
         }
         self.cpu.ldtr = Segment { selector: st.ldt, ..Segment::default() };
-        if big && self.cpu.paging() {
-            self.cpu.cr3 = st.cr3;
-            self.cpu.tlb.flush();
-        }
         self.cpu.update_mode();
+        if big && self.cpu.paging() {
+            // The CR3 load of a task switch is MOV CR3's (SDM Vol. 3A §8.3 step 12,
+            // §4.4.1 "PDPTE Registers": with PAE paging the PDPTEs are loaded from the
+            // new CR3, and an invalid one is #GP(0) in the new task; non-global TLB
+            // entries are invalidated, §4.10.4.1).
+            super::exec::write_cr3(self, st.cr3)?;
+        }
         // LDTR: in the GDT, an LDT descriptor, present; else #TS(LDT selector).
         let ldt_err = selector_error(st.ldt);
         if st.ldt & 4 != 0 {
