@@ -360,3 +360,33 @@ fn dr4_is_undefined_with_cr4_de() {
         "{r}"
     );
 }
+
+/// §18.3.1.2 with a data breakpoint on the stack an exception frame is pushed to: the
+/// #UD delivery's write hits it, and the #DB trap is reported before the #UD handler's
+/// first instruction (saved RIP = the handler). The #DB's own frame pushes hit nothing
+/// reportable: the run does not loop.
+#[test]
+fn data_breakpoint_hit_by_an_exception_frame() {
+    let main = asm(CODE, |a| {
+        a.ud2()?;
+        a.hlt()
+    });
+    let mut m = machine(main);
+    // #UD handler: skip the UD2 and return.
+    let ud_handler = HANDLER + 0x200;
+    let code = asm(ud_handler, |a| {
+        a.add(qword_ptr(rsp), 2)?;
+        a.iretq()
+    });
+    m.load(ud_handler, &code).unwrap();
+    let gate = (ud_handler & 0xFFFF) | (u64::from(selector::CODE64) << 16) | (0x8Eu64 << 40);
+    m.mem.write_u64(Gpa(IDT + 6 * 16), gate);
+    // The #UD frame's SS slot is at STACK - 8 (RSP aligned to 16).
+    m.cpu.dr[0] = STACK - 8;
+    m.cpu.dr[7] = dr7_for(0, RW_WRITE, LEN8) | 0x400;
+    let r = m.run(Some(1000));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
+    let l = log(&m);
+    assert_eq!(l.len(), 1, "{l:x?}");
+    assert_eq!((l[0].0, l[0].1 & 0xF), (ud_handler, 1), "before the #UD handler runs");
+}

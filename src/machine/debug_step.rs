@@ -46,7 +46,7 @@ impl Machine {
             return None;
         }
         self.cpu.dr[6] = (self.cpu.dr[6] & !DR6_BREAKPOINTS) | hits;
-        Some(self.raise_exception(Exception::new(vector::DB), None))
+        Some(self.deliver_debug_exception())
     }
 
     /// Arms data breakpoints when DR7 enables one (flushing the front-end TLB, whose
@@ -160,6 +160,17 @@ impl Machine {
             v = (v & !DR6_BREAKPOINTS) | hits;
         }
         self.cpu.dr[6] = v;
-        self.raise_exception(Exception::new(vector::DB), None)
+        self.deliver_debug_exception()
+    }
+
+    /// Raises #DB. Breakpoint hits by the delivery's own frame pushes are dropped: on
+    /// hardware a data breakpoint on the #DB handler's stack delivers #DB forever; hvsim
+    /// does not spin without retiring instructions. (Hits by the delivery of other
+    /// events, an exception or an interrupt, are reported before the handler's first
+    /// instruction.)
+    fn deliver_debug_exception(&mut self) -> Option<StopReason> {
+        let stop = self.raise_exception(Exception::new(vector::DB), None);
+        self.cpu.debug.pending &= !DR6_BREAKPOINTS;
+        stop
     }
 }
