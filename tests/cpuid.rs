@@ -18,6 +18,7 @@ const EDX: usize = 3;
 /// What hvsim implements, written out independently of the feature table: (leaf,
 /// register, bit, what implements it). A model advertising anything else fails.
 const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
+    (1, EDX, 2, "DE: cpu/debug.rs I/O breakpoints, CR4.DE"),
     (1, EDX, 3, "PSE: mmu/src/paging.rs 32-bit 4-MiB pages"),
     (1, EDX, 4, "TSC: exec/msr_access.rs RDTSC"),
     (1, EDX, 5, "MSR: exec/msr_access.rs RDMSR/WRMSR"),
@@ -31,14 +32,20 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (1, EDX, 17, "PSE-36: mmu/src/paging.rs"),
     (1, EDX, 19, "CLFSH: exec/cache_hint.rs CLFLUSH"),
     (1, ECX, 13, "CX16: exec/atomic.rs CMPXCHG16B"),
+    (1, ECX, 17, "PCID: cpu/tlb.rs PCID tags, exec/system.rs CR4.PCIDE and CR3 bit 63"),
     (1, ECX, 22, "MOVBE: exec/mov.rs"),
     (1, ECX, 23, "POPCNT: exec/bit.rs"),
     (1, ECX, 30, "RDRAND: exec/random.rs"),
     (7, EBX, 1, "TSC_ADJUST: exec/msr_access.rs (Intel)"),
     (7, EBX, 7, "SMEP: mmu/src/paging.rs"),
+    (7, EBX, 10, "INVPCID: exec/paging_insns.rs"),
     (7, EBX, 18, "RDSEED: exec/random.rs"),
+    (7, EBX, 20, "SMAP: mmu/src/paging.rs, exec/paging_insns.rs STAC/CLAC"),
     (7, EBX, 23, "CLFLUSHOPT: exec/cache_hint.rs"),
     (7, EBX, 24, "CLWB: exec/cache_hint.rs"),
+    (7, ECX, 2, "UMIP: exec/system.rs SGDT/SIDT/SLDT/SMSW/STR at CPL > 0"),
+    (7, ECX, 3, "PKU: mmu/src/paging.rs protection keys, exec/paging_insns.rs RDPKRU/WRPKRU"),
+    (7, ECX, 16, "LA57: mmu/src/paging.rs 5-level paging"),
     (7, ECX, 22, "RDPID: exec/msr_access.rs"),
     (0x8000_0001, ECX, 0, "LAHF/SAHF in 64-bit mode: exec/flagops.rs"),
     (0x8000_0001, ECX, 5, "LZCNT/ABM: exec/bit.rs"),
@@ -198,7 +205,11 @@ fn address_sizes_match_the_page_walker() {
     for v in VENDORS {
         let sizes = Cpuid::new(v).query(0x8000_0008, 0)[EAX];
         assert_eq!(sizes & 0xFF, u32::from(MAXPHYADDR), "{v:?}");
-        assert_eq!(sizes >> 8 & 0xFF, 48, "{v:?}: linear bits without LA57");
+        assert_eq!(sizes >> 8 & 0xFF, 57, "{v:?}: linear bits with LA57");
+        let without = Cpuid::new(v);
+        let mut without = without;
+        without.set_feature(Feature::La57, false);
+        assert_eq!(without.query(0x8000_0008, 0)[EAX] >> 8 & 0xFF, 48, "{v:?}: without LA57");
     }
     let phys = Cpuid::new(Vendor::Intel).query(0x8000_0008, 0)[EAX] & 0xFF;
     let mut a = CodeAssembler::new(64).unwrap();
@@ -245,5 +256,46 @@ fn cpuid_instruction_reads_the_model() {
         let got = [m.cpu.gpr[0], m.cpu.gpr[3], m.cpu.gpr[1], m.cpu.gpr[2]];
         assert_eq!(got, want.map(u64::from), "{v:?}");
         assert_ne!(want[EBX], 0);
+    }
+}
+
+// SDM Vol. 2B "MOV—Move to/from Control Registers": "#GP(0) If an attempt is made to write
+// a 1 to any reserved bit in CR4"; a CR4 bit whose feature the model does not advertise is
+// reserved (SDM Vol. 3A §2.5 "Control Registers"). Each feature-gated bit faults with its
+// feature off and is accepted with it on (32-bit protected mode without paging, where no
+// other CR4 rule applies; PCIDE needs IA-32e mode and VMXE/SMXE belong to VMX/SMX).
+#[test]
+fn cr4_bits_follow_the_model() {
+    use hvsim::cpu::regs::cr4;
+    let write_cr4 = |bit: u64, feature: Feature, on: bool| {
+        let mut a = CodeAssembler::new(32).unwrap();
+        a.mov(eax, bit as u32).unwrap();
+        a.mov(cr4, eax).unwrap();
+        a.hlt().unwrap();
+        let code = a.assemble(0x1000).unwrap();
+        let mut m = Machine::new(&MachineConfig::default()).unwrap();
+        m.set_exception_catch(CATCH_ALL);
+        m.cpuid.set_feature(feature, on);
+        m.load(0x1000, &code).unwrap();
+        m.enter_mode(GuestMode::Protected32, 0x1000, 0x8000).unwrap();
+        let r = m.run(Some(10));
+        (Machine::exception_of(&r).map(|e| (e.vector, e.error_code)), m.cpu.cr4)
+    };
+    for &(bit, feature) in hvsim::cpuid::CR4_FEATURES {
+        let Some(f) = feature else { continue };
+        if matches!(bit, cr4::PCIDE | cr4::VMXE | cr4::SMXE) {
+            continue;
+        }
+        assert_eq!(write_cr4(bit, f, false), (Some((13, Some(0))), 0), "{bit:#x} without {f:?}");
+        assert_eq!(write_cr4(bit, f, true), (None, bit), "{bit:#x} with {f:?}");
+    }
+    for v in VENDORS {
+        let valid = Cpuid::new(v).cr4_valid_bits();
+        for bit in [cr4::VMXE, cr4::SMXE, cr4::OSXSAVE, cr4::OSFXSR, cr4::FSGSBASE, cr4::MCE] {
+            assert_eq!(valid & bit, 0, "{v:?}: CR4 bit {bit:#x} of an absent feature");
+        }
+        for bit in [cr4::DE, cr4::PAE, cr4::PGE, cr4::PCIDE, cr4::SMEP, cr4::SMAP, cr4::PKE] {
+            assert_eq!(valid & bit, bit, "{v:?}: CR4 bit {bit:#x}");
+        }
     }
 }

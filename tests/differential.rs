@@ -613,6 +613,9 @@ impl Guest {
         let mut code = insn.clone();
         code.push(0xF4); // HLT
         let mut m = Machine::new(&MachineConfig::default()).map_err(|e| e.to_string())?;
+        // The default models have no BMI1 (TZCNT executes as BSF there); compare TZCNT
+        // with a host that has it on a model that has it too.
+        m.cpuid.set_feature(hvsim::cpuid::Feature::Bmi1, host_has("bmi1"));
         m.load(CODE, &code).map_err(|e| e.to_string())?;
         Ok((Self { m }, insn))
     }

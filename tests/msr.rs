@@ -221,9 +221,11 @@ fn wrmsr_spot_checks() {
         (msr::IA32_PAT, 0x0000_0000_0000_0008, false),
         (msr::IA32_MTRRCAP, 0x508, false),
         (msr::IA32_LSTAR, 0x0000_7FFF_FFFF_FFFF, true),
-        (msr::IA32_LSTAR, 0x0000_8000_0000_0000, false),
+        // The models advertise LA57: canonical means 57 bits.
+        (msr::IA32_LSTAR, 0x0000_8000_0000_0000, true),
+        (msr::IA32_LSTAR, 0x0100_0000_0000_0000, false),
         (msr::IA32_CSTAR, 0xFFFF_8000_0000_0000, true),
-        (msr::IA32_KERNEL_GS_BASE, 0x0001_0000_0000_0000, false),
+        (msr::IA32_KERNEL_GS_BASE, 0x0100_0000_0000_0000, false),
         (msr::IA32_SYSENTER_CS, 0xFFFF_FFFF_FFFF_FFFF, true),
     ];
     for &(n, v, ok) in cases {
@@ -435,7 +437,9 @@ fn unadvertised_features_have_no_msrs() {
 #[test]
 fn canonical_width_follows_la57_support() {
     let v = 0x0000_8000_0000_0000;
-    let mut m = writer(Cpuid::new(Vendor::Intel));
+    let mut without = Cpuid::new(Vendor::Intel);
+    without.set_feature(Feature::La57, false);
+    let mut m = writer(without);
     assert_eq!(run_msr(&mut m, msr::IA32_LSTAR, v), Err(GP0));
     let mut m = writer(Cpuid::new(Vendor::Intel).with(Feature::La57));
     assert_eq!(run_msr(&mut m, msr::IA32_LSTAR, v), Ok(v));

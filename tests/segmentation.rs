@@ -680,3 +680,47 @@ fn arpl_adjusts_rpl_and_is_movsxd_in_64bit_mode() {
     assert!(halted(&r), "{r}");
     assert_eq!(m.cpu.gpr[0], 0xFFFF_FFFF_8000_0000);
 }
+
+/// A null selector loaded into FS or GS in 64-bit mode: the segment becomes unusable,
+/// and the base, which 64-bit mode still uses for FS/GS, follows the vendor: Intel
+/// processors clear it, AMD processors without CPUID Fn8000_0021_EAX[NullSelectorClearsBase]
+/// (the AMD model) leave it unchanged (APM Vol. 2 §4.5.3 "Segment Registers in 64-Bit
+/// Mode"; SDM Vol. 3A §3.4.4 "Segment Loading Instructions in IA-32e Mode"). The guest
+/// reads the base back with RDMSR IA32_FS_BASE/IA32_GS_BASE.
+#[test]
+fn null_fs_gs_load_in_64bit_mode_follows_the_vendor() {
+    use hvsim::cpu::msr::{IA32_FS_BASE, IA32_GS_BASE};
+    let mut a = CodeAssembler::new(64).unwrap();
+    for (n, msr) in [IA32_FS_BASE, IA32_GS_BASE].into_iter().enumerate() {
+        a.mov(ecx, msr).unwrap();
+        a.mov(eax, 0x1234_5000u32 + n as u32).unwrap();
+        a.mov(edx, 0x7Fu32).unwrap();
+        a.wrmsr().unwrap();
+    }
+    a.xor(eax, eax).unwrap();
+    a.mov(fs, eax).unwrap();
+    a.mov(gs, eax).unwrap();
+    a.mov(ecx, IA32_FS_BASE).unwrap();
+    a.rdmsr().unwrap();
+    a.mov(esi, eax).unwrap();
+    a.mov(ecx, IA32_GS_BASE).unwrap();
+    a.rdmsr().unwrap();
+    a.mov(edi, eax).unwrap();
+    a.hlt().unwrap();
+    let code = a.assemble(CODE).unwrap();
+    for (vendor, want) in
+        [(hvsim::Vendor::Intel, [0, 0]), (hvsim::Vendor::Amd, [0x7F_1234_5000u64, 0x7F_1234_5001])]
+    {
+        let mut m = Machine::new(&MachineConfig { vendor, ..Default::default() }).unwrap();
+        m.set_exception_catch(CATCH_ALL);
+        m.load(CODE, &code).unwrap();
+        m.enter_mode(GuestMode::Long64, CODE, STACK).unwrap();
+        let r = m.run(Some(100));
+        assert!(matches!(r.reason, StopReason::Halted { .. }), "{vendor:?}: {r}");
+        let fs_seg = m.cpu.seg[SegReg::Fs as usize];
+        let gs_seg = m.cpu.seg[SegReg::Gs as usize];
+        assert_eq!([fs_seg.base, gs_seg.base], want, "{vendor:?}");
+        assert_eq!([m.cpu.gpr[6], m.cpu.gpr[7]], want.map(|b| b & 0xFFFF_FFFF), "{vendor:?}");
+        assert!(!fs_seg.present() && fs_seg.selector == 0, "{vendor:?}: FS unusable");
+    }
+}

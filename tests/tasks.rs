@@ -432,3 +432,106 @@ fn iret_with_nt_and_idt_task_gate_return_to_the_caller() {
         );
     }
 }
+
+/// SDM Vol. 3A §18.3.1.5 "Task-Switch Exception Condition": a switch to a task whose
+/// 32-bit TSS has the T flag (bit 0 at offset 64h) raises a #DB trap "after the task
+/// switch has completed, before the first instruction of the new task begins
+/// executing", with DR6.BT set.
+#[test]
+fn tss_t_bit_traps_before_the_first_instruction() {
+    let code = asm(32, CODE, |a| a.jmp_far(0x20, 0));
+    let mut m = task_machine(&code, 0);
+    m.mem.write_u16(Gpa(TSS_B + tss32::TRAP), 1);
+    let r = m.run(Some(100));
+    assert_eq!(exception(&r), Some((hvsim::cpu::vector::DB, None)), "{r}");
+    assert_eq!(r.rip, TASK_CODE, "trap before task B's first instruction");
+    assert_eq!(m.cpu.tr.selector, 0x20, "the switch completed");
+    assert_ne!(m.cpu.dr[6] & (1 << 15), 0, "DR6.BT");
+    assert_eq!(m.cpu.dr[6] & (1 << 14), 0, "not a single step");
+    // Without T: no trap.
+    let mut m = task_machine(&code, 0);
+    let r = m.run(Some(100));
+    assert!(halted(&r), "{r}");
+}
+
+/// SDM Vol. 3A §6.13 "Error Code" and §6.12.2 "Interrupt Tasks": a fault of the task
+/// switch started through an IDT task gate (here TSS B not present: #NP(TSS selector),
+/// Table 8-2) carries EXT = 1 when the event is external or an exception, and EXT = 0
+/// for INT n.
+#[test]
+fn task_gate_switch_faults_carry_ext_for_external_events() {
+    let setup = |code: &[u8]| {
+        let mut m = task_machine(code, 0);
+        let idt = 0x7800u64;
+        for v in [6u64, 0x40] {
+            m.mem.write_u64(Gpa(idt + v * 8), gate(5, 0, 0x20, 0, 0));
+        }
+        m.cpu.idtr.base = idt;
+        m.cpu.idtr.limit = 0x41 * 8 - 1;
+        // TSS B's descriptor: P = 0.
+        m.mem.write_u8(Gpa(GDT + 0x20 + 5), 0x09);
+        m
+    };
+    let np = |code: u32| Some((vec::NP, Some(code)));
+    // INT n: a software interrupt, EXT = 0.
+    let mut m = setup(&asm(32, CODE, |a| a.int(0x40)));
+    m.set_exception_catch(1 << vec::NP);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), np(0x20), "INT 40h: {r}");
+    // An external interrupt: EXT = 1.
+    let mut m = setup(&asm(32, CODE, |a| {
+        a.nop()?;
+        a.hlt()
+    }));
+    m.set_exception_catch(1 << vec::NP);
+    m.cpu.flags.set(FIXED1 | IF);
+    m.inject_interrupt(0x40);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), np(0x21), "external interrupt: {r}");
+    // An exception (#UD from UD2) through a task gate: EXT = 1.
+    let mut m = setup(&asm(32, CODE, |a| a.ud2()));
+    m.set_exception_catch(1 << vec::NP);
+    let r = m.run(Some(10));
+    assert_eq!(exception(&r), np(0x21), "#UD: {r}");
+}
+
+/// SDM Vol. 3A §8.3 step 12 and §4.4.1 "PDPTE Registers": with PAE paging a task switch
+/// loads CR3 from the new TSS as MOV CR3 does, which loads the four PDPTE registers from
+/// it; a PDPTE with P = 1 and a reserved bit is #GP(0), raised in the new task (after the
+/// commit point) with CR3 unchanged.
+#[test]
+fn task_switch_cr3_load_loads_pae_pdptes() {
+    const PDPT_A: u64 = 0x10000;
+    const PD: u64 = 0x11000;
+    const PDPT_B: u64 = 0x12000;
+    let code = asm(32, CODE, |a| a.jmp_far(0x20, 0));
+    let paged = |pdpte3: u64| {
+        let mut m = task_machine(&code, 0);
+        // 0-1 GiB identity-mapped with 2-MiB pages, in both address spaces.
+        for k in 0..512u64 {
+            m.mem.write_u64(Gpa(PD + 8 * k), (k << 21) | 0x83);
+        }
+        m.mem.write_u64(Gpa(PDPT_A), PD | 1);
+        m.mem.write_u64(Gpa(PDPT_B), PD | 1);
+        m.mem.write_u64(Gpa(PDPT_B + 8 * 3), pdpte3);
+        m.mem.write_u32(Gpa(TSS_B + tss32::CR3), PDPT_B as u32);
+        m.cpu.cr3 = PDPT_A;
+        m.cpu.pdpte = [PD | 1, 0, 0, 0];
+        m.cpu.cr4 |= hvsim::cpu::regs::cr4::PAE;
+        m.cpu.cr0 |= cr0::PG;
+        m.cpu.update_mode();
+        m.cpu.tlb.flush();
+        m
+    };
+    let mut m = paged(0x13000 | 1);
+    let r = m.run(Some(100));
+    assert!(halted(&r), "{r}");
+    assert_eq!(m.cpu.cr3, PDPT_B);
+    assert_eq!(m.cpu.pdpte, [PD | 1, 0, 0, 0x13001], "PDPTEs from the new CR3");
+    // PDPTE 3 with P and reserved bit 1.
+    let mut m = paged(0x13000 | 3);
+    let r = m.run(Some(100));
+    assert_eq!(exception(&r), Some((vec::GP, Some(0))), "{r}");
+    assert_eq!((m.cpu.tr.selector, r.rip), (0x20, TASK_CODE), "in the new task");
+    assert_eq!(m.cpu.cr3, PDPT_A);
+}

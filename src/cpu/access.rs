@@ -161,12 +161,15 @@ impl Machine {
     /// from the shadow page cache, or a guest page walk with `--no-shadow-cache`, and
     /// fills the TLB. With `--strict-tlb` every TLB use comes here and is checked.
     #[cold]
-    fn translate_slow(
+    pub(crate) fn translate_slow(
         &mut self,
         lin: u64,
         kind: AccessKind,
         privilege: Privilege,
     ) -> Result<PageRef, Fault> {
+        if self.cpu.debug.armed {
+            return self.translate_watched(lin, kind, privilege);
+        }
         let vpn = lin >> 12;
         let user = privilege == Privilege::Current && self.cpu.cpl == 3;
         let strict = self.strict.is_some();
@@ -311,6 +314,9 @@ impl Machine {
         } else {
             None
         };
+        if self.cpu.debug.armed {
+            self.watch_access(lin, N as u64, kind);
+        }
         self.phys_read(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &mut b[..first]);
         if let Some(p1) = p1 {
             self.phys_read(Gpa(p1.gfn << 12), &mut b[first..]);
@@ -365,6 +371,9 @@ impl Machine {
         } else {
             None
         };
+        if self.cpu.debug.armed {
+            self.watch_access(lin, n as u64, AccessKind::Write);
+        }
         self.phys_write(Gpa((p0.gfn << 12) | (lin & 0xFFF)), &data[..first]);
         if let Some(p1) = p1 {
             self.phys_write(Gpa(p1.gfn << 12), &data[first..]);

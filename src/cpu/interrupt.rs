@@ -139,10 +139,15 @@ fn idt_error(vector: u8, ext: u32) -> u32 {
     (u32::from(vector) << 3) | 2 | ext
 }
 
-/// Adds the EXT bit to the error code of an exception raised during delivery.
+/// Adds the EXT bit to the error code of an exception raised during delivery (SDM Vol.
+/// 3A §6.13 "Error Code": "EXT ... indicates that the exception occurred during delivery
+/// of an event external to the program"). Only the selector-format error codes of #TS,
+/// #NP, #SS and #GP have an EXT bit; a #PF error code is left alone.
 fn with_ext(f: Fault, ext: u32) -> Fault {
     match f {
-        Fault::Exception(mut e) => {
+        Fault::Exception(mut e)
+            if matches!(e.vector, vector::TS | vector::NP | vector::SS | vector::GP) =>
+        {
             e.error_code = e.error_code.map(|c| c | ext);
             Fault::Exception(e)
         }
@@ -166,9 +171,10 @@ struct Frame {
 }
 
 impl Machine {
-    /// Runs `f` with the privilege used for address translation set to `cpl`: reads of
-    /// the IDT, GDT, LDT and TSS are supervisor accesses whatever the CPL, and the pushes
-    /// of a delivery use the handler's privilege (SDM Vol. 3A §4.6 "Access Rights").
+    /// Runs `f` with the privilege used for address translation set to `cpl`: the pushes
+    /// of a delivery use the handler's privilege (SDM Vol. 3A §4.6 "Access Rights"). The
+    /// IDT, GDT, LDT and TSS reads are implicit supervisor-mode accesses instead (see
+    /// [`Machine::system_read`]).
     pub(crate) fn with_cpl<R>(&mut self, cpl: u8, f: impl FnOnce(&mut Self) -> R) -> R {
         let saved = self.cpu.cpl;
         self.cpu.cpl = cpl;
@@ -271,15 +277,13 @@ impl Machine {
         if u64::from(tr.limit) < tss32::IOMAP_BASE + 1 {
             return Err(exc(vector::GP, 0));
         }
-        let iomap: u16 = u16::from_le_bytes(self.supervisor(|m| {
-            m.read_lin(tr.base.wrapping_add(tss32::IOMAP_BASE), AccessKind::Read)
-        })?);
+        let iomap: u16 =
+            u16::from_le_bytes(self.system_read(tr.base.wrapping_add(tss32::IOMAP_BASE))?);
         let byte_off = u64::from(iomap).wrapping_sub(32) + u64::from(ev.vector >> 3);
         if byte_off > u64::from(tr.limit) {
             return Err(exc(vector::GP, 0));
         }
-        let [b] =
-            self.supervisor(|m| m.read_lin(tr.base.wrapping_add(byte_off), AccessKind::Read))?;
+        let [b] = self.system_read(tr.base.wrapping_add(byte_off))?;
         if b & (1 << (ev.vector & 7)) != 0 {
             // Bit set: not redirected (modes 3 and 6).
             if iopl < 3 {
@@ -313,14 +317,8 @@ impl Machine {
             return Err(exc(vector::GP, idt_error(v, ext)));
         }
         let base = self.cpu.idtr.base.wrapping_add(off);
-        let lo = u64::from_le_bytes(self.supervisor(|m| m.read_lin(base, AccessKind::Read))?);
-        let hi = if long {
-            u64::from_le_bytes(
-                self.supervisor(|m| m.read_lin(base.wrapping_add(8), AccessKind::Read))?,
-            )
-        } else {
-            0
-        };
+        let lo = u64::from_le_bytes(self.system_read(base)?);
+        let hi = if long { u64::from_le_bytes(self.system_read(base.wrapping_add(8))?) } else { 0 };
         let kind = ((lo >> 40) & 0xF) as u16;
         let mut offset = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000);
         if long {
@@ -373,7 +371,7 @@ impl Machine {
         if sel & 0xFFFC == 0 {
             return Err(exc(vector::GP, ext));
         }
-        let (d, lin) = match self.supervisor(|m| m.read_descriptor(sel)) {
+        let (d, lin) = match self.read_descriptor(sel) {
             Ok(x) => x,
             Err(Fault::Exception(e)) if e.vector == vector::GP => {
                 return Err(exc(vector::GP, selector_error(sel) | ext))
@@ -411,8 +409,12 @@ impl Machine {
         let g = self.read_gate(ev.vector, ext, false)?;
         self.check_gate(&g, &ev, false)?;
         if g.kind == sys_type::TASK_GATE {
-            // SDM Vol. 3A §6.12.2 "Interrupt Tasks".
-            return self.task_switch(g.selector, TaskSwitchSource::Interrupt, ev.error_code);
+            // SDM Vol. 3A §6.12.2 "Interrupt Tasks". The faults of the switch (Table
+            // 8-2) happen during delivery: their error codes carry EXT for external
+            // events and exceptions (§6.13).
+            return self
+                .task_switch(g.selector, TaskSwitchSource::Interrupt, ev.error_code)
+                .map_err(|f| with_ext(f, ext));
         }
         let (cs, cs_desc, cs_lin) = self.handler_cs(g.selector, ext, false)?;
         let cpl = self.cpu.cpl;
@@ -461,9 +463,9 @@ impl Machine {
         });
         pushes?;
         // Commit. Descriptor accessed bits are set as the segments are loaded.
-        self.supervisor(|m| m.mark_descriptor_accessed(cs_desc, cs_lin))?;
+        self.mark_descriptor_accessed(cs_desc, cs_lin)?;
         if let Some((mut ss, d, lin)) = new_ss {
-            self.supervisor(|m| m.mark_descriptor_accessed(d, lin))?;
+            self.mark_descriptor_accessed(d, lin)?;
             ss.attr |= attr::ACCESSED;
             self.cpu.seg[SegReg::Ss as usize] = ss;
         }
@@ -511,7 +513,7 @@ impl Machine {
             if off + 7 > u64::from(tr.limit) {
                 return Err(exc(vector::TS, selector_error(tr.selector) | ext));
             }
-            self.supervisor(|m| m.read_lin_sized(tr.base.wrapping_add(off), 8, AccessKind::Read))?
+            self.system_read_sized(tr.base.wrapping_add(off), 8)?
         } else if new_cpl < cpl {
             self.tss_stack(new_cpl).map_err(|f| with_ext(f, ext))?.1
         } else {
@@ -529,7 +531,7 @@ impl Machine {
             }
             Ok(())
         })?;
-        self.supervisor(|m| m.mark_descriptor_accessed(cs_desc, cs_lin))?;
+        self.mark_descriptor_accessed(cs_desc, cs_lin)?;
         if new_cpl < cpl {
             // The new SS is a null selector with RPL = new CPL (§6.14.4).
             let ss = &mut self.cpu.seg[SegReg::Ss as usize];

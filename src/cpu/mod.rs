@@ -75,6 +75,8 @@ pub struct Cpu {
     pub pdpte: [u64; 4],
     /// DR0-DR7 (DR4/DR5 alias DR6/DR7).
     pub dr: [u64; 8],
+    /// Debug conditions of the current instruction (see [`debug::DebugState`]).
+    pub debug: debug::DebugState,
     /// MSRs without a dedicated field.
     pub msrs: BTreeMap<u32, u64>,
     /// Retired instructions.
@@ -150,6 +152,7 @@ impl Cpu {
             pkru: 0,
             pdpte: [0; 4],
             dr: [0, 0, 0, 0, 0xFFFF_0FF0, 0x400, 0xFFFF_0FF0, 0x400],
+            debug: debug::DebugState::default(),
             msrs: BTreeMap::new(),
             insn_count: 0,
             rng_state: exec::DEFAULT_RNG_SEED,

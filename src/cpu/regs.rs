@@ -215,14 +215,22 @@ pub mod cr4 {
     pub const MCE: u64 = 1 << 6;
     /// Page global enable.
     pub const PGE: u64 = 1 << 7;
+    /// Performance-monitoring counter enable (RDPMC at CPL > 0).
+    pub const PCE: u64 = 1 << 8;
     /// OS supports FXSAVE/FXRSTOR.
     pub const OSFXSR: u64 = 1 << 9;
+    /// OS supports unmasked SIMD floating-point exceptions.
+    pub const OSXMMEXCPT: u64 = 1 << 10;
     /// User-mode instruction prevention.
     pub const UMIP: u64 = 1 << 11;
     /// 57-bit linear addresses.
     pub const LA57: u64 = 1 << 12;
     /// VMX enable.
     pub const VMXE: u64 = 1 << 13;
+    /// SMX enable.
+    pub const SMXE: u64 = 1 << 14;
+    /// RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE enable.
+    pub const FSGSBASE: u64 = 1 << 16;
     /// PCID enable.
     pub const PCIDE: u64 = 1 << 17;
     /// XSAVE enable.

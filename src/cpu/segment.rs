@@ -6,6 +6,7 @@
 use super::fault::{gp, Exception, ExecResult, Fault};
 use super::regs::{attr, SegReg, Segment};
 use super::{vector, CpuMode};
+use crate::cpuid::Vendor;
 use crate::machine::Machine;
 use hvsim_mmu::paging::AccessKind;
 
@@ -89,36 +90,48 @@ pub enum StackLoad {
 }
 
 impl Machine {
-    /// Runs `f` as an implicit supervisor-mode access (descriptor tables, TSS): paging
-    /// checks use CPL 0 whatever the current CPL (SDM Vol. 3A §4.6 "Access Rights":
-    /// "implicit supervisor-mode accesses").
+    /// Runs `f` with paging checks at CPL 0 (an explicit supervisor-mode access, which
+    /// honours EFLAGS.AC). System-structure accesses use the `system_*` functions below
+    /// instead, which are implicit supervisor-mode accesses.
     pub fn supervisor<T>(&mut self, f: impl FnOnce(&mut Machine) -> T) -> T {
         self.with_cpl(0, f)
     }
 
-    /// Reads `N` bytes at linear address `lin` as an implicit supervisor access.
+    /// Reads `N` bytes at linear address `lin` as an implicit supervisor-mode access:
+    /// supervisor whatever the CPL, and SMAP applies even with EFLAGS.AC = 1 (SDM Vol. 3A
+    /// §4.6 "Access Rights": "accesses to the global descriptor table (GDT) or local
+    /// descriptor table (LDT) to load a segment descriptor; accesses to the interrupt
+    /// descriptor table (IDT) when delivering an interrupt or exception; and accesses to
+    /// the task-state segment (TSS) ... are called implicit supervisor-mode accesses
+    /// regardless of CPL"; §4.6.1: "If EFLAGS.AC = 0 or the access is implicit, data may
+    /// not be read from any user-mode address").
     pub fn system_read<const N: usize>(&mut self, lin: u64) -> Result<[u8; N], Fault> {
-        self.supervisor(|m| m.read_lin(lin, AccessKind::Read))
+        self.read_lin_implicit(lin)
     }
 
     /// Reads a `size`-byte (1, 2, 4, 8) value at `lin` as an implicit supervisor access.
     pub fn system_read_sized(&mut self, lin: u64, size: u8) -> Result<u64, Fault> {
-        self.supervisor(|m| m.read_lin_sized(lin, size, AccessKind::Read))
-    }
-
-    /// Writes a `size`-byte value at `lin` as an implicit supervisor access.
-    pub fn system_write_sized(&mut self, lin: u64, size: u8, v: u64) -> ExecResult {
-        self.supervisor(|m| m.write_lin_sized(lin, size, v))
-    }
-
-    /// Checks that `[lin, lin + len)` can be written by a supervisor access without
-    /// a page fault, touching nothing (the page walks set accessed bits only).
-    pub fn probe_system_write(&mut self, lin: u64, len: u64) -> ExecResult {
-        self.supervisor(|m| {
-            m.translate(lin, AccessKind::Write)?;
-            m.translate(lin.wrapping_add(len.saturating_sub(1)), AccessKind::Write)?;
-            Ok(())
+        Ok(match size {
+            1 => u64::from(self.read_lin_implicit::<1>(lin)?[0]),
+            2 => u64::from(u16::from_le_bytes(self.read_lin_implicit(lin)?)),
+            4 => u64::from(u32::from_le_bytes(self.read_lin_implicit(lin)?)),
+            _ => u64::from_le_bytes(self.read_lin_implicit(lin)?),
         })
+    }
+
+    /// Writes a `size`-byte value at `lin` as an implicit supervisor access (accessed
+    /// and busy bits, the TSS fields a task switch saves).
+    pub fn system_write_sized(&mut self, lin: u64, size: u8, v: u64) -> ExecResult {
+        let bytes = v.to_le_bytes();
+        self.write_lin_implicit(lin, &bytes[..usize::from(size.clamp(1, 8))])
+    }
+
+    /// Checks that `[lin, lin + len)` can be written by an implicit supervisor access
+    /// without a page fault, touching nothing (the page walks set accessed bits only).
+    pub fn probe_system_write(&mut self, lin: u64, len: u64) -> ExecResult {
+        self.translate_implicit(lin, AccessKind::Write)?;
+        self.translate_implicit(lin.wrapping_add(len.saturating_sub(1)), AccessKind::Write)?;
+        Ok(())
     }
 
     /// The linear address of the 8-byte descriptor slot `selector` names in the GDT or
@@ -175,14 +188,20 @@ impl Machine {
 
     /// The hidden-cache state of a null selector in segment register `s`: unusable
     /// (attributes 0), except SS, which keeps a DPL of `cpl` (SDM Vol. 3A §5.4.1.1
-    /// "Segment Loading Instructions in IA-32e Mode"). In 64-bit mode the FS/GS base is
-    /// kept.
+    /// "Segment Loading Instructions in IA-32e Mode").
+    ///
+    /// The base differs by vendor, and matters for FS and GS, whose base 64-bit mode uses
+    /// even with a null selector: Intel processors clear it; AMD processors without
+    /// CPUID Fn8000_0021_EAX[NullSelectorClearsBase] (the AMD model, family 17h, has no
+    /// such leaf) leave base and limit unchanged (APM Vol. 2 §4.5.3 "Segment Registers in
+    /// 64-Bit Mode"; Linux `detect_null_seg_behavior`, X86_BUG_NULL_SEG).
     pub fn null_segment(&self, s: SegReg, selector: u16, cpl: u8) -> Segment {
-        let keep_base = self.cpu.mode == CpuMode::Long64 && s >= SegReg::Fs;
+        let old = self.cpu.seg[s as usize];
+        let keeps_base = self.cpuid.vendor() == Vendor::Amd && s >= SegReg::Fs;
         Segment {
             selector,
-            base: if keep_base { self.cpu.seg[s as usize].base } else { 0 },
-            limit: 0,
+            base: if keeps_base { old.base } else { 0 },
+            limit: if keeps_base { old.limit } else { 0 },
             attr: if s == SegReg::Ss {
                 (u16::from(cpl) << attr::DPL_SHIFT) | attr::S | attr::RW
             } else {

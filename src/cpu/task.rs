@@ -7,7 +7,7 @@
 //! faults while loading the new task's LDTR and segment registers are raised "in the
 //! context of the new task" with the new task's registers and selectors in place.
 
-use super::debug::DR7_LOCAL_ENABLES;
+use super::debug::{DR6_BT, DR7_LOCAL_ENABLES, TSS_T};
 use super::fault::{gp, np, ExecResult, Fault};
 use super::flags::NT;
 use super::regs::{attr, cr0, efer, SegReg, Segment};
@@ -109,6 +109,8 @@ struct TaskState {
     sel: [u16; 6],
     ldt: u16,
     cr3: u64,
+    /// The debug trap flag T (32-bit TSS only).
+    trap: bool,
 }
 
 /// Whether a TSS descriptor type (S = 0) is the 32-bit (or 64-bit) form.
@@ -210,6 +212,12 @@ impl Machine {
         let loaded = self.load_task_state(&state, big, source);
         self.cpu.update_mode();
         loaded?;
+        if state.trap {
+            // SDM Vol. 3A §18.3.1.5 "Task-Switch Exception Condition": "The debug
+            // exception is generated after the task switch has completed, before the
+            // first instruction of the new task begins executing" (a trap, DR6.BT).
+            self.cpu.debug.pending |= DR6_BT;
+        }
         if let (TaskSwitchSource::Interrupt, Some(code)) = (source, error_code) {
             self.push(u64::from(code), if big { 4 } else { 2 })?;
         }
@@ -278,7 +286,8 @@ impl Machine {
     fn read_task_state(&mut self, base: u64, big: bool) -> Result<TaskState, Fault> {
         let rd =
             |m: &mut Machine, off: u64, size: u8| m.system_read_sized(base.wrapping_add(off), size);
-        let mut st = TaskState { eip: 0, eflags: 0, gpr: [0; 8], sel: [0; 6], ldt: 0, cr3: 0 };
+        let mut st =
+            TaskState { eip: 0, eflags: 0, gpr: [0; 8], sel: [0; 6], ldt: 0, cr3: 0, trap: false };
         if big {
             st.cr3 = rd(self, tss32::CR3, 4)?;
             st.eip = rd(self, tss32::EIP, 4)?;
@@ -290,6 +299,7 @@ impl Machine {
                 *s = rd(self, tss32::ES + 4 * n as u64, 2)? as u16;
             }
             st.ldt = rd(self, tss32::LDT, 2)? as u16;
+            st.trap = rd(self, tss32::TRAP, 2)? & TSS_T != 0;
         } else {
             st.eip = rd(self, tss16::IP, 2)?;
             st.eflags = rd(self, tss16::FLAGS, 2)?;
@@ -357,12 +367,14 @@ impl Machine {
                 Segment { selector: st.sel[s as usize], ..Segment::default() };
         }
         self.cpu.ldtr = Segment { selector: st.ldt, ..Segment::default() };
-        if big && self.cpu.paging() {
-            self.cpu.cr3 = st.cr3;
-            self.cpu.tlb.flush();
-            self.mmu_flush(crate::machine::MmuFlush::Cr3 { no_flush: false });
-        }
         self.cpu.update_mode();
+        if big && self.cpu.paging() {
+            // The CR3 load of a task switch is MOV CR3's (SDM Vol. 3A §8.3 step 12,
+            // §4.4.1 "PDPTE Registers": with PAE paging the PDPTEs are loaded from the
+            // new CR3, and an invalid one is #GP(0) in the new task; non-global TLB
+            // entries are invalidated, §4.10.4.1).
+            super::exec::write_cr3(self, st.cr3)?;
+        }
         // LDTR: in the GDT, an LDT descriptor, present; else #TS(LDT selector).
         let ldt_err = selector_error(st.ldt);
         if st.ldt & 4 != 0 {

@@ -14,6 +14,7 @@ pub use features::{Feature, FeatureSet, Reg, FEATURES};
 pub use topology::Topology;
 
 use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::regs::cr4;
 use crate::cpu::Cpu;
 
 /// Which vendor the guest sees.
@@ -60,10 +61,35 @@ pub const SVM_ASIDS: u32 = 0x8000;
 /// The leaf-1 EDX bits AMD repeats in 80000001h:EDX (FPU..APIC, MTRR..PSE36, MMX,
 /// FXSR; APM Vol. 3 Appendix E, CPUID Fn8000_0001_EDX).
 pub const AMD_EXT1_EDX_MIRROR: u32 = 0x0183_F3FF;
-/// CR4.OSXSAVE, mirrored in CPUID.1:ECX.OSXSAVE.
-const CR4_OSXSAVE: u64 = 1 << 18;
-/// CR4.PKE, mirrored in CPUID.7:ECX.OSPKE.
-const CR4_PKE: u64 = 1 << 22;
+
+/// Each CR4 bit that exists, with the feature flag that enumerates it (`None`: every
+/// model has it). A bit whose feature the model does not advertise is reserved: MOV to
+/// CR4 setting it is #GP(0) (SDM Vol. 3A §2.5 "Control Registers"; Vol. 2B "MOV—Move
+/// to/from Control Registers": "If an attempt is made to write a 1 to any reserved bit in
+/// CR4"). Bits not listed (CET, PKS, LAM, ...) are reserved on every model.
+pub const CR4_FEATURES: &[(u64, Option<Feature>)] = &[
+    (cr4::VME, Some(Feature::Vme)),
+    (cr4::PVI, Some(Feature::Vme)),
+    (cr4::TSD, Some(Feature::Tsc)),
+    (cr4::DE, Some(Feature::De)),
+    (cr4::PSE, Some(Feature::Pse)),
+    (cr4::PAE, Some(Feature::Pae)),
+    (cr4::MCE, Some(Feature::Mce)),
+    (cr4::PGE, Some(Feature::Pge)),
+    (cr4::PCE, None),
+    (cr4::OSFXSR, Some(Feature::Fxsr)),
+    (cr4::OSXMMEXCPT, Some(Feature::Sse)),
+    (cr4::UMIP, Some(Feature::Umip)),
+    (cr4::LA57, Some(Feature::La57)),
+    (cr4::VMXE, Some(Feature::Vmx)),
+    (cr4::SMXE, Some(Feature::Smx)),
+    (cr4::FSGSBASE, Some(Feature::Fsgsbase)),
+    (cr4::PCIDE, Some(Feature::Pcid)),
+    (cr4::OSXSAVE, Some(Feature::Xsave)),
+    (cr4::SMEP, Some(Feature::Smep)),
+    (cr4::SMAP, Some(Feature::Smap)),
+    (cr4::PKE, Some(Feature::Pku)),
+];
 
 /// The CPUID table of a CPU model.
 #[derive(Clone, Debug)]
@@ -117,6 +143,15 @@ impl Cpuid {
         self
     }
 
+    /// The CR4 bits that exist on this model (see [`CR4_FEATURES`]); MOV to CR4 with any
+    /// other bit set is #GP(0).
+    pub fn cr4_valid_bits(&self) -> u64 {
+        CR4_FEATURES
+            .iter()
+            .filter(|(_, f)| f.is_none_or(|f| self.has(f)))
+            .fold(0, |acc, (bit, _)| acc | bit)
+    }
+
     /// The highest basic leaf.
     pub fn max_basic_leaf(&self) -> u32 {
         models::max_basic_leaf(self.vendor)
@@ -156,10 +191,10 @@ impl Cpuid {
     pub fn query_cpu(&self, cpu: &Cpu, leaf: u32, subleaf: u32) -> [u32; 4] {
         let mut r = self.query(leaf, subleaf);
         let is = |l: u32, s: u32| leaf == l && subleaf == s;
-        if is(LEAF_FEATURES, 0) && self.has(Feature::Xsave) && cpu.cr4 & CR4_OSXSAVE != 0 {
+        if is(LEAF_FEATURES, 0) && self.has(Feature::Xsave) && cpu.cr4 & cr4::OSXSAVE != 0 {
             r[2] |= 1 << Feature::Osxsave.at().bit;
         }
-        if is(LEAF_EXT_FEATURES, 0) && self.has(Feature::Pku) && cpu.cr4 & CR4_PKE != 0 {
+        if is(LEAF_EXT_FEATURES, 0) && self.has(Feature::Pku) && cpu.cr4 & cr4::PKE != 0 {
             r[2] |= 1 << Feature::Ospke.at().bit;
         }
         r

@@ -11,18 +11,20 @@ use Feature::*;
 /// Implemented by hvsim and advertised by both models.
 ///
 /// Audit (see `src/cpu/exec/` and `mmu/src/paging.rs`): 32-bit paging with PSE and
-/// PSE-36, PAE, 4-level paging with 1-GiB pages, global pages, NX, SMEP; RDTSC/RDTSCP/
-/// RDPID, RDMSR/WRMSR, the MTRR and PAT MSRs, SYSENTER/SYSEXIT, SYSCALL/SYSRET,
-/// CMPXCHG8B/16B, CMOVcc, MOVBE, POPCNT, LZCNT, LAHF/SAHF in 64-bit mode, CLFLUSH/
-/// CLFLUSHOPT/CLWB, PREFETCHW, RDRAND/RDSEED.
+/// PSE-36, PAE, 4-level and 5-level paging with 1-GiB pages, global pages, NX, SMEP,
+/// SMAP with STAC/CLAC, protection keys (CR4.PKE, RDPKRU/WRPKRU), PCID and INVPCID, UMIP;
+/// I/O breakpoints (CR4.DE, `cpu/debug.rs`); RDTSC/RDTSCP/RDPID, RDMSR/WRMSR, the MTRR and
+/// PAT MSRs, SYSENTER/SYSEXIT, SYSCALL/SYSRET, CMPXCHG8B/16B, CMOVcc, MOVBE, POPCNT,
+/// LZCNT, LAHF/SAHF in 64-bit mode, CLFLUSH/CLFLUSHOPT/CLWB, PREFETCHW, RDRAND/RDSEED.
 ///
 /// Deliberately absent: FPU, MMX, FXSR, SSE* (no x87/SIMD state), XSAVE (only XCR0.x87
-/// exists, no XSAVE instructions), MONITOR/MWAIT, DE (no I/O breakpoints), MCE/MCA (no
-/// machine-check state), BMI1/BMI2/ADX, FSGSBASE, HTT, the speculation-control MSRs.
+/// exists, no XSAVE instructions), MONITOR/MWAIT (#UD), MCE/MCA (no machine-check state),
+/// BMI1 (so TZCNT runs as BSF)/BMI2/ADX, FSGSBASE, HTT, the speculation-control MSRs.
+/// Their CR4 bits are reserved (`Cpuid::cr4_valid_bits`).
 const COMMON: FeatureSet = FeatureSet::of(&[
-    Pse, Tsc, Msr, Pae, Cx8, Sep, Mtrr, Pge, Cmov, Pat, Pse36, Clfsh, Cx16, Movbe, Popcnt, Rdrand,
-    Smep, Rdseed, Clflushopt, Clwb, Rdpid, LahfLm, Abm, Prefetchw, Syscall, Nx, Page1Gb, Rdtscp,
-    Lm,
+    De, Pse, Tsc, Msr, Pae, Cx8, Sep, Mtrr, Pge, Cmov, Pat, Pse36, Clfsh, Cx16, Pcid, Movbe,
+    Popcnt, Rdrand, Smep, Invpcid, Rdseed, Smap, Clflushopt, Clwb, Umip, Pku, La57, Rdpid, LahfLm,
+    Abm, Prefetchw, Syscall, Nx, Page1Gb, Rdtscp, Lm,
 ]);
 
 /// Implemented and advertised only by the Intel-like model.
@@ -33,17 +35,13 @@ const AMD_ONLY: FeatureSet = FeatureSet::EMPTY;
 
 // ---- PENDING: switch these on (move them into the lists above) when their code lands.
 //
-// - Pcid, Invpcid, Pku, La57, Umip: being added by the paging/CR4 work.
-// - Smap: CR4.SMAP and EFLAGS.AC are honoured by the page walk, but STAC/CLAC, which
-//   CPUID.7:EBX.SMAP also enumerates, are not emulated yet.
 // - Vmx (Intel model; also makes IA32_FEATURE_CONTROL exist): the VMX issue.
 // - Svm (AMD model; also makes EFER.SVME writable and fills leaf 8000000Ah): the SVM
 //   issue.
 // - Apic (makes IA32_APIC_BASE exist): the platform issue.
 
 /// Features whose code is in progress, for both models (see the comment above).
-pub const PENDING_COMMON: FeatureSet =
-    FeatureSet::of(&[Pcid, Invpcid, Pku, La57, Umip, Smap, Apic]);
+pub const PENDING_COMMON: FeatureSet = FeatureSet::of(&[Apic]);
 /// In progress, Intel model only.
 pub const PENDING_INTEL: FeatureSet = FeatureSet::of(&[Vmx]);
 /// In progress, AMD model only.

@@ -291,8 +291,8 @@ impl Machine {
                 self.cpu.shadow_pending = false;
                 self.cpu.shadow_at = self.cpu.insn_count;
             }
-            if debug && r.is_ok() {
-                if let Some(stop) = self.after_step(flags_before) {
+            if debug {
+                if let Some(stop) = self.after_step(flags_before, r.as_ref().err().map(|e| &e.0)) {
                     break stop;
                 }
             }

@@ -178,10 +178,30 @@ fn bsf_bsr() {
     assert_eq!(arith_flags(&m), CF);
 }
 
+/// Runs `body` in `mode` on the default model with `features` switched on.
+fn run_with(
+    mode: GuestMode,
+    features: &[hvsim::cpuid::Feature],
+    body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> Machine {
+    let code = assemble(mode, body);
+    let mut m = machine_with(mode, &code);
+    for &f in features {
+        m.cpuid.set_feature(f, true);
+    }
+    let r = m.run(Some(1000));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{mode:?}: {r}");
+    m
+}
+
+/// SDM Vol. 2A "LZCNT", Vol. 2B "TZCNT" on a model with LZCNT (CPUID.80000001H:ECX bit 5)
+/// and BMI1 (CPUID.(EAX=7,ECX=0):EBX bit 3).
 #[test]
 fn lzcnt_tzcnt() {
+    use hvsim::cpuid::Feature::{Abm, Bmi1};
+    let both = [Abm, Bmi1];
     for mode in ALL_MODES {
-        let m = run_ok(mode, |a| {
+        let m = run_with(mode, &both, |a| {
             a.mov(eax, 0x0001_0000u32)?;
             a.lzcnt(ecx, eax)?;
             a.tzcnt(edx, eax)?; // CF=0, ZF=0
@@ -190,14 +210,14 @@ fn lzcnt_tzcnt() {
         assert_eq!(m.cpu.gpr[1] & 0xFFFF_FFFF, 15, "{mode:?}");
         assert_eq!(m.cpu.gpr[2] & 0xFFFF_FFFF, 16, "{mode:?}");
         assert_eq!(arith_flags(&m) & (CF | ZF), 0, "{mode:?}");
-        let m = run_ok(mode, |a| {
+        let m = run_with(mode, &both, |a| {
             a.xor(eax, eax)?;
             a.lzcnt(cx, ax)?; // 16, CF=1
             Ok(())
         });
         assert_eq!(m.cpu.gpr[1] & 0xFFFF, 16, "{mode:?}");
         assert_eq!(arith_flags(&m) & (CF | ZF), CF, "{mode:?}");
-        let m = run_ok(mode, |a| {
+        let m = run_with(mode, &both, |a| {
             a.mov(eax, 1u32)?;
             a.tzcnt(ecx, eax)?; // 0: ZF=1, CF=0
             Ok(())
@@ -205,7 +225,7 @@ fn lzcnt_tzcnt() {
         assert_eq!(m.cpu.gpr[1] & 0xFFFF_FFFF, 0, "{mode:?}");
         assert_eq!(arith_flags(&m) & (CF | ZF), ZF, "{mode:?}");
     }
-    let m = run_ok(GuestMode::Long64, |a| {
+    let m = run_with(GuestMode::Long64, &both, |a| {
         a.mov(rax, 1u64)?;
         a.lzcnt(rcx, rax)?;
         a.xor(eax, eax)?;
@@ -219,6 +239,36 @@ fn lzcnt_tzcnt() {
     assert_eq!(m.cpu.gpr[6], 32);
     // CF from the zero source; PF from the XOR (undefined flags kept), ZF cleared.
     assert_eq!(arith_flags(&m), CF | PF);
+}
+
+/// SDM Vol. 2B "TZCNT" and Vol. 2A "LZCNT": "On processors that do not support TZCNT
+/// [LZCNT], the instruction byte encoding is executed as BSF [BSR]": the F3 prefix is
+/// ignored. The default models have no BMI1, so TZCNT is BSF there; LZCNT is BSR once the
+/// model's LZCNT bit is off.
+#[test]
+fn tzcnt_and_lzcnt_without_the_feature_are_bsf_and_bsr() {
+    use hvsim::cpuid::Feature::{Abm, Bmi1};
+    let m = run_with(GuestMode::Long64, &[], |a| {
+        a.mov(eax, 0x0001_0000u32)?;
+        a.tzcnt(ecx, eax)?; // BSF: 16, ZF=0
+        a.mov(edx, 0x1234u32)?;
+        a.xor(eax, eax)?;
+        a.tzcnt(edx, eax)?; // BSF of 0: ZF=1, EDX unchanged (not 32)
+        Ok(())
+    });
+    assert!(!m.cpuid.has(Bmi1));
+    assert_eq!(m.cpu.gpr[1], 16);
+    assert_eq!(m.cpu.gpr[2], 0x1234);
+    assert_eq!(arith_flags(&m) & ZF, ZF);
+    let code = assemble(GuestMode::Long64, |a| {
+        a.mov(eax, 0x0001_0000u32)?;
+        a.lzcnt(ecx, eax) // BSR: 16 (LZCNT would give 15)
+    });
+    let mut m = machine_with(GuestMode::Long64, &code);
+    m.cpuid.set_feature(Abm, false);
+    let r = m.run(Some(100));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
+    assert_eq!(m.cpu.gpr[1], 16);
 }
 
 #[test]

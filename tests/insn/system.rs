@@ -286,12 +286,12 @@ fn cr3_cr4_cr8_reserved_bits() {
         a.mov(rax, cr3)?;
         a.mov(cr3, rax)?;
         a.mov(rcx, cr4)?;
-        a.bts(rcx, 18)?; // OSXSAVE
+        a.bts(rcx, 3)?; // DE
         a.mov(cr4, rcx)?;
         a.mov(rdx, cr4)
     });
     assert_eq!(m.cpu.gpr[3], 5);
-    assert_eq!(m.cpu.gpr[2] & (1 << 18), 1 << 18);
+    assert_eq!(m.cpu.gpr[2] & (1 << 3), 1 << 3);
     expect_fault(
         GuestMode::Long64,
         GP0,
@@ -386,7 +386,8 @@ fn msr_round_trips_and_defaults() {
         |_| {},
     );
     expect_fault(GuestMode::Long64, GP0, wr(0x1234, 0, 0), |_| {});
-    expect_fault(GuestMode::Long64, GP0, wr(msr::IA32_GS_BASE, 0, 0x8000), |_| {});
+    // Non-canonical at the model's 57 linear-address bits (it advertises LA57).
+    expect_fault(GuestMode::Long64, GP0, wr(msr::IA32_GS_BASE, 0, 0x0100_0000), |_| {});
     expect_fault(GuestMode::Long64, GP0, wr(msr::IA32_EFER, 0xD02, 0), |_| {});
     expect_fault(GuestMode::Long64, GP0, wr(msr::IA32_EFER, 0x801, 0), |_| {});
     expect_fault(GuestMode::Long64, GP0, wr(msr::IA32_PAT, 0x0007_0402, 0), |_| {});

@@ -12,6 +12,7 @@ use super::{read, read_sized, write};
 use crate::cpu::fault::ExecResult;
 use crate::cpu::flags::{size_mask, CF, ZF};
 use crate::cpu::insn::{Handler, Insn, Op};
+use crate::cpuid::Feature;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Instruction, Mnemonic};
 
@@ -33,8 +34,8 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Btc => bt::<BTC>,
         Mnemonic::Bsf => scan::<BSF>,
         Mnemonic::Bsr => scan::<BSR>,
-        Mnemonic::Tzcnt => scan::<TZCNT>,
-        Mnemonic::Lzcnt => scan::<LZCNT>,
+        Mnemonic::Tzcnt => tzcnt,
+        Mnemonic::Lzcnt => lzcnt,
         Mnemonic::Popcnt => popcnt,
         _ => return None,
     })
@@ -92,6 +93,28 @@ fn modify<const OP: u8>(v: u64, bit: u64) -> u64 {
         BTS => v | b,
         BTR => v & !b,
         _ => v ^ b,
+    }
+}
+
+/// TZCNT, or BSF on a CPU model without BMI1: the F3 prefix is then ignored (SDM Vol. 2B
+/// "TZCNT": "On processors that do not support TZCNT, the instruction byte encoding is
+/// executed as BSF").
+fn tzcnt(m: &mut Machine, i: &Insn) -> ExecResult {
+    if m.cpuid.has(Feature::Bmi1) {
+        scan::<TZCNT>(m, i)
+    } else {
+        scan::<BSF>(m, i)
+    }
+}
+
+/// LZCNT, or BSR on a CPU model without LZCNT (CPUID.80000001H:ECX.LZCNT/ABM; SDM Vol. 2A
+/// "LZCNT": "On processors that do not support LZCNT, the instruction byte encoding is
+/// executed as BSR").
+fn lzcnt(m: &mut Machine, i: &Insn) -> ExecResult {
+    if m.cpuid.has(Feature::Abm) {
+        scan::<LZCNT>(m, i)
+    } else {
+        scan::<BSR>(m, i)
     }
 }
 

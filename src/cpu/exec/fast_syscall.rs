@@ -125,8 +125,11 @@ fn sysret(m: &mut Machine, i: &Insn) -> ExecResult {
     if lma(m) {
         let rip = if to64 {
             // Intel checks RCX before changing any state, so the #GP is taken at CPL 0.
-            // AMD does not check: the fetch at CPL 3 faults instead.
-            if vendor == Vendor::Intel && !crate::cpu::msr::canonical(&m.cpuid, rcx) {
+            // AMD does not check: the fetch at CPL 3 faults instead. The address is used
+            // at once, so it is checked for the current paging mode (48 or, with
+            // CR4.LA57, 57 bits; Intel "5-Level Paging and 5-Level EPT" white paper
+            // §2.6), not the model's widest.
+            if vendor == Vendor::Intel && !m.canonical(rcx) {
                 return gp(0);
             }
             rcx
@@ -198,8 +201,8 @@ fn sysexit(m: &mut Machine, i: &Insn) -> ExecResult {
     let (rcx, rdx) = (m.cpu.gpr[1], m.cpu.gpr[2]);
     if to64 {
         // SDM Vol. 2B "SYSEXIT", 64-bit mode exceptions: "#GP(0) If RCX or RDX contains
-        // a non-canonical address."
-        let canonical = |v| crate::cpu::msr::canonical(&m.cpuid, v);
+        // a non-canonical address." (For the current paging mode, as SYSRET.)
+        let canonical = |v| m.canonical(v);
         if !canonical(rcx) || !canonical(rdx) {
             return gp(0);
         }

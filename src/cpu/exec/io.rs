@@ -29,6 +29,7 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 /// mode and when CPL <= IOPL; otherwise (and always in V86 mode) every bit of the TSS
 /// I/O permission bitmap for the `size` ports from `port` must be clear.
 fn check_io(m: &mut Machine, port: u16, size: u8) -> ExecResult {
+    m.watch_port(port, size);
     match m.cpu.mode {
         CpuMode::Real => Ok(()),
         CpuMode::V86 => io_bitmap_allows(m, port, size),

@@ -32,6 +32,7 @@ mod string;
 mod system;
 
 pub use random::{next_random, DEFAULT_RNG_SEED};
+pub(crate) use system::write_cr3;
 
 use super::fault::Fault;
 use super::flags::size_mask;

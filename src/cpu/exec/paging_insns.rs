@@ -8,6 +8,7 @@ use crate::cpu::flags;
 use crate::cpu::insn::{Handler, Insn, Op};
 use crate::cpu::regs::cr4;
 use crate::cpu::CpuMode;
+use crate::cpuid::Feature;
 use crate::machine::{Machine, MmuFlush};
 use hvsim_decoder::iced::{Instruction, Mnemonic};
 
@@ -35,8 +36,9 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 }
 
 fn invpcid(m: &mut Machine, i: &Insn) -> ExecResult {
-    // "#UD: The INVPCID instruction is not recognized in virtual-8086 mode."
-    if m.cpu.mode == CpuMode::V86 || i.ops[1] != Op::Mem {
+    // "#UD: The INVPCID instruction is not recognized in virtual-8086 mode", and "If
+    // CPUID.(EAX=07H, ECX=0H):EBX.INVPCID (bit 10) = 0".
+    if m.cpu.mode == CpuMode::V86 || i.ops[1] != Op::Mem || !m.cpuid.has(Feature::Invpcid) {
         return ud();
     }
     if m.cpu.cpl != 0 {
@@ -126,9 +128,10 @@ fn wrpkru(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-/// STAC and CLAC: #UD in virtual-8086 mode and at CPL > 0.
+/// STAC and CLAC: #UD in virtual-8086 mode, at CPL > 0, and if CPUID.(EAX=07H,
+/// ECX=0H):EBX.SMAP (bit 20) = 0.
 fn require_smap_insn(m: &Machine) -> ExecResult {
-    if m.cpu.mode == CpuMode::V86 || m.cpu.cpl > 0 {
+    if m.cpu.mode == CpuMode::V86 || m.cpu.cpl > 0 || !m.cpuid.has(Feature::Smap) {
         return ud();
     }
     Ok(())

@@ -134,6 +134,11 @@ pub(crate) fn rep_loop(
         if stop {
             return Ok(());
         }
+        // A data breakpoint hit ends the run of iterations: the #DB trap follows this
+        // iteration (SDM Vol. 3A §18.3.1.2), and the instruction resumes after it.
+        if m.cpu.debug.pending & crate::cpu::debug::DR6_BREAKPOINTS != 0 && cx != 1 {
+            return Err(Fault::Yield);
+        }
     }
 }
 

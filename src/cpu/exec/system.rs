@@ -14,30 +14,7 @@ use crate::cpu::segment::segment_from_descriptor;
 use crate::cpu::{vector, CpuMode};
 use crate::machine::{Machine, MmuFlush};
 use hvsim_decoder::iced::{Code, Instruction, Mnemonic, OpKind, Register};
-use hvsim_mmu::paging::{self, AccessKind};
-
-/// CR4.PCE (performance-counter enable) and CR4.OSXMMEXCPT.
-const CR4_PCE: u64 = 1 << 8;
-const CR4_OSXMMEXCPT: u64 = 1 << 10;
-
-/// The CR4 bits this CPU model implements; any other bit is reserved (#GP). VME/PVI,
-/// VMXE, SMXE, FSGSBASE, PKS, CET and LAM are not emulated, so reserved here.
-const CR4_VALID: u64 = cr4::TSD
-    | cr4::DE
-    | cr4::PSE
-    | cr4::PAE
-    | cr4::MCE
-    | cr4::PGE
-    | CR4_PCE
-    | cr4::OSFXSR
-    | CR4_OSXMMEXCPT
-    | cr4::OSXSAVE
-    | cr4::SMEP
-    | cr4::SMAP
-    | cr4::UMIP
-    | cr4::LA57
-    | cr4::PCIDE
-    | cr4::PKE;
+use hvsim_mmu::paging;
 
 /// CR0 bits whose change flushes the whole TLB: PG (SDM Vol. 3A §4.10.4.1 "Operations
 /// that Invalidate TLBs and Paging-Structure Caches"), WP (a change of the access rights)
@@ -303,7 +280,8 @@ pub(crate) fn write_cr3(m: &mut Machine, v: u64) -> ExecResult {
 /// MOV to CR4: reserved bits, the IA-32e rules for PAE, LA57 and PCIDE, the PDPTE load
 /// of PAE paging and the TLB flush (SDM Vol. 2B MOV CR; Vol. 3A §4.10.4.1).
 pub(crate) fn write_cr4(m: &mut Machine, v: u64) -> ExecResult {
-    if v & !CR4_VALID != 0 {
+    // The bits of features the CPU model does not advertise are reserved.
+    if v & !m.cpuid.cr4_valid_bits() != 0 {
         return gp(0);
     }
     let old = m.cpu.cr4;
@@ -445,7 +423,7 @@ fn load_system_descriptor(m: &mut Machine, sel: u16) -> Result<(Segment, u64), F
         if u64::from(sel & 0xFFF8) + 15 > u64::from(m.cpu.gdtr.limit) {
             return gp(err);
         }
-        let hi = u64::from_le_bytes(m.read_lin(lin.wrapping_add(8), AccessKind::Read)?);
+        let hi = u64::from_le_bytes(m.system_read(lin.wrapping_add(8))?);
         // The upper half's type field must be 0 and the base canonical.
         if (hi >> 8) & 0x1F != 0 {
             return gp(err);
@@ -499,7 +477,7 @@ fn ltr(m: &mut Machine, i: &Insn) -> ExecResult {
         return Err(Exception::with_code(vector::NP, err).into());
     }
     // Mark the descriptor busy (type bit 1).
-    m.write_lin(lin.wrapping_add(5), [(seg.attr as u8) | 2])?;
+    m.system_write_sized(lin.wrapping_add(5), 1, u64::from(seg.attr as u8 | 2))?;
     m.cpu.tr = Segment { attr: seg.attr | 2, ..seg };
     Ok(())
 }
