@@ -11,6 +11,7 @@ pub mod cpuid;
 pub mod example;
 pub mod firmware;
 pub mod machine;
+pub mod nested;
 
 pub use cpu::fault::{Exception, Fault};
 pub use cpu::{Cpu, CpuMode};

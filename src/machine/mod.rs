@@ -79,6 +79,8 @@ pub struct Machine {
     catch: u32,
     /// The INTR line: the vector of a pending external interrupt.
     intr: Option<u8>,
+    /// Nested virtualization (SVM) state.
+    pub nested: crate::nested::NestedState,
 }
 
 impl Machine {
@@ -107,6 +109,7 @@ impl Machine {
             tracer: None,
             catch: 0,
             intr: None,
+            nested: crate::nested::NestedState::default(),
         })
     }
 
@@ -208,7 +211,7 @@ impl Machine {
     /// index of the instruction.
     #[inline]
     fn run_block(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
-        if self.tracer.is_some() {
+        if self.tracer.is_some() || self.nested.in_guest() {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
@@ -247,6 +250,9 @@ impl Machine {
             let cs = self.cpu.seg[1].selector;
             let count = self.cpu.insn_count;
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
+            if self.nested.in_guest() && crate::nested::intercept_insn(self, insn, start, next) {
+                return Ok(());
+            }
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
             let retired = match &r {
@@ -255,9 +261,11 @@ impl Machine {
             };
             if retired {
                 self.cpu.insn_count += 1;
-                let line = report::trace_line(count, cs, start, insn);
-                if let Some(t) = self.tracer.as_mut() {
-                    t(&line);
+                if self.tracer.is_some() {
+                    let line = report::trace_line(count, cs, start, insn);
+                    if let Some(t) = self.tracer.as_mut() {
+                        t(&line);
+                    }
                 }
             }
             if let Err(f) = r {
@@ -278,6 +286,9 @@ impl Machine {
     /// the vCPU halted and the loop decides whether something wakes it).
     fn on_fault(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> Option<StopReason> {
         match f {
+            Fault::Exception(e) if self.nested.in_guest() => {
+                crate::nested::on_exception(self, *e, insn).unwrap_or(None)
+            }
             Fault::Exception(e) => self.raise_exception(*e, insn),
             Fault::Unsupported(u) => Some(StopReason::Unsupported { what: u.what }),
             Fault::Yield => Some(StopReason::Yield),

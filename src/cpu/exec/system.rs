@@ -22,7 +22,7 @@ const CR4_OSXMMEXCPT: u64 = 1 << 10;
 
 /// The CR4 bits this CPU model implements; any other bit is reserved (#GP). VME/PVI,
 /// VMXE, SMXE, FSGSBASE, PKS, CET and LAM are not emulated, so reserved here.
-const CR4_VALID: u64 = cr4::TSD
+pub(crate) const CR4_VALID: u64 = cr4::TSD
     | cr4::DE
     | cr4::PSE
     | cr4::PAE
