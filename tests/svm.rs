@@ -395,8 +395,22 @@ fn pause_intercept() {
 /// APM §15.9: INVLPG.
 #[test]
 fn invlpg_intercept() {
-    let m = intercepted(icpt::INTERCEPT_INVLPG, |a| a.invlpg(byte_ptr(0x3000)));
+    let m = intercepted(icpt::INTERCEPT_INVLPG, |a| {
+        a.mov(rbx, 0x3000u64)?;
+        a.invlpg(byte_ptr(rbx + 0x10))
+    });
     assert_eq!(exitcode(&m), SvmExitCode::INVLPG);
+    // Decode assists (APM §15.33.2): the linear address.
+    assert_eq!(rd(&m, vmcb::EXITINFO1), 0x3010);
+}
+
+/// APM §15.33.3 "INTn Intercept" with decode assists: EXITINFO1 = the vector.
+#[test]
+fn intn_intercept_reports_vector() {
+    let m = intercepted(icpt::INTERCEPT_INTN, |a| a.int(0x42));
+    assert_eq!(exitcode(&m), SvmExitCode::SWINT);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), 0x42);
+    assert_eq!(rd(&m, vmcb::NRIP), L2 + 2);
 }
 
 /// APM §15.9: VMRUN executed by the guest exits to L1 (its intercept is mandatory).
@@ -552,6 +566,44 @@ fn cr_read_and_write_intercepts() {
     assert_eq!(rd(&m, vmcb::EXITINFO1), 1 << 63 | 3);
 }
 
+/// APM §15.8.3 "CR Write Traps": the write completes, then the trap exits with the new
+/// value in EXITINFO1 and RIP = NRIP = the next instruction.
+#[test]
+fn cr_write_trap() {
+    let l2 = |a: Asm| {
+        a.mov(rax, cr4)?;
+        a.or(rax, 1 << 7)?; // PGE
+        a.mov(cr4, rax)?;
+        a.nop()
+    };
+    let mut m = setup(l2);
+    intercept(&mut m, icpt::INTERCEPT_CR4_WRITE_TRAP);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::CR4_WRITE_TRAP);
+    let next = l2_insn(l2, 3);
+    assert_eq!(rd(&m, vmcb::RIP), next);
+    assert_eq!(rd(&m, vmcb::NRIP), next);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), rd(&m, vmcb::CR4));
+    assert_ne!(rd(&m, vmcb::CR4) & 1 << 7, 0, "the write took effect");
+}
+
+/// APM §15.8.3: the EFER write trap (WRMSR to EFER not intercepted by the MSRPM).
+#[test]
+fn efer_write_trap() {
+    let l2 = |a: Asm| {
+        a.mov(ecx, svm_msr::EFER)?;
+        a.rdmsr()?;
+        a.or(eax, 1)?; // SCE
+        a.wrmsr()
+    };
+    let mut m = setup(l2);
+    intercept(&mut m, icpt::INTERCEPT_EFER_WRITE_TRAP);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::EFER_WRITE_TRAP);
+    assert_eq!(rd(&m, vmcb::EXITINFO1) & 1, 1);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), rd(&m, vmcb::EFER));
+}
+
 /// APM §15.8.2 "CR0 Selective Write Intercept": only changes outside TS and MP exit.
 #[test]
 fn cr0_selective_write_intercept() {
@@ -658,6 +710,10 @@ fn exception_intercept_page_fault() {
     assert_eq!(rd(&m, vmcb::EXITINFO1), 0b010, "not present, write, supervisor");
     assert_eq!(rd(&m, vmcb::EXITINFO2), 0x1_0000_0000);
     assert_eq!(rd(&m, vmcb::CR2), 0);
+    // Decode assists (APM §15.33.4): the faulting instruction's bytes (MOV [RAX], RBX).
+    assert_eq!(m.mem.read_u8(Gpa(VMCB + u64::from(vmcb::GUEST_INSN_LEN))), 3);
+    let b = |k: u64| m.mem.read_u8(Gpa(VMCB + u64::from(vmcb::GUEST_INSN_BYTES) + k));
+    assert_eq!([b(0), b(1), b(2), b(3)], [0x48, 0x89, 0x18, 0]);
 }
 
 /// APM §15.12: #GP with its error code.

@@ -274,6 +274,9 @@ impl Machine {
                 }
                 return Err((f, n));
             }
+            if self.nested.in_guest() && crate::nested::after_insn(self) {
+                return Ok(());
+            }
             if self.cpu.rip != next || self.cpu.end_block {
                 self.cpu.end_block = false;
                 break;

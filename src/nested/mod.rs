@@ -54,6 +54,12 @@ pub(crate) fn intercept_insn(m: &mut Machine, insn: &Insn, rip: u64, next_rip: u
     svm::intercepts::check_insn(m, insn, rip, next_rip)
 }
 
+/// Called after each instruction of a nested guest retired. Returns `true` if a trap
+/// intercept (a CR or EFER write trap) exited to L1.
+pub(crate) fn after_insn(m: &mut Machine) -> bool {
+    svm::intercepts::after_insn(m)
+}
+
 /// Called for an exception an instruction (or an instruction fetch) raised in a nested
 /// guest. `Some(outcome)` if the nested layer handled it (an intercept, or the delivery
 /// whose shutdown L1 intercepts); `None` to deliver it as usual.

@@ -152,11 +152,22 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
         Mnemonic::Popf | Mnemonic::Popfd | Mnemonic::Popfq => when(m, icpt::INTERCEPT_POPF),
         Mnemonic::Rsm => when(m, icpt::INTERCEPT_RSM),
         Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq => when(m, icpt::INTERCEPT_IRET),
-        Mnemonic::Int => when(m, icpt::INTERCEPT_INTN),
+        // Decode assists: EXITINFO1 is the interrupt number (§15.33.3).
+        Mnemonic::Int => set(m, icpt::INTERCEPT_INTN).then(|| {
+            let info1 = exit_info::swint(i.imm as u8);
+            (SvmExitCode::SWINT, ExitInfo { info1, ..ExitInfo::default() })
+        }),
         Mnemonic::Int1 => when(m, icpt::INTERCEPT_ICEBP),
         Mnemonic::Invd => when(m, icpt::INTERCEPT_INVD),
         Mnemonic::Pause => when(m, icpt::INTERCEPT_PAUSE),
-        Mnemonic::Invlpg => when(m, icpt::INTERCEPT_INVLPG),
+        // Decode assists: EXITINFO1 is the linear address (§15.33.2).
+        Mnemonic::Invlpg => set(m, icpt::INTERCEPT_INVLPG).then(|| {
+            let mut lin = m.cpu.seg(i.mem.seg).base.wrapping_add(i.ea(m));
+            if m.cpu.mode != CpuMode::Long64 {
+                lin &= 0xFFFF_FFFF;
+            }
+            (SvmExitCode::INVLPG, ExitInfo { info1: exit_info::invlpg(lin), ..ExitInfo::default() })
+        }),
         Mnemonic::Invlpga => when(m, icpt::INTERCEPT_INVLPGA),
         Mnemonic::Vmrun => when(m, icpt::INTERCEPT_VMRUN),
         Mnemonic::Vmmcall => when(m, icpt::INTERCEPT_VMMCALL),
@@ -278,14 +289,56 @@ fn cr0_write(m: &mut Machine, gpr: Option<u8>) -> Option<(SvmExitCode, ExitInfo)
 /// The hook before each guest instruction: `true` if it was intercepted (the #VMEXIT
 /// has happened, with RIP = `rip` saved as the guest's and NRIP = `next`).
 pub fn check_insn(m: &mut Machine, i: &Insn, rip: u64, next: u64) -> bool {
+    m.nested.svm.pending_trap = None;
     if !simple_exceptions_pass(m, i) {
         return false;
     }
     let Some((code, mut info)) = exit_for(m, i, next) else {
+        m.nested.svm.pending_trap = write_trap(m, i);
         return false;
     };
     m.cpu.rip = rip;
     info.nrip = Some(next);
+    vmexit(m, code, info);
+    true
+}
+
+/// The register number (CRn, or 16 for EFER) whose write-trap intercept the
+/// instruction arms: MOV to CRn, LMSW and CLTS (CR0), WRMSR to EFER (§15.8.3).
+fn write_trap(m: &Machine, i: &Insn) -> Option<u8> {
+    let d = &i.iced;
+    let n = match d.mnemonic() {
+        Mnemonic::Mov if d.op_kind(0) == OpKind::Register && d.op0_register().is_cr() => {
+            d.op0_register().number() as u8
+        }
+        Mnemonic::Lmsw | Mnemonic::Clts => 0,
+        Mnemonic::Wrmsr if m.cpu.gpr[1] as u32 == hvsim_svm_model::msr::EFER => {
+            return set(m, icpt::INTERCEPT_EFER_WRITE_TRAP).then_some(EFER_TRAP);
+        }
+        _ => return None,
+    };
+    set(m, Intercept { word: icpt::VECTOR_MISC2, bit: 16 + (n & 15) }).then_some(n)
+}
+
+/// [`SvmState::pending_trap`](super::SvmState::pending_trap) value for EFER.
+const EFER_TRAP: u8 = 16;
+
+/// After a guest instruction retired: the write trap it armed, if any, exits with the
+/// register's new value in EXITINFO1 and RIP and NRIP at the next instruction.
+pub fn after_insn(m: &mut Machine) -> bool {
+    let Some(n) = m.nested.svm.pending_trap.take() else {
+        return false;
+    };
+    let (code, value) = match n {
+        EFER_TRAP => (SvmExitCode::EFER_WRITE_TRAP, m.cpu.efer),
+        0 => (SvmExitCode::cr_write_trap(0), m.cpu.cr0),
+        2 => (SvmExitCode::cr_write_trap(2), m.cpu.cr2),
+        3 => (SvmExitCode::cr_write_trap(3), m.cpu.cr3),
+        4 => (SvmExitCode::cr_write_trap(4), m.cpu.cr4),
+        8 => (SvmExitCode::cr_write_trap(8), m.cpu.cr8),
+        n => (SvmExitCode::cr_write_trap(n), 0),
+    };
+    let info = ExitInfo { info1: value, nrip: Some(m.cpu.rip), ..ExitInfo::default() };
     vmexit(m, code, info);
     true
 }
@@ -297,13 +350,17 @@ pub fn on_exception(
     e: Exception,
     insn: Option<&Insn>,
 ) -> Option<Option<StopReason>> {
+    m.nested.svm.pending_trap = None;
     if exception_intercepted(m, e.vector) {
         let (info1, info2) = exception_info(&e);
-        vmexit(
-            m,
-            SvmExitCode::exception(e.vector),
-            ExitInfo { info1, info2, ..ExitInfo::default() },
-        );
+        // Decode assists: a #PF intercept reports the bytes of the faulting instruction
+        // (none for a fault on the fetch itself).
+        let guest_insn = (e.vector == vector::PF).then(|| match insn {
+            Some(i) => (i.bytes, i.len),
+            None => ([0; 15], 0),
+        });
+        let info = ExitInfo { info1, info2, guest_insn, ..ExitInfo::default() };
+        vmexit(m, SvmExitCode::exception(e.vector), info);
         return Some(None);
     }
     let r = m.raise_exception(e, insn);

@@ -32,8 +32,13 @@ pub const FEATURE_VMCB_CLEAN: u32 = 1 << 5;
 /// value asks for.
 pub const FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
 
+/// CPUID 8000_000Ah EDX bit 7: decode assists (§15.33): EXITINFO1 of MOV CRn/DRn,
+/// LMSW/CLTS/SMSW, INTn and INVLPG, and the instruction bytes of #PF intercepts.
+pub const FEATURE_DECODE_ASSISTS: u32 = 1 << 7;
+
 /// CPUID 8000_000Ah EDX: the optional SVM features hvsim implements.
-pub const FEATURES_EDX: u32 = FEATURE_NRIPS | FEATURE_VMCB_CLEAN | FEATURE_FLUSH_BY_ASID;
+pub const FEATURES_EDX: u32 =
+    FEATURE_NRIPS | FEATURE_VMCB_CLEAN | FEATURE_FLUSH_BY_ASID | FEATURE_DECODE_ASSISTS;
 
 /// The SVM state of a vCPU.
 #[derive(Clone, Debug)]
@@ -48,6 +53,10 @@ pub struct SvmState {
     pub guest: Option<Box<GuestContext>>,
     /// The reason the last VMRUN failed its consistency checks, for reports.
     pub last_invalid: Option<InvalidVmcb>,
+    /// A write-trap intercept (EFER or CRn) armed by the instruction about to execute:
+    /// it exits after the instruction retires (§15.8.3 "CR Write Traps"). The register
+    /// number is 16 for EFER.
+    pub pending_trap: Option<u8>,
     /// Number of successful VMRUNs and of #VMEXITs (counters for reports and benches).
     pub vmruns: u64,
     /// See `vmruns`.
@@ -62,6 +71,7 @@ impl Default for SvmState {
             vm_cr: 0,
             guest: None,
             last_invalid: None,
+            pending_trap: None,
             vmruns: 0,
             vmexits: 0,
         }

@@ -22,6 +22,9 @@ pub struct ExitInfo {
     /// NRIP for instruction intercepts ("the next sequential instruction pointer",
     /// §15.7.1); `None` writes 0.
     pub nrip: Option<u64>,
+    /// Decode assists (§15.33.4 "#PF and #NPF Information"): the guest instruction bytes
+    /// fetched and their number, for #PF intercepts.
+    pub guest_insn: Option<([u8; 15], u8)>,
 }
 
 /// Performs a #VMEXIT from the running guest with `code`. Does nothing outside a guest.
@@ -52,6 +55,14 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     img.set_u64(vmcb::EXITINFO2, info.info2);
     img.set_u64(vmcb::EXITINTINFO, info.exitintinfo);
     img.set_u64(vmcb::NRIP, info.nrip.unwrap_or(0));
+    if let Some((bytes, len)) = info.guest_insn {
+        let len = len.min(15);
+        img.write(vmcb::GUEST_INSN_LEN, 1, u64::from(len));
+        for (k, b) in bytes.iter().enumerate() {
+            let v = if k < usize::from(len) { *b } else { 0 };
+            img.write(vmcb::GUEST_INSN_BYTES + k as u16, 1, u64::from(v));
+        }
+    }
     write_vmcb(m, ctx.vmcb_pa, &img);
     tracing::debug!(target: "svm", exitcode = %code, info1 = info.info1, info2 = info.info2, exitintinfo = info.exitintinfo, rip = m.cpu.rip, "#VMEXIT");
 

@@ -99,7 +99,7 @@ fn inject(m: &mut Machine, raw: u64) -> ExecResult {
         Ok(()) => Ok(()),
         Err(Fault::Exception(e)) if super::intercepts::exception_intercepted(m, e.vector) => {
             let (info1, info2) = super::intercepts::exception_info(&e);
-            let info = ExitInfo { info1, info2, exitintinfo: ev.encode(), nrip: None };
+            let info = ExitInfo { info1, info2, exitintinfo: ev.encode(), ..ExitInfo::default() };
             vmexit(m, SvmExitCode::exception(e.vector), info);
             Ok(())
         }
