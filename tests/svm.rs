@@ -1050,3 +1050,113 @@ fn tsc_offset_applies_in_guest() {
     assert!(tsc >= 0x10_0000_0000 && tsc < 0x10_0000_1000, "{tsc:#x}");
     assert_eq!(m.nested.tsc_offset(), 0, "no offset in the host");
 }
+
+// ---- Guest modes, INVLPGA, GIF and NMI ------------------------------------------------------
+
+/// APM §15.5.1: VMRUN loads a 32-bit protected-mode guest without paging (EFER.LME = 0,
+/// CR0.PG = 0) from a 64-bit host, and #VMEXIT returns to the 64-bit host.
+#[test]
+fn vmrun_into_32bit_protected_mode_guest() {
+    let mut m = setup(|a| a.hlt());
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.mov(eax, 5u32).unwrap();
+    a.mov(ebx, esp).unwrap();
+    a.vmmcall().unwrap();
+    m.load(L2, &a.assemble(L2).unwrap()).unwrap();
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    wr(&mut m, vmcb::EFER, svm_msr::EFER_SVME);
+    wr(&mut m, vmcb::CR0, 0x11); // PE, ET
+    wr(&mut m, vmcb::CR4, 0);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::CS_SELECTOR)), 0x18);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::CS_ATTRIB)), 0xC9B); // G, D, code
+    m.mem.write_u32(Gpa(VMCB + u64::from(vmcb::CS_LIMIT)), 0xFFFF_FFFF);
+    for seg in [vmcb::SS_SELECTOR, vmcb::DS_SELECTOR, vmcb::ES_SELECTOR] {
+        m.mem.write_u16(Gpa(VMCB + u64::from(seg) + 2), 0xC93);
+        m.mem.write_u32(Gpa(VMCB + u64::from(seg) + 4), 0xFFFF_FFFF);
+    }
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::VMMCALL);
+    assert_eq!(rd(&m, vmcb::RAX), 5);
+    assert_eq!(m.cpu.gpr[3], L2_STACK, "ran with the VMCB's RSP");
+    assert_eq!(rd(&m, vmcb::EFER) & (1 << 10), 0, "no LMA in the guest");
+    assert_eq!(m.cpu.mode, hvsim::CpuMode::Long64, "back in the 64-bit host");
+}
+
+/// APM Vol. 3 "INVLPGA": intercepted in a guest; executed by the host (#UD without
+/// EFER.SVME is covered by the VMRUN test's rule, shared by every SVM instruction).
+#[test]
+fn invlpga_intercept_and_host_execution() {
+    let l2 = |a: Asm| {
+        a.mov(rax, 0x3000u64)?;
+        a.mov(ecx, 1u32)?;
+        a.invlpga()
+    };
+    let m = intercepted(icpt::INTERCEPT_INVLPGA, l2);
+    assert_eq!(exitcode(&m), SvmExitCode::INVLPGA);
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.mov(rax, 0x3000u64)?;
+        a.xor(ecx, ecx)?;
+        a.invlpga()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, |a| a.hlt());
+    let r = m.run(Some(100));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
+}
+
+/// APM §15.17: NMIs are held pending while GIF = 0 as well.
+#[test]
+fn gif_holds_nmi_until_stgi() {
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.clgi()?;
+        for _ in 0..10 {
+            a.nop()?;
+        }
+        a.stgi()?;
+        a.nop()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, |a| a.hlt());
+    with_idt(&mut m, &[2]);
+    m.run(Some(12));
+    m.inject_nmi();
+    m.run(Some(5));
+    assert!(m.cpu.nmi_pending, "held pending while GIF = 0");
+    m.run(Some(20));
+    assert!(!m.cpu.nmi_pending);
+    assert_eq!(m.cpu.gpr[15], 2, "delivered after STGI");
+}
+
+/// APM §15.17: STGI and CLGI at CPL 0 without EFER.SVME are #UD.
+#[test]
+fn stgi_without_svme_is_ud() {
+    let mut m = setup_with(|a| a.stgi(), |a| a.hlt());
+    let r = m.run(Some(10));
+    assert_eq!(Machine::exception_of(&r).map(|e| e.vector), Some(6));
+}
+
+/// APM §15.21.1 "Physical Interrupt Masking": with V_INTR_MASKING the host's EFLAGS.IF
+/// (saved by VMRUN) decides whether a physical interrupt is taken, not the guest's.
+#[test]
+fn intr_intercept_with_v_intr_masking_uses_host_if() {
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.sti()?;
+        a.mov(rax, VMCB)?;
+        a.vmrun()?;
+        a.cli()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, l2_spin);
+    intercept(&mut m, icpt::INTERCEPT_INTR);
+    wr(&mut m, vmcb::V_INTR_CONTROL, 1 << 24);
+    wr(&mut m, vmcb::RFLAGS, 2); // guest IF = 0
+    run_into_guest(&mut m);
+    m.inject_interrupt(0x20);
+    let r = m.run(Some(100));
+    assert!(matches!(r.reason, StopReason::Halted { .. }), "{r}");
+    assert_eq!(exitcode(&m), SvmExitCode::INTR);
+    assert_eq!(rd(&m, vmcb::INTERRUPT_STATE) & 2, 0, "GUEST_INTERRUPT_MASK = guest IF = 0");
+}

@@ -95,13 +95,10 @@ fn clgi(m: &mut Machine, _i: &Insn) -> ExecResult {
 
 /// INVLPGA: invalidates the mapping of the linear address in rAX for the ASID in ECX.
 /// hvsim's TLB is not ASID-tagged and holds only the current context (VMRUN and #VMEXIT
-/// flush it), so dropping the page from it is all that is needed.
-fn invlpga(m: &mut Machine, i: &Insn) -> ExecResult {
+/// flush it), so flushing it (more than asked, which is always allowed) is enough.
+fn invlpga(m: &mut Machine, _i: &Insn) -> ExecResult {
     svm_checks(m)?;
-    let lin = m.cpu.gpr[0] & crate::cpu::flags::size_mask(i.asize);
-    let _asid = m.cpu.gpr[1] as u32;
     m.cpu.tlb.flush();
-    let _ = lin;
     m.cpu.end_block = true;
     Ok(())
 }
