@@ -1160,3 +1160,56 @@ fn intr_intercept_with_v_intr_masking_uses_host_if() {
     assert_eq!(exitcode(&m), SvmExitCode::INTR);
     assert_eq!(rd(&m, vmcb::INTERRUPT_STATE) & 2, 0, "GUEST_INTERRUPT_MASK = guest IF = 0");
 }
+
+/// APM §15.15 "VMCB State Caching": a field changed while its clean bit is set is
+/// reported (hvsim uses the new value, as a processor that ignores clean bits would).
+#[test]
+fn clean_bit_violation_is_reported() {
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.mov(rax, VMCB)?;
+        a.vmrun()?;
+        // After the first #VMEXIT: change the TSC offset but mark the intercepts clean.
+        a.mov(rbx, VMCB + u64::from(vmcb::TSC_OFFSET))?;
+        a.mov(qword_ptr(rbx), 0x1000)?;
+        a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
+        a.mov(dword_ptr(rbx), 1)?; // CLEAN_I
+        a.vmrun()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, l2_vmmcall);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    run(&mut m);
+    assert_eq!(m.nested.svm.vmexits, 2);
+    let v = &m.nested.svm.clean_bit_violations;
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].clean_bit, v[0].field, v[0].cached, v[0].current),
+        ("I", "TSC_OFFSET", 0, 0x1000)
+    );
+}
+
+/// APM §15.15: with its clean bit clear, a changed field is not a violation.
+#[test]
+fn clean_bit_clear_changes_are_fine() {
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.mov(rax, VMCB)?;
+        a.vmrun()?;
+        a.mov(rbx, VMCB + u64::from(vmcb::TSC_OFFSET))?;
+        a.mov(qword_ptr(rbx), 0x1000)?;
+        a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
+        a.mov(dword_ptr(rbx), !1i32)?; // every bit but CLEAN_I
+        a.vmrun()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, l2_vmmcall);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    run(&mut m);
+    assert_eq!(m.nested.svm.vmexits, 2);
+    assert!(
+        m.nested.svm.clean_bit_violations.is_empty(),
+        "{:?}",
+        m.nested.svm.clean_bit_violations
+    );
+}

@@ -8,6 +8,7 @@
 //! guest cannot itself run SVM: VMRUN in an L2 always exits to L1, which must intercept
 //! it (it is a VMRUN consistency check), so L1 would have to emulate it.
 
+pub mod clean_bits;
 pub mod events;
 pub mod instructions;
 pub mod intercepts;
@@ -57,6 +58,12 @@ pub struct SvmState {
     /// it exits after the instruction retires (§15.8.3 "CR Write Traps"). The register
     /// number is 16 for EFER.
     pub pending_trap: Option<u8>,
+    /// The VMCB as the last #VMEXIT left it (address and contents), to find fields a
+    /// guest hypervisor changed without clearing their clean bit.
+    pub last_exit_vmcb: Option<(u64, VmcbImage)>,
+    /// Fields changed under a set clean bit, in the order VMRUN found them (see
+    /// [`clean_bits`]).
+    pub clean_bit_violations: Vec<clean_bits::CleanBitViolation>,
     /// Number of successful VMRUNs and of #VMEXITs (counters for reports and benches).
     pub vmruns: u64,
     /// See `vmruns`.
@@ -72,6 +79,8 @@ impl Default for SvmState {
             guest: None,
             last_invalid: None,
             pending_trap: None,
+            last_exit_vmcb: None,
+            clean_bit_violations: Vec::new(),
             vmruns: 0,
             vmexits: 0,
         }

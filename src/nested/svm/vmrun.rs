@@ -41,6 +41,7 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
         return Ok(());
     }
     m.nested.svm.last_invalid = None;
+    super::clean_bits::audit(m, pa, &img);
 
     // Guest state (§15.5.1: "loads guest state from the VMCB").
     load_world(m, &img, true);
