@@ -1213,3 +1213,44 @@ fn clean_bit_clear_changes_are_fine() {
         m.nested.svm.clean_bit_violations
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Never panic on guest behaviour: a valid VMCB with random values in the fields
+    /// VMRUN and the intercepts read (controls, EVENTINJ, control registers, EFER,
+    /// RFLAGS, RIP, CS attributes) runs to some outcome without panicking.
+    #[test]
+    fn random_vmcb_fields_never_panic(
+        vals in proptest::collection::vec(proptest::num::u64::ANY, 12),
+        pick in proptest::collection::vec(proptest::bool::ANY, 12),
+    ) {
+        let fields = [
+            (vmcb::INTERCEPT_CR_READ, 8u16),
+            (vmcb::INTERCEPT_EXCEPTIONS, 8),
+            (vmcb::INTERCEPT_MISC2 + 4, 4),
+            (vmcb::V_INTR_CONTROL, 8),
+            (vmcb::INTERRUPT_STATE, 8),
+            (vmcb::EVENTINJ, 8),
+            (vmcb::CR0, 8),
+            (vmcb::CR4, 8),
+            (vmcb::EFER, 8),
+            (vmcb::RFLAGS, 8),
+            (vmcb::RIP, 8),
+            (vmcb::CS_ATTRIB, 2),
+        ];
+        let mut m = setup(l2_vmmcall);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        for (k, &(off, width)) in fields.iter().enumerate() {
+            if pick[k] {
+                let at = Gpa(VMCB + u64::from(off));
+                match width {
+                    2 => m.mem.write_u16(at, vals[k] as u16),
+                    4 => m.mem.write_u32(at, vals[k] as u32),
+                    _ => m.mem.write_u64(at, vals[k]),
+                }
+            }
+        }
+        let _ = m.run(Some(2_000));
+    }
+}
