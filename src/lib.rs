@@ -13,6 +13,7 @@ pub mod explain;
 pub mod firmware;
 pub mod gdb;
 pub mod machine;
+pub mod nested;
 pub mod trace;
 
 pub use cpu::fault::{Exception, Fault};

@@ -48,6 +48,7 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (7, ECX, 16, "LA57: mmu/src/paging.rs 5-level paging"),
     (7, ECX, 22, "RDPID: exec/msr_access.rs"),
     (0x8000_0001, ECX, 0, "LAHF/SAHF in 64-bit mode: exec/flagops.rs"),
+    (0x8000_0001, ECX, 2, "SVM: src/nested/svm (AMD)"),
     (0x8000_0001, ECX, 5, "LZCNT/ABM: exec/bit.rs"),
     (0x8000_0001, ECX, 8, "PREFETCHW: exec/misc.rs (NOP)"),
     (0x8000_0001, EDX, 11, "SYSCALL: exec/fast_syscall.rs"),
@@ -55,6 +56,10 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (0x8000_0001, EDX, 26, "1-GiB pages: mmu/src/paging.rs"),
     (0x8000_0001, EDX, 27, "RDTSCP: exec/msr_access.rs"),
     (0x8000_0001, EDX, 29, "LM: long mode"),
+    (0x8000_000A, EDX, 3, "NRIP save: src/nested/svm/vmexit.rs"),
+    (0x8000_000A, EDX, 5, "VMCB clean bits: every VMRUN reloads all fields"),
+    (0x8000_000A, EDX, 6, "flush by ASID: every VMRUN/#VMEXIT flushes the TLB"),
+    (0x8000_000A, EDX, 7, "decode assists: src/nested/svm/intercepts.rs"),
 ];
 
 /// AMD repeats these leaf-1 EDX bits in 80000001h:EDX (APM Vol. 3 Appendix E,
@@ -128,14 +133,20 @@ fn model_feature_sets_show_in_cpuid() {
             assert!(!model.has(f), "{v:?}: pending {f:?} is advertised");
         }
     }
-    // The vendor-defining virtualization features are pending, and switch on cleanly.
+    // VMX is pending and switches on cleanly; SVM is implemented on the AMD model
+    // (APM Vol. 3 Appendix E, CPUID Fn8000_000A).
     let intel = Cpuid::new(Vendor::Intel).with(Feature::Vmx);
     assert_eq!(intel.query(1, 0)[ECX] >> 5 & 1, 1, "CPUID.1:ECX.VMX");
-    let amd = Cpuid::new(Vendor::Amd).with(Feature::Svm);
+    let amd = Cpuid::new(Vendor::Amd);
     assert_eq!(amd.query(0x8000_0001, 0)[ECX] >> 2 & 1, 1, "CPUID.80000001H:ECX.SVM");
     let svm = amd.query(0x8000_000A, 0);
-    assert_eq!((svm[EAX], svm[EBX], svm[EDX]), (1, hvsim::cpuid::SVM_ASIDS, 0));
-    assert_eq!(Cpuid::new(Vendor::Amd).query(0x8000_000A, 0), [0; 4], "no SVM: no SVM leaf");
+    assert_eq!(
+        (svm[EAX], svm[EBX], svm[EDX]),
+        (1, hvsim::cpuid::SVM_ASIDS, hvsim::nested::svm::FEATURES_EDX)
+    );
+    let mut no_svm = Cpuid::new(Vendor::Amd);
+    no_svm.set_feature(Feature::Svm, false);
+    assert_eq!(no_svm.query(0x8000_000A, 0), [0; 4], "no SVM: no SVM leaf");
 }
 
 #[test]

@@ -244,9 +244,11 @@ fn efer_rules() {
         assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x901), Ok(0xD01), "{v:?} SCE");
         // Clearing LME with paging on.
         assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x401), Err(GP0), "{v:?}");
-        // Reserved bit 1, and SVME (SVM is not advertised).
+        // Reserved bit 1.
         assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0xD03), Err(GP0), "{v:?}");
-        assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x1D01), Err(GP0), "{v:?} SVME");
+        // SVME: writable only where SVM is advertised (the AMD model).
+        let svme = if v == Vendor::Amd { Ok(0x1D01) } else { Err(GP0) };
+        assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x1D01), svme, "{v:?} SVME");
         // NXE exists only with CPUID.80000001H:EDX.NX.
         let mut no_nx = Cpuid::new(v);
         no_nx.set_feature(Feature::Nx, false);
@@ -254,9 +256,11 @@ fn efer_rules() {
         assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0xD00), Err(GP0), "{v:?} NXE");
         assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x500), Ok(0x500), "{v:?}");
     }
-    // With SVM advertised (AMD), SVME is writable.
-    let mut m = writer(Cpuid::new(Vendor::Amd).with(Feature::Svm));
-    assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x1D00), Ok(0x1D00));
+    // Without SVM, SVME is reserved on AMD too.
+    let mut no_svm = Cpuid::new(Vendor::Amd);
+    no_svm.set_feature(Feature::Svm, false);
+    let mut m = writer(no_svm);
+    assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x1D00), Err(GP0));
     // Setting LME with paging off is allowed (real mode here).
     let mut m = machine(Cpuid::new(Vendor::Intel), GuestMode::Real, &WRITE_READ);
     assert_eq!(run_msr(&mut m, msr::IA32_EFER, 0x100), Ok(0x100));

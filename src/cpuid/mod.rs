@@ -279,9 +279,11 @@ impl Cpuid {
                 };
                 [eax, 0, ecx, 0]
             }
-            // Leaf 8000000Ah: the SVM revision and ASID count; no optional SVM features
-            // (nested paging and the rest come with the SVM issue).
-            LEAF_SVM if self.has(Feature::Svm) => [SVM_REVISION, SVM_ASIDS, 0, 0],
+            // Leaf 8000000Ah: the SVM revision, the ASID count and the optional SVM
+            // features `src/nested/svm` implements.
+            LEAF_SVM if self.has(Feature::Svm) => {
+                [SVM_REVISION, SVM_ASIDS, 0, crate::nested::svm::FEATURES_EDX]
+            }
             _ => [0; 4],
         }
     }

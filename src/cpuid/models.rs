@@ -31,13 +31,11 @@ const COMMON: FeatureSet = FeatureSet::of(&[
 const INTEL_ONLY: FeatureSet = FeatureSet::of(&[TscAdjust]);
 
 /// Implemented and advertised only by the AMD-like model.
-const AMD_ONLY: FeatureSet = FeatureSet::EMPTY;
+const AMD_ONLY: FeatureSet = FeatureSet::of(&[Svm]);
 
 // ---- PENDING: switch these on (move them into the lists above) when their code lands.
 //
 // - Vmx (Intel model; also makes IA32_FEATURE_CONTROL exist): the VMX issue.
-// - Svm (AMD model; also makes EFER.SVME writable and fills leaf 8000000Ah): the SVM
-//   issue.
 // - Apic (makes IA32_APIC_BASE exist): the platform issue.
 
 /// Features whose code is in progress, for both models (see the comment above).
@@ -45,7 +43,7 @@ pub const PENDING_COMMON: FeatureSet = FeatureSet::of(&[Apic]);
 /// In progress, Intel model only.
 pub const PENDING_INTEL: FeatureSet = FeatureSet::of(&[Vmx]);
 /// In progress, AMD model only.
-pub const PENDING_AMD: FeatureSet = FeatureSet::of(&[Svm]);
+pub const PENDING_AMD: FeatureSet = FeatureSet::EMPTY;
 
 /// What the model for `vendor` advertises.
 pub fn features(vendor: Vendor) -> FeatureSet {

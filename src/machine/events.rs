@@ -36,7 +36,10 @@ impl Machine {
     /// Whether the loop has to look at events before the next block.
     #[inline(always)]
     pub(super) fn needs_attention(&self) -> bool {
-        self.cpu.halted || self.cpu.intr.is_some() || self.cpu.nmi_pending
+        self.cpu.halted
+            || self.cpu.intr.is_some()
+            || self.cpu.nmi_pending
+            || self.nested.attention()
     }
 
     /// Delivers a pending NMI or external interrupt if nothing blocks it. Returns
@@ -44,6 +47,11 @@ impl Machine {
     /// that ended in shutdown), else `Ok(one)`, where `one` asks the loop to execute a
     /// single instruction (an interrupt waits behind an interrupt shadow).
     pub(super) fn service_events(&mut self) -> Result<bool, StopReason> {
+        if self.nested.attention() {
+            if let Some(r) = crate::nested::service_events(self) {
+                return r;
+            }
+        }
         let shadowed = self.cpu.insn_count == self.cpu.shadow_at;
         if self.cpu.nmi_pending && !self.cpu.nmi_blocked {
             if shadowed {
@@ -73,7 +81,7 @@ impl Machine {
     }
 
     /// An exception an instruction raised: caught (the run stops with it), or delivered.
-    pub(super) fn raise_exception(
+    pub(crate) fn raise_exception(
         &mut self,
         e: Exception,
         insn: Option<&crate::cpu::insn::Insn>,

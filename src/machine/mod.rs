@@ -123,6 +123,8 @@ pub struct Machine {
     pub(crate) insn_rip: u64,
     /// The built-in BIOS, once installed (`Machine::install_bios`).
     pub(crate) bios: Option<Box<crate::firmware::bios::Bios>>,
+    /// Nested virtualization (SVM) state.
+    pub nested: crate::nested::NestedState,
 }
 
 impl Machine {
@@ -185,6 +187,7 @@ impl Machine {
             slow_blocks: cfg.strict_tlb,
             insn_rip: 0,
             bios: None,
+            nested: crate::nested::NestedState::default(),
         })
     }
 
@@ -320,7 +323,10 @@ impl Machine {
     /// index of the instruction.
     #[inline]
     fn run_block(&mut self, block: &Block, budget: usize) -> Result<(), (Fault, usize)> {
-        if self.slow_blocks || self.trace.has(crate::trace::Category::Insn) {
+        if self.slow_blocks
+            || self.trace.has(crate::trace::Category::Insn)
+            || self.nested.in_guest()
+        {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
@@ -360,6 +366,9 @@ impl Machine {
             let count = self.clock();
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
             self.insn_rip = start;
+            if self.nested.in_guest() && crate::nested::intercept_insn(self, insn, start, next) {
+                return Ok(());
+            }
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
             let retired = match &r {
@@ -389,6 +398,9 @@ impl Machine {
                 }
                 return Err((f, n));
             }
+            if self.nested.in_guest() && crate::nested::after_insn(self) {
+                return Ok(());
+            }
             if self.cpu.rip != next || self.cpu.end_block {
                 self.cpu.end_block = false;
                 break;
@@ -401,6 +413,9 @@ impl Machine {
     /// the vCPU halted and the loop decides whether something wakes it).
     fn on_fault(&mut self, f: Fault, insn: Option<&crate::cpu::insn::Insn>) -> Option<StopReason> {
         match f {
+            Fault::Exception(e) if self.nested.in_guest() => {
+                crate::nested::on_exception(self, *e, insn).unwrap_or(None)
+            }
             Fault::Exception(e) => self.raise_exception(*e, insn),
             Fault::Unsupported(u) => Some(StopReason::Unsupported { what: u.what }),
             Fault::Yield => Some(StopReason::Yield),

@@ -32,7 +32,9 @@ fn stored(m: &Machine, info: &MsrInfo) -> u64 {
 /// and TSC_ADJUST writes left (kept in `cpu.msrs[IA32_TSC]`).
 fn tsc(m: &Machine) -> u64 {
     let off = m.cpu.msrs.get(&msr::IA32_TSC).copied().unwrap_or(0);
-    m.clock().wrapping_add(off)
+    // In an SVM guest the TSC reads include the VMCB's TSC_OFFSET (APM Vol. 2
+    // Appendix B Table B-1 "TSC_OFFSET").
+    m.clock().wrapping_add(off).wrapping_add(m.nested.tsc_offset())
 }
 
 /// Adds `delta` to the TSC.
@@ -43,6 +45,9 @@ fn add_to_tsc(m: &mut Machine, delta: u64) {
 
 /// Reads an MSR, or `None` if it does not exist on this model.
 pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
+    if let Some(v) = crate::nested::svm::msrs::read(m, n) {
+        return Some(v);
+    }
     let info = msr::on_model(&m.cpuid, n)?;
     Some(match n {
         msr::IA32_TSC => tsc(m),
@@ -66,6 +71,9 @@ fn efer_writable(m: &Machine) -> u64 {
 /// Writes an MSR with its checks; `Err(#GP(0))` for an MSR the model does not have and
 /// for a value the MSR does not accept.
 pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
+    if let Some(r) = crate::nested::svm::msrs::write(m, n, v) {
+        return r;
+    }
     let Some(info) = msr::on_model(&m.cpuid, n) else {
         return gp(0);
     };
@@ -91,7 +99,7 @@ pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
         }
         msr::IA32_EFER => {
             let writable = efer_writable(m);
-            if v & !(writable | efer::LMA) != 0 {
+            if v & !(writable | efer::LMA) != 0 || crate::nested::svm::msrs::svme_disabled(m, v) {
                 return gp(0);
             }
             let old = m.cpu.efer;

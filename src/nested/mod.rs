@@ -1,0 +1,78 @@
+//! Nested virtualization: the state a guest hypervisor (L1) sets up to run its own guests
+//! (L2), and the hooks the run loop calls while the vCPU runs one.
+//!
+//! The run loop asks three questions, each answered by the vendor layer (`svm`, and
+//! later `vmx`):
+//!
+//! - before an instruction of a nested guest: is it intercepted? ([`intercept_insn`]);
+//! - when an instruction or a delivery raises an exception: does L1 intercept it?
+//!   ([`on_exception`]);
+//! - between instructions: is an interrupt, NMI or virtual interrupt to be taken, held
+//!   back by the global interrupt flag, or intercepted? ([`service_events`]).
+//!
+//! Outside a nested guest and with GIF = 1 every hook answers "not mine", and the
+//! ordinary (hot) paths run unchanged.
+
+pub mod svm;
+
+use crate::cpu::fault::Exception;
+use crate::cpu::insn::Insn;
+use crate::machine::{Machine, StopReason};
+
+/// Nested-virtualization state of the vCPU.
+#[derive(Clone, Debug, Default)]
+pub struct NestedState {
+    /// AMD SVM.
+    pub svm: svm::SvmState,
+}
+
+impl NestedState {
+    /// The vCPU is running a nested guest (between VMRUN and #VMEXIT).
+    #[inline(always)]
+    pub fn in_guest(&self) -> bool {
+        self.svm.guest.is_some()
+    }
+
+    /// The run loop must ask [`service_events`] before the next block: in a nested guest
+    /// (interrupt intercepts, virtual interrupts) or while GIF = 0 (events held pending).
+    #[inline(always)]
+    pub fn attention(&self) -> bool {
+        !self.svm.gif || self.svm.guest.is_some()
+    }
+
+    /// The TSC offset in effect (VMCB TSC_OFFSET in an SVM guest, else 0).
+    #[inline]
+    pub fn tsc_offset(&self) -> u64 {
+        self.svm.guest.as_ref().map_or(0, |g| g.tsc_offset)
+    }
+}
+
+/// Called before each instruction of a nested guest, with the instruction's RIP and the
+/// RIP after it. Returns `true` if the instruction was intercepted: the #VMEXIT has
+/// happened and the vCPU is back in L1.
+pub(crate) fn intercept_insn(m: &mut Machine, insn: &Insn, rip: u64, next_rip: u64) -> bool {
+    svm::intercepts::check_insn(m, insn, rip, next_rip)
+}
+
+/// Called after each instruction of a nested guest retired. Returns `true` if a trap
+/// intercept (a CR or EFER write trap) exited to L1.
+pub(crate) fn after_insn(m: &mut Machine) -> bool {
+    svm::intercepts::after_insn(m)
+}
+
+/// Called for an exception an instruction (or an instruction fetch) raised in a nested
+/// guest. `Some(outcome)` if the nested layer handled it (an intercept, or the delivery
+/// whose shutdown L1 intercepts); `None` to deliver it as usual.
+pub(crate) fn on_exception(
+    m: &mut Machine,
+    e: Exception,
+    insn: Option<&Insn>,
+) -> Option<Option<StopReason>> {
+    svm::intercepts::on_exception(m, e, insn)
+}
+
+/// Called by the run loop's event check when [`NestedState::attention`] is set.
+/// `Some(result)` replaces the ordinary event processing; `None` lets it run.
+pub(crate) fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
+    svm::events::service_events(m)
+}

@@ -1,0 +1,132 @@
+//! Nested AMD SVM (APM Vol. 2 chapter 15 "Secure Virtual Machine") over `svm-model`:
+//! VMRUN and #VMEXIT, the global interrupt flag, the SVM instructions, the intercepts
+//! and the SVM MSRs.
+//!
+//! What the CPU model advertises in CPUID 8000_000Ah is exactly [`FEATURES_EDX`]. Not
+//! implemented (and not advertised): nested paging, LBR virtualization, SVM lock, TSC
+//! ratio, decode assists, the pause filter, AVIC, vGIF, virtual VMLOAD/VMSAVE. An SVM
+//! guest cannot itself run SVM: VMRUN in an L2 always exits to L1, which must intercept
+//! it (it is a VMRUN consistency check), so L1 would have to emulate it.
+
+pub mod clean_bits;
+pub mod events;
+pub mod instructions;
+pub mod intercepts;
+pub mod msrs;
+pub mod state;
+pub mod vmexit;
+pub mod vmrun;
+
+use crate::cpu::access::MAXPHYADDR;
+use crate::cpuid::Feature;
+use crate::machine::Machine;
+use hvsim_svm_model::{InvalidVmcb, SvmCapabilities, VmcbImage};
+
+/// CPUID 8000_000Ah EDX bit 3: NRIP save (VMCB NRIP holds the next RIP on instruction
+/// intercepts).
+pub const FEATURE_NRIPS: u32 = 1 << 3;
+/// CPUID 8000_000Ah EDX bit 5: VMCB clean bits. hvsim reloads every field on VMRUN,
+/// which the APM permits ("the processor may ignore the clean bits").
+pub const FEATURE_VMCB_CLEAN: u32 = 1 << 5;
+/// CPUID 8000_000Ah EDX bit 6: flush by ASID (TLB_CONTROL 3 and 7). hvsim's TLB is not
+/// ASID-tagged: every VMRUN and #VMEXIT flushes it, which is more than any TLB_CONTROL
+/// value asks for.
+pub const FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
+
+/// CPUID 8000_000Ah EDX bit 7: decode assists (§15.33): EXITINFO1 of MOV CRn/DRn,
+/// LMSW/CLTS/SMSW, INTn and INVLPG, and the instruction bytes of #PF intercepts.
+pub const FEATURE_DECODE_ASSISTS: u32 = 1 << 7;
+
+/// CPUID 8000_000Ah EDX: the optional SVM features hvsim implements.
+pub const FEATURES_EDX: u32 =
+    FEATURE_NRIPS | FEATURE_VMCB_CLEAN | FEATURE_FLUSH_BY_ASID | FEATURE_DECODE_ASSISTS;
+
+/// The SVM state of a vCPU.
+#[derive(Clone, Debug)]
+pub struct SvmState {
+    /// The global interrupt flag (APM §15.17 "Global Interrupt Flag, STGI and CLGI").
+    pub gif: bool,
+    /// VM_HSAVE_PA: where VMRUN saves the host state.
+    pub hsave_pa: u64,
+    /// VM_CR.
+    pub vm_cr: u64,
+    /// The running guest, between VMRUN and #VMEXIT.
+    pub guest: Option<Box<GuestContext>>,
+    /// The reason the last VMRUN failed its consistency checks, for reports.
+    pub last_invalid: Option<InvalidVmcb>,
+    /// A write-trap intercept (EFER or CRn) armed by the instruction about to execute:
+    /// it exits after the instruction retires (§15.8.3 "CR Write Traps"). The register
+    /// number is 16 for EFER.
+    pub pending_trap: Option<u8>,
+    /// The VMCB as the last #VMEXIT left it (address and contents), to find fields a
+    /// guest hypervisor changed without clearing their clean bit.
+    pub last_exit_vmcb: Option<(u64, VmcbImage)>,
+    /// Fields changed under a set clean bit, in the order VMRUN found them (see
+    /// [`clean_bits`]).
+    pub clean_bit_violations: Vec<clean_bits::CleanBitViolation>,
+    /// Number of successful VMRUNs and of #VMEXITs (counters for reports and benches).
+    pub vmruns: u64,
+    /// See `vmruns`.
+    pub vmexits: u64,
+}
+
+impl Default for SvmState {
+    fn default() -> Self {
+        Self {
+            gif: true,
+            hsave_pa: 0,
+            vm_cr: 0,
+            guest: None,
+            last_invalid: None,
+            pending_trap: None,
+            last_exit_vmcb: None,
+            clean_bit_violations: Vec::new(),
+            vmruns: 0,
+            vmexits: 0,
+        }
+    }
+}
+
+/// What VMRUN loaded and #VMEXIT needs: the VMCB's address, the control fields in
+/// effect while the guest runs (read once by VMRUN), and the host state.
+#[derive(Clone, Debug)]
+pub struct GuestContext {
+    /// Physical address of the VMCB.
+    pub vmcb_pa: u64,
+    /// The VMCB as VMRUN read it. The control fields in here are the ones in effect.
+    pub vmcb: VmcbImage,
+    /// The six intercept vectors.
+    pub intercepts: [u32; 6],
+    /// TSC_OFFSET.
+    pub tsc_offset: u64,
+    /// The host state VMRUN saved (also written to the HSAVE page).
+    pub host: VmcbImage,
+    /// Host CR8 while V_INTR_MASKING virtualizes the guest's TPR.
+    pub host_cr8: u64,
+    /// V_IRQ as it stands (cleared when the virtual interrupt is taken).
+    pub v_irq: bool,
+}
+
+impl GuestContext {
+    /// Whether an intercept is set.
+    pub fn intercepts(&self, i: hvsim_svm_model::Intercept) -> bool {
+        i.is_set(&self.intercepts)
+    }
+}
+
+/// What this CPU model supports, for the VMRUN consistency checks.
+pub fn capabilities(m: &Machine) -> SvmCapabilities {
+    use crate::cpu::regs::efer;
+    let has = |f| m.cpuid.has(f);
+    SvmCapabilities {
+        phys_addr_bits: MAXPHYADDR,
+        long_mode: has(Feature::Lm),
+        cr4_valid: m.cpuid.cr4_valid_bits(),
+        efer_valid: efer::SVME
+            | efer::LMA
+            | (if has(Feature::Syscall) { efer::SCE } else { 0 })
+            | (if has(Feature::Lm) { efer::LME } else { 0 })
+            | (if has(Feature::Nx) { efer::NXE } else { 0 }),
+        nested_paging: false,
+    }
+}

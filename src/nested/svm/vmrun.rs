@@ -1,0 +1,125 @@
+//! VMRUN (APM Vol. 2 §15.5 "VMRUN Instruction", §15.5.1 "Basic Operation"): save the
+//! host state to the HSAVE area, read the VMCB, apply the consistency checks, load the
+//! guest state and the controls, and inject the event of EVENTINJ (§15.20).
+
+use super::state::{load_world, read_vmcb, save_world, write_vmcb};
+use super::vmexit::{vmexit, ExitInfo};
+use super::{capabilities, GuestContext};
+use crate::cpu::fault::{ExecResult, Fault};
+use crate::cpu::flags::IF;
+use crate::cpu::interrupt::{Event as CpuEvent, EventSource};
+use crate::machine::Machine;
+use hvsim_svm_model::event_injection::{self, EventType};
+use hvsim_svm_model::vmcb::{self, bits};
+use hvsim_svm_model::{vmrun_checks, SvmExitCode, VmcbImage, VmcbRead};
+
+/// VMRUN with the VMCB at physical address `pa` (already checked for alignment and
+/// width). The instruction's own checks (#UD, #GP) are done by the caller; RIP is the
+/// next instruction (the host's resume point).
+pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
+    // "VMRUN saves a subset of host processor state to the host state-save area
+    // specified by the physical address in the VM_HSAVE_PA MSR" (§15.5.1).
+    let mut host = VmcbImage::zeroed();
+    save_world(m, &mut host, m.cpu.rip);
+    let hsave = m.nested.svm.hsave_pa;
+    write_vmcb(m, hsave, &host);
+
+    let img = read_vmcb(m, pa);
+    if let Err(e) = vmrun_checks::check(&img, &capabilities(m)) {
+        // "Illegal guest state combinations cause a #VMEXIT with error code
+        // VMEXIT_INVALID" (§15.5.1): nothing of the guest was loaded, so the #VMEXIT
+        // resumes the host where it was, with GIF = 0.
+        tracing::debug!(target: "svm", vmcb = pa, check = e.check.info().name, field = e.field, value = e.value, "VMRUN failed: VMEXIT_INVALID");
+        let mut out = img;
+        out.set_u64(vmcb::EXITCODE, SvmExitCode::INVALID.0);
+        out.set_u64(vmcb::EXITINFO1, 0);
+        out.set_u64(vmcb::EXITINFO2, 0);
+        out.set_u64(vmcb::EXITINTINFO, 0);
+        write_vmcb(m, pa, &out);
+        m.nested.svm.last_invalid = Some(e);
+        m.nested.svm.gif = false;
+        return Ok(());
+    }
+    m.nested.svm.last_invalid = None;
+    super::clean_bits::audit(m, pa, &img);
+
+    // Guest state (§15.5.1: "loads guest state from the VMCB").
+    load_world(m, &img, true);
+    let vintr = img.u64_at(vmcb::V_INTR_CONTROL);
+    let masking = bits::V_INTR_MASKING.get(vintr) != 0;
+    let host_cr8 = m.cpu.cr8;
+    if masking {
+        // With V_INTR_MASKING the guest's CR8 accesses go to V_TPR (§15.21.1).
+        m.cpu.cr8 = bits::V_TPR.get(vintr) & 0xF;
+    }
+    let ctx = GuestContext {
+        vmcb_pa: pa,
+        intercepts: img.intercepts(),
+        tsc_offset: img.u64_at(vmcb::TSC_OFFSET),
+        host,
+        host_cr8,
+        v_irq: bits::V_IRQ.get(vintr) != 0,
+        vmcb: img,
+    };
+    let shadow = bits::INTERRUPT_SHADOW.get(ctx.vmcb.u64_at(vmcb::INTERRUPT_STATE)) != 0;
+    let eventinj = ctx.vmcb.u64_at(vmcb::EVENTINJ);
+    tracing::debug!(target: "svm", vmcb = pa, rip = m.cpu.rip, asid = ctx.vmcb.read(vmcb::GUEST_ASID, 4), eventinj, "VMRUN");
+    m.nested.svm.guest = Some(Box::new(ctx));
+    m.nested.svm.vmruns += 1;
+    // "VMRUN ... sets GIF" (§15.17).
+    m.nested.svm.gif = true;
+    m.cpu.halted = false;
+    m.cpu.shadow_at = u64::MAX;
+    if shadow {
+        // The guest's first instruction runs in the interrupt shadow (INT_STATE bit 0).
+        m.cpu.shadow_pending = true;
+    }
+    inject(m, eventinj)
+}
+
+/// Delivers the EVENTINJ event through the guest's IDT (§15.20: "the event is injected
+/// ... after the guest state has been loaded", and "no intercept checks are performed"
+/// on the injected event itself). An exception raised while delivering it is intercepted
+/// or delivered like any other, with EXITINTINFO naming the injected event.
+fn inject(m: &mut Machine, raw: u64) -> ExecResult {
+    // The VMRUN checks have rejected impossible events.
+    let Ok(Some(ev)) = event_injection::validate(raw) else {
+        return Ok(());
+    };
+    let source = match ev.kind {
+        EventType::Intr => EventSource::External,
+        EventType::Nmi => {
+            m.cpu.nmi_blocked = true;
+            EventSource::Nmi
+        }
+        EventType::SoftwareInt => EventSource::Software,
+        EventType::Exception | EventType::Reserved(_) => EventSource::Exception,
+    };
+    let error_code = ev.has_error_code.then_some(ev.error_code);
+    match m.deliver(CpuEvent { vector: ev.vector, source, error_code }) {
+        Ok(()) => Ok(()),
+        Err(Fault::Exception(e)) if super::intercepts::exception_intercepted(m, e.vector) => {
+            let (info1, info2) = super::intercepts::exception_info(&e);
+            let info = ExitInfo { info1, info2, exitintinfo: ev.encode(), ..ExitInfo::default() };
+            vmexit(m, SvmExitCode::exception(e.vector), info);
+            Ok(())
+        }
+        Err(f) => {
+            // Delivered (or turned into #DF or shutdown) by the run loop, in the guest:
+            // the guest state is loaded, so the fault must not restore the host's RIP.
+            m.cpu.rip_committed = true;
+            Err(f)
+        }
+    }
+}
+
+/// Whether physical interrupts are unmasked for the purpose of the INTR intercept: with
+/// V_INTR_MASKING the host's EFLAGS.IF decides, else the guest's (§15.21.1).
+pub fn physical_if(m: &Machine, ctx: &GuestContext) -> bool {
+    let masking = bits::V_INTR_MASKING.get(ctx.vmcb.u64_at(vmcb::V_INTR_CONTROL)) != 0;
+    if masking {
+        ctx.host.u64_at(vmcb::RFLAGS) & IF != 0
+    } else {
+        m.cpu.flags.bit(IF)
+    }
+}
