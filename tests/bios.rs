@@ -394,7 +394,7 @@ fn post_fills_ivt_and_bda() {
     let eq = w(&mut m, bda::EQUIPMENT);
     assert_eq!(eq & 1, 1, "a floppy drive");
     assert_eq!((eq >> 6) & 3, 0, "one floppy drive");
-    assert_eq!((eq >> 9) & 7, 1, "one serial port");
+    assert_eq!((eq >> 9) & 7, 2, "two serial ports (COM1 and COM2)");
     assert_eq!(read(&mut m, bda::HD_COUNT, 1), [1]);
     assert_eq!(read(&mut m, bda::VIDEO_MODE, 1), [3]);
     assert_eq!(w(&mut m, bda::VIDEO_COLUMNS), 80);

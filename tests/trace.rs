@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn hello() -> PathBuf {
+fn hello(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hvsim-trace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let img = dir.join("hello.img");
+    let img = dir.join(format!("{name}.img"));
     let st = Command::new(env!("CARGO_BIN_EXE_hvsim"))
         .args(["example", "hello", "-o"])
         .arg(&img)
@@ -17,10 +17,10 @@ fn hello() -> PathBuf {
     img
 }
 
-fn trace(args: &[&str]) -> String {
+fn trace(name: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hvsim"))
         .arg("run")
-        .arg(hello())
+        .arg(hello(name))
         .args(args)
         .output()
         .unwrap();
@@ -30,7 +30,7 @@ fn trace(args: &[&str]) -> String {
 
 #[test]
 fn io_records_in_text_name_port_size_and_value() {
-    let err = trace(&["--trace", "io"]);
+    let err = trace("io_text", &["--trace", "io"]);
     // The example prints "Hello" on COM1: 'H' = 0x48 goes out to port 0x3f8.
     assert!(
         err.lines().any(|l| l.starts_with("io") && l.contains("out port 0x03f8 size 1 <- 0x48")),
@@ -41,7 +41,7 @@ fn io_records_in_text_name_port_size_and_value() {
 
 #[test]
 fn json_lines_have_stable_field_names() {
-    let err = trace(&["--trace", "io", "--trace-format", "json"]);
+    let err = trace("io_json", &["--trace", "io", "--trace-format", "json"]);
     let line = err.lines().find(|l| l.contains("\"dir\":\"out\"")).expect(&err);
     for field in [
         "\"target\":\"hvsim::io\"",
@@ -58,7 +58,7 @@ fn json_lines_have_stable_field_names() {
 
 #[test]
 fn the_window_limits_records_to_clock_values() {
-    let err = trace(&["--trace", "insn", "--trace-from", "100", "--trace-until", "110"]);
+    let err = trace("window", &["--trace", "insn", "--trace-from", "100", "--trace-until", "110"]);
     let counts: Vec<u64> = err
         .lines()
         .filter(|l| l.starts_with("insn"))

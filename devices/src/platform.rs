@@ -173,10 +173,31 @@ impl PcPlatform {
         self.port_device(port).is_some()
     }
 
+    /// Whether the device at `port` has only byte registers: a wider access is a
+    /// sequence of byte accesses to consecutive ports, as on the ISA bus.
+    fn byte_wide(port: u16) -> bool {
+        !matches!(port, pc::DEBUG_EXIT_PORT | 0x510..=0x511 | 0xCF8..=0xCFF)
+            && !(pc::ACPI_PM_BASE..pc::ACPI_PM_BASE + 12).contains(&port)
+    }
+
     /// A port read at virtual time `now_ns`; `None` if no built-in device answers.
     pub fn port_read(&mut self, port: u16, size: u8, now_ns: u64) -> Option<u32> {
         self.advance(now_ns);
-        let v = self.port_device(port)?.read(port, size);
+        let v = if size > 1 && Self::byte_wide(port) {
+            self.port_device(port)?;
+            let mut v = 0u32;
+            for i in 0..u16::from(size.min(4)) {
+                let p = port.wrapping_add(i);
+                let b = match self.port_device(p) {
+                    Some(d) if Self::byte_wide(p) => d.read(p, 1) & 0xFF,
+                    _ => 0xFF,
+                };
+                v |= b << (8 * i);
+            }
+            v
+        } else {
+            self.port_device(port)?.read(port, size)
+        };
         self.sync();
         Some(v)
     }
@@ -184,8 +205,19 @@ impl PcPlatform {
     /// A port write at virtual time `now_ns`; `false` if no built-in device answers.
     pub fn port_write(&mut self, port: u16, size: u8, value: u32, now_ns: u64) -> bool {
         self.advance(now_ns);
-        let Some(d) = self.port_device(port) else { return false };
-        d.write(port, size, value);
+        if self.port_device(port).is_none() {
+            return false;
+        }
+        if size > 1 && Self::byte_wide(port) {
+            for i in 0..u16::from(size.min(4)) {
+                let p = port.wrapping_add(i);
+                if let Some(d) = self.port_device(p).filter(|_| Self::byte_wide(p)) {
+                    d.write(p, 1, (value >> (8 * i)) & 0xFF);
+                }
+            }
+        } else if let Some(d) = self.port_device(port) {
+            d.write(port, size, value);
+        }
         self.sync();
         true
     }
@@ -484,5 +516,10 @@ mod tests {
         assert_eq!(p.take_request(), None);
         p.port_write(pc::PORT_A, 1, 2, 0);
         assert!(p.a20());
+        // A 16-bit read of the byte-wide CMOS ports reads 0x70 (write-only: 0xFF) and
+        // 0x71 (the register 0x70 selects).
+        p.port_write(pc::CMOS_PORT, 1, 0x0A, 0);
+        let reg_a = p.port_read(pc::CMOS_PORT + 1, 1, 0).unwrap();
+        assert_eq!(p.port_read(pc::CMOS_PORT, 2, 0), Some(0xFF | (reg_a << 8)));
     }
 }

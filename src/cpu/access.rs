@@ -384,11 +384,17 @@ impl Machine {
     /// A physical read (RAM, or all ones for MMIO and unmapped space until MMIO devices
     /// exist).
     pub fn phys_read(&mut self, gpa: Gpa, buf: &mut [u8]) {
+        if self.is_mmio(gpa.0) {
+            return self.mmio_read(gpa.0, buf);
+        }
         self.mem.read(gpa, buf)
     }
 
     /// A physical write; keeps the decoded-code cache coherent.
     pub fn phys_write(&mut self, gpa: Gpa, data: &[u8]) {
+        if self.is_mmio(gpa.0) {
+            return self.mmio_write(gpa.0, data);
+        }
         self.mem.write(gpa, data);
         self.shadow_phys_written(gpa, data.len());
         let first = gpa.0 >> 12;

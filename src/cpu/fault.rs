@@ -105,13 +105,18 @@ pub enum Fault {
     Halt,
     /// The instruction retired and a device asked the run to stop (isa-debug-exit).
     DebugExit(u32),
+    /// The instruction retired and asked for a system reset (keyboard controller pulse,
+    /// port 0x92, the PIIX reset control register).
+    Reset,
+    /// The instruction retired and put the machine in ACPI S5 (soft off).
+    PowerOff,
 }
 
 impl Fault {
     /// Whether the instruction retired before this event.
     #[inline]
     pub fn retired(&self) -> bool {
-        matches!(self, Fault::Halt | Fault::DebugExit(_))
+        matches!(self, Fault::Halt | Fault::DebugExit(_) | Fault::Reset | Fault::PowerOff)
     }
 }
 

@@ -88,8 +88,11 @@ pub struct Cpu {
     /// An application processor after INIT: waiting for a start-up IPI (SDM Vol. 3A
     /// §9.4.4.1); it executes nothing until then.
     pub wait_for_sipi: bool,
-    /// The INTR line: the vector of a pending external interrupt.
+    /// A vector injected on INTR by the harness ([`crate::Machine::inject_interrupt`]).
     pub intr: Option<u8>,
+    /// The platform's interrupt line for this vCPU (its local APIC has a deliverable
+    /// vector, or the 8259A an ExtINT); the vector is fetched by the acknowledge cycle.
+    pub intr_line: bool,
     /// The local APIC ID (the vCPU's index).
     pub apic_id: u32,
     /// An NMI is waiting to be delivered.
@@ -159,6 +162,7 @@ impl Cpu {
             halted: false,
             wait_for_sipi: false,
             intr: None,
+            intr_line: false,
             apic_id: 0,
             nmi_pending: false,
             nmi_blocked: false,

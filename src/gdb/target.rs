@@ -117,6 +117,7 @@ impl<'m> GdbTarget<'m> {
                 SingleThreadStopReason::Exited(hvsim_devices::DebugExit::exit_status(*v) as u8)
             }
             StopReason::Halted { .. } => SingleThreadStopReason::Terminated(Signal::SIGSTOP),
+            StopReason::Reset | StopReason::PowerOff => SingleThreadStopReason::Exited(0),
             StopReason::Shutdown { .. } => SingleThreadStopReason::Terminated(Signal::SIGABRT),
             StopReason::Exception { .. } => SingleThreadStopReason::Signal(Signal::SIGSEGV),
             StopReason::Unsupported { .. } => SingleThreadStopReason::Signal(Signal::SIGILL),

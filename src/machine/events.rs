@@ -38,6 +38,7 @@ impl Machine {
     pub(super) fn needs_attention(&self) -> bool {
         self.cpu.halted
             || self.cpu.intr.is_some()
+            || self.cpu.intr_line
             || self.cpu.nmi_pending
             || self.nested.attention()
     }
@@ -63,12 +64,17 @@ impl Machine {
             let ev = Event { vector: vector::NMI, source: EventSource::Nmi, error_code: None };
             return self.raise_event(ev, None).map_or(Ok(false), Err);
         }
-        if let Some(v) = self.cpu.intr {
-            if self.cpu.flags.bit(IF) {
-                if shadowed {
-                    return Ok(true);
-                }
-                self.cpu.intr = None;
+        if self.interrupt_requested() && self.cpu.flags.bit(IF) {
+            if shadowed {
+                return Ok(true);
+            }
+            // The harness's injected vector first, else the platform's INTA cycle (which
+            // may find nothing left: a spurious request that went away).
+            let v = match self.cpu.intr.take() {
+                Some(v) => Some(v),
+                None => self.acknowledge_interrupt(),
+            };
+            if let Some(v) = v {
                 self.cpu.halted = false;
                 let ev = Event { vector: v, source: EventSource::External, error_code: None };
                 return self.raise_event(ev, None).map_or(Ok(false), Err);

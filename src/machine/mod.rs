@@ -5,6 +5,7 @@ mod block;
 mod debug_step;
 mod events;
 pub mod mmu_cache;
+mod platform;
 mod port_io;
 mod report;
 mod setup;
@@ -20,9 +21,8 @@ use crate::cpu::fault::{Exception, Fault};
 use crate::cpu::Cpu;
 use crate::cpuid::{Cpuid, Vendor};
 use hvsim_decoder::BlockCache;
-use hvsim_devices::debug_exit::DEBUG_EXIT_PORT;
-use hvsim_devices::serial::COM1_PORT;
-use hvsim_devices::{DebugExit, PortBus, SerialConsole};
+use hvsim_devices::platform::{PcConfig, PcPlatform};
+use hvsim_devices::PortBus;
 use hvsim_mmu::{GuestMemory, MemoryError, MemoryMap};
 use std::rc::Rc;
 use trace_hash::TraceHash;
@@ -125,6 +125,18 @@ pub struct Machine {
     pub(crate) bios: Option<Box<crate::firmware::bios::Bios>>,
     /// Nested virtualization (SVM) state.
     pub nested: crate::nested::NestedState,
+    /// The PC's devices (see [`platform`]).
+    platform: Box<PcPlatform>,
+    /// The virtual-clock value at which the next device event is due (`u64::MAX`: none).
+    next_device_event: u64,
+    /// Virtual time that passed while every vCPU was halted (part of [`Machine::clock`]).
+    idle: u64,
+    /// Everything written to the console (COM1 and the BIOS teletype).
+    console: Vec<u8>,
+    /// Console input waiting for room in COM1's receiver.
+    console_in: std::collections::VecDeque<u8>,
+    /// Echo console output to the host's stdout.
+    echo_serial: bool,
 }
 
 impl Machine {
@@ -138,12 +150,7 @@ impl Machine {
             )));
         }
         let mem = GuestMemory::new(MemoryMap::flat(cfg.mem_size))?;
-        let mut io = PortBus::new();
-        let console = SerialConsole::new(COM1_PORT, cfg.echo_serial);
-        io.add(COM1_PORT, COM1_PORT + 7, Box::new(console))
-            .map_err(|e| MachineError::Config(e.to_string()))?;
-        io.add(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT, Box::new(DebugExit::default()))
-            .map_err(|e| MachineError::Config(e.to_string()))?;
+        let io = PortBus::new();
         if cfg.cpus == 0 || cfg.cpus > 255 {
             return Err(MachineError::Config(format!(
                 "{} vCPUs: the machine needs between 1 and 255",
@@ -164,7 +171,19 @@ impl Machine {
             .collect();
         let mut cpu = Cpu { rng_state: cfg.rng_seed, ..Cpu::new() };
         cpu.tlb.set_bypass(cfg.strict_tlb);
+        let platform = Box::new(PcPlatform::new(&PcConfig {
+            cpus: cfg.cpus,
+            ram_size: cfg.mem_size,
+            tsc_hz: platform::TSC_HZ,
+            max_phys_addr_bits: crate::cpu::access::MAXPHYADDR,
+        }));
         Ok(Self {
+            platform,
+            next_device_event: u64::MAX,
+            idle: 0,
+            console: Vec::new(),
+            console_in: std::collections::VecDeque::new(),
+            echo_serial: cfg.echo_serial,
             cpu,
             parked,
             current: 0,
@@ -234,7 +253,7 @@ impl Machine {
 
     /// Everything the guest wrote to COM1.
     pub fn serial_output(&self) -> &[u8] {
-        self.io.device::<SerialConsole>().map_or(&[], |s| s.output())
+        &self.console
     }
 
     /// Decoded-code cache counters.
@@ -257,15 +276,29 @@ impl Machine {
     fn run_vcpu(&mut self, max_insns: Option<u64>) -> StopReport {
         let limit = max_insns.map_or(u64::MAX, |n| self.cpu.insn_count.saturating_add(n));
         let mut yielded = 0u64;
+        let mut idle_ns = 0u64;
         let reason = loop {
             if self.cpu.insn_count >= limit {
                 break StopReason::InsnLimit;
             }
             let mut budget = limit - self.cpu.insn_count;
+            // Device events (timers) are due at exact clock values: run up to the next one.
+            let now = self.clock();
+            if now >= self.next_device_event {
+                self.platform_tick();
+            }
+            budget = budget.min(self.next_device_event.saturating_sub(now).max(1));
             if self.needs_attention() {
                 match self.service_events() {
                     Ok(true) => budget = 1,
-                    Ok(false) => {}
+                    Ok(false) => idle_ns = 0,
+                    // Halted with interrupts enabled on a uniprocessor: time passes to the
+                    // next device event (several vCPUs: the scheduler decides).
+                    Err(StopReason::Halted { interrupts_enabled: true })
+                        if self.parked.is_empty() && self.idle_until_event(&mut idle_ns) =>
+                    {
+                        continue
+                    }
                     Err(stop) => break stop,
                 }
             }
@@ -421,6 +454,8 @@ impl Machine {
             Fault::Yield => Some(StopReason::Yield),
             Fault::Halt => None,
             Fault::DebugExit(v) => Some(StopReason::DebugExit(v)),
+            Fault::Reset => Some(StopReason::Reset),
+            Fault::PowerOff => Some(StopReason::PowerOff),
         }
     }
 

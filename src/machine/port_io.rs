@@ -8,7 +8,10 @@ use crate::trace::{Category, IO};
 impl Machine {
     /// A port read of `size` bytes (1, 2 or 4).
     pub fn port_read(&mut self, port: u16, size: u8) -> u32 {
-        let v = self.io.read(port, size);
+        let v = match self.device_port_read(port, size) {
+            Some(v) => v,
+            None => self.io.read(port, size),
+        };
         let (now, vcpu) = (self.clock(), self.current);
         if let Some(h) = self.trace_hash.as_mut() {
             h.port_read(now, vcpu, port, size, v);
@@ -30,6 +33,8 @@ impl Machine {
             tracing::info!(target: IO, insn = now, vcpu, dir = "out", port, size, value,
                 "out port {port:#06x} size {size} <- {value:#x}");
         }
-        self.io.write(port, size, value);
+        if !self.device_port_write(port, size, value) {
+            self.io.write(port, size, value);
+        }
     }
 }

@@ -21,6 +21,10 @@ pub enum StopReason {
     },
     /// The guest wrote this value to isa-debug-exit.
     DebugExit(u32),
+    /// The guest asked for a system reset.
+    Reset,
+    /// The guest powered the machine off (ACPI S5).
+    PowerOff,
     /// The instruction limit was reached.
     InsnLimit,
     /// An exception the harness asked to catch (see `Machine::set_exception_catch`).
@@ -63,7 +67,11 @@ impl StopReport {
     pub fn exit_status(&self) -> i32 {
         match self.reason {
             StopReason::DebugExit(v) => hvsim_devices::DebugExit::exit_status(v),
-            StopReason::Halted { .. } | StopReason::InsnLimit | StopReason::Yield => 0,
+            StopReason::Halted { .. }
+            | StopReason::InsnLimit
+            | StopReason::Yield
+            | StopReason::Reset
+            | StopReason::PowerOff => 0,
             StopReason::Shutdown { .. } => 4,
             StopReason::Exception { .. } | StopReason::Unsupported { .. } => 3,
         }
@@ -90,6 +98,8 @@ impl fmt::Display for StopReport {
             }
             StopReason::DebugExit(v) => write!(f, "debug exit with value {v:#x} at {at}")?,
             StopReason::InsnLimit => write!(f, "instruction limit reached at {at}")?,
+            StopReason::Reset => write!(f, "system reset requested at {at}")?,
+            StopReason::PowerOff => write!(f, "powered off (ACPI S5) at {at}")?,
             StopReason::Yield => write!(f, "yield at {at}")?,
             StopReason::Exception { exception, insn } => {
                 write!(f, "unhandled exception {exception} at {at}")?;

@@ -80,7 +80,7 @@ impl Machine {
     /// The virtual clock: instructions retired by all vCPUs together.
     #[inline]
     pub fn clock(&self) -> u64 {
-        self.retired_parked + self.cpu.insn_count
+        self.retired_parked + self.cpu.insn_count + self.idle
     }
 
     /// INIT (SDM Vol. 3A §9.4, Table 9-1): vCPU `i` returns to the power-up register
@@ -130,7 +130,7 @@ impl Machine {
 
     /// Whether vCPU `i` can make progress now.
     fn runnable(c: &Cpu) -> bool {
-        !c.wait_for_sipi && (!c.halted || c.nmi_pending || c.intr.is_some())
+        !c.wait_for_sipi && (!c.halted || c.nmi_pending || c.intr.is_some() || c.intr_line)
     }
 
     /// The next runnable vCPU after the current one, round robin (the current one last).
@@ -145,6 +145,7 @@ impl Machine {
     /// no vCPU can make progress (all halted or waiting for SIPI, nothing pending).
     pub(super) fn run_smp(&mut self, max_insns: Option<u64>) -> StopReport {
         let limit = max_insns.map_or(u64::MAX, |n| self.clock().saturating_add(n));
+        let mut idle_ns = 0u64;
         loop {
             let now = self.clock();
             if now >= limit {
@@ -153,7 +154,15 @@ impl Machine {
             let runnable_now = Self::runnable(&self.cpu) && self.quantum_left > 0;
             let next = if runnable_now { Some(self.current) } else { self.next_runnable() };
             let Some(i) = next else {
-                // Nothing can run: report the bootstrap processor's halt.
+                // Nothing can run now: let virtual time pass to the next device event if a
+                // halted vCPU could take an interrupt from it.
+                let can_wake = (0..self.vcpu_count()).any(|i| {
+                    self.vcpu(i).is_some_and(|c| c.halted && c.flags.bit(crate::cpu::flags::IF))
+                });
+                if can_wake && self.idle_until_event(&mut idle_ns) {
+                    continue;
+                }
+                // Report the bootstrap processor's halt.
                 self.switch_to(0);
                 let ie = self.cpu.flags.bit(crate::cpu::flags::IF);
                 return self.report(StopReason::Halted { interrupts_enabled: ie });
@@ -165,6 +174,7 @@ impl Machine {
             let budget = self.quantum_left.min(limit - now);
             let before = self.cpu.insn_count;
             let r = self.run_vcpu(Some(budget));
+            idle_ns = 0;
             self.quantum_left = self.quantum_left.saturating_sub(self.cpu.insn_count - before);
             match r.reason {
                 StopReason::InsnLimit => {}

@@ -40,7 +40,7 @@ fn in_from_unclaimed_port_reads_all_ones() {
             a.xor(ebx, ebx)?;
             a.in_(al, dx)?;
             a.mov(bl, al)?;
-            a.in_(ax, 0x70u32)?;
+            a.in_(ax, 0xE0u32)?;
             a.mov(ecx, eax)?;
             a.in_(eax, dx)?;
             Ok(())

@@ -1,7 +1,7 @@
 //! Port I/O: IN, OUT, INS and OUTS (SDM Vol. 2A "IN", "INS", Vol. 2B "OUT", "OUTS").
 
 use super::string::{advance, rep_loop, StrOp};
-use crate::cpu::fault::{gp, ExecResult, Fault};
+use crate::cpu::fault::{gp, ExecResult};
 use crate::cpu::flags::size_mask;
 use crate::cpu::insn::{Handler, Insn, Op};
 use crate::cpu::regs::{attr, SegReg};
@@ -10,7 +10,6 @@ use crate::cpu::task::tss32;
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Code, Instruction, Mnemonic};
-use hvsim_devices::DebugExit;
 use hvsim_mmu::paging::AccessKind;
 
 pub(super) fn select(i: &Instruction) -> Option<Handler> {
@@ -64,8 +63,8 @@ fn io_bitmap_allows(m: &mut Machine, port: u16, size: u8) -> ExecResult {
 /// Ends the run if the guest wrote isa-debug-exit; the OUT has retired.
 #[inline]
 fn after_out(m: &mut Machine) -> ExecResult {
-    match m.io.device_mut::<DebugExit>().and_then(|d| d.take()) {
-        Some(v) => Err(Fault::DebugExit(v)),
+    match m.take_platform_stop() {
+        Some(f) => Err(f),
         None => Ok(()),
     }
 }
@@ -128,12 +127,13 @@ fn outs(m: &mut Machine, i: &Insn) -> ExecResult {
         let v = m.read_mem(s.src_seg, si, s.size)?;
         m.port_write(p, s.size, (v & size_mask(s.size)) as u32);
         advance(m, &s, 6);
-        // A write to isa-debug-exit ends the run: the remaining iterations are dropped.
-        exit = m.io.device_mut::<DebugExit>().and_then(|d| d.take());
+        // A write to isa-debug-exit (or a reset or power-off request) ends the run: the
+        // remaining iterations are dropped.
+        exit = m.take_platform_stop();
         Ok(exit.is_some())
     });
     match exit {
-        Some(v) => Err(Fault::DebugExit(v)),
+        Some(f) => Err(f),
         None => r,
     }
 }

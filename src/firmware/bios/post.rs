@@ -32,10 +32,10 @@ fn put16(m: &mut Machine, gpa: u64, v: u16) {
 /// (unclaimed ports read all ones). This is how PC BIOSes detect serial ports.
 fn uart_present(m: &mut Machine, base: u16) -> bool {
     let port = base + UART_SCRATCH;
-    let old = m.io.read(port, 1);
-    m.io.write(port, 1, 0x5A);
-    let seen = m.io.read(port, 1);
-    m.io.write(port, 1, old);
+    let old = m.port_read(port, 1);
+    m.port_write(port, 1, 0x5A);
+    let seen = m.port_read(port, 1);
+    m.port_write(port, 1, old);
     seen == 0x5A
 }
 

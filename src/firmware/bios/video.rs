@@ -11,7 +11,6 @@ use super::{bda, phys_u16, phys_u8, read_guest, reg, seg_lin, Call, Outcome, Reg
 use crate::cpu::fault::{unsupported, Fault};
 use crate::cpu::regs::SegReg;
 use crate::machine::Machine;
-use hvsim_devices::pc;
 use hvsim_mmu::Gpa;
 
 /// The 80x25 16-colour text mode every PC starts in.
@@ -39,9 +38,7 @@ const EGA_MEMORY_256K: u8 = 0x03;
 
 /// Sends bytes to the console sink (COM1's transmitter).
 pub(crate) fn console_write(m: &mut Machine, bytes: &[u8]) {
-    for &b in bytes {
-        m.io.write(pc::COM1_PORT, 1, u32::from(b));
-    }
+    m.console_write(bytes);
 }
 
 fn columns_for(mode: u8) -> u16 {

@@ -29,7 +29,7 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         vmexit(m, SvmExitCode::NMI, ExitInfo::default());
         return Some(Ok(false));
     }
-    if m.pending_interrupt().is_some()
+    if m.interrupt_requested()
         && ctx.intercepts(icpt::INTERCEPT_INTR)
         && physical_if(m, ctx)
         && !shadowed

@@ -1,0 +1,201 @@
+//! The machine's side of the PC platform ([`hvsim_devices::platform::PcPlatform`]): the
+//! virtual clock the devices see, port and MMIO dispatch, interrupt lines and the
+//! interrupt-acknowledge cycle, INIT/SIPI/NMI from the local APICs, timer events in the
+//! run loop, idle time while every vCPU is halted, the console (COM1 output and input),
+//! and the requests that end a run (isa-debug-exit, reset, ACPI power-off).
+//!
+//! Virtual time: one retired instruction is one nanosecond (a 1 GHz virtual processor),
+//! plus the time skipped while halted. The TSC, the PIT, the RTC, the ACPI PM timer and the
+//! APIC timers all derive from it; nothing reads host time.
+
+use super::Machine;
+use crate::cpu::fault::Fault;
+use hvsim_devices::platform::{PcPlatform, PlatformRequest};
+use std::io::Write;
+
+/// Virtual nanoseconds per retired instruction.
+pub const NS_PER_INSN: u64 = 1;
+/// The TSC and APIC timer input frequency the platform is built with (1 GHz).
+pub const TSC_HZ: u64 = 1_000_000_000 / NS_PER_INSN;
+/// The longest a halted machine may wait for an interrupt that never comes (virtual
+/// nanoseconds of idle time in one wait) before the run stops as halted.
+pub const MAX_IDLE_NS: u64 = 10_000_000_000;
+
+impl Machine {
+    /// The PC's devices.
+    pub fn platform(&self) -> &PcPlatform {
+        &self.platform
+    }
+
+    /// The PC's devices, mutably (tests and firmware set devices up through this).
+    pub fn platform_mut(&mut self) -> &mut PcPlatform {
+        &mut self.platform
+    }
+
+    /// The virtual time devices see, in nanoseconds.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.clock() * NS_PER_INSN
+    }
+
+    /// A port read by a built-in device, or `None` if none answers.
+    pub(crate) fn device_port_read(&mut self, port: u16, size: u8) -> Option<u32> {
+        let now = self.now_ns();
+        let v = self.platform.port_read(port, size, now)?;
+        self.after_platform();
+        Some(v)
+    }
+
+    /// A port write to a built-in device; `false` if none answers.
+    pub(crate) fn device_port_write(&mut self, port: u16, size: u8, value: u32) -> bool {
+        let now = self.now_ns();
+        if !self.platform.port_write(port, size, value, now) {
+            return false;
+        }
+        self.after_platform();
+        true
+    }
+
+    /// Whether `gpa` is device memory for the running vCPU.
+    #[inline]
+    pub(crate) fn is_mmio(&self, gpa: u64) -> bool {
+        gpa >= hvsim_devices::pc::IOAPIC_BASE && self.platform.mmio_claims(self.current, gpa)
+    }
+
+    /// An MMIO read of `buf.len()` bytes (at most 8) by the running vCPU.
+    pub(crate) fn mmio_read(&mut self, gpa: u64, buf: &mut [u8]) {
+        let now = self.now_ns();
+        let size = buf.len().min(8) as u8;
+        let v = self.platform.mmio_read(self.current, gpa, size, now);
+        let n = buf.len().min(8);
+        buf[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+        self.after_platform();
+    }
+
+    /// An MMIO write of `data` (at most 8 bytes) by the running vCPU.
+    pub(crate) fn mmio_write(&mut self, gpa: u64, data: &[u8]) {
+        let now = self.now_ns();
+        let mut b = [0u8; 8];
+        let n = data.len().min(8);
+        b[..n].copy_from_slice(&data[..n]);
+        self.platform.mmio_write(self.current, gpa, n as u8, u64::from_le_bytes(b), now);
+        self.after_platform();
+    }
+
+    /// Brings the devices up to the current virtual time (the run loop calls this when
+    /// the next device event is due).
+    pub(crate) fn platform_tick(&mut self) {
+        let now = self.now_ns();
+        self.feed_console_input();
+        self.platform.advance(now);
+        self.after_platform();
+    }
+
+    /// Propagates what the devices did to the vCPUs: interrupt lines, INIT, SIPI, NMI;
+    /// drains COM1's output into the console; schedules the next device event.
+    pub(crate) fn after_platform(&mut self) {
+        for i in 0..self.vcpu_count() {
+            let (init, sipi, nmi, line) = {
+                let Some(a) = self.platform.lapics.get_mut(i) else { break };
+                (a.take_init(), a.take_sipi(), a.take_nmi(), false)
+            };
+            let line = line || self.platform.interrupt_pending(i);
+            if init {
+                self.init_vcpu(i);
+                if let Some(a) = self.platform.lapics.get_mut(i) {
+                    a.init_reset();
+                }
+            }
+            if let Some(v) = sipi {
+                self.startup_vcpu(i, v);
+            }
+            if let Some(c) = self.vcpu_mut(i) {
+                c.intr_line = line;
+                c.nmi_pending |= nmi;
+            }
+        }
+        let out = self.platform.com1.take_output();
+        if !out.is_empty() {
+            self.console_write(&out);
+        }
+        self.next_device_event = self
+            .platform
+            .next_event_ns()
+            .map_or(u64::MAX, |t| t.div_ceil(NS_PER_INSN).max(self.clock() + 1));
+        if !self.console_in.is_empty() {
+            // Input waits for room in the UART's FIFO: look again one character time
+            // (at 115200 baud) later.
+            self.next_device_event = self.next_device_event.min(self.clock() + 86_800);
+        }
+    }
+
+    /// The interrupt-acknowledge cycle of the running vCPU: the vector it takes from its
+    /// local APIC or, for ExtINT, from the 8259A.
+    pub(crate) fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        let v = self.platform.acknowledge(self.current);
+        self.after_platform();
+        v
+    }
+
+    /// Whether the running vCPU's INTR is asserted (a test-injected vector or the
+    /// platform's interrupt line).
+    #[inline]
+    pub fn interrupt_requested(&self) -> bool {
+        self.cpu.intr.is_some() || self.cpu.intr_line
+    }
+
+    /// Appends bytes to the console (COM1's output, the BIOS's teletype output), echoing
+    /// them to the host's stdout when the machine was built with `echo_serial`.
+    pub(crate) fn console_write(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+        if self.echo_serial {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        }
+    }
+
+    /// Queues bytes for COM1's receiver. They enter the UART at deterministic points (the
+    /// next device event, or the next port access), as fast as its FIFO takes them.
+    pub fn serial_input(&mut self, bytes: &[u8]) {
+        self.console_in.extend(bytes.iter().copied());
+        self.feed_console_input();
+        self.after_platform();
+    }
+
+    fn feed_console_input(&mut self) {
+        while !self.console_in.is_empty() && self.platform.com1.can_receive() {
+            if let Some(b) = self.console_in.pop_front() {
+                self.platform.com1.receive(b);
+            }
+        }
+    }
+
+    /// A request of the platform that ends the run (after the instruction that caused it
+    /// retired), if any.
+    pub(crate) fn take_platform_stop(&mut self) -> Option<Fault> {
+        match self.platform.take_request()? {
+            PlatformRequest::DebugExit(v) => Some(Fault::DebugExit(v)),
+            PlatformRequest::Reset => Some(Fault::Reset),
+            PlatformRequest::PowerOff => Some(Fault::PowerOff),
+        }
+    }
+
+    /// Halted with interrupts enabled and nothing pending: lets virtual time pass to the
+    /// next device event. Returns `false` if no event can come (or the wait exceeded
+    /// [`MAX_IDLE_NS`]), when the run must stop.
+    pub(crate) fn idle_until_event(&mut self, waited_ns: &mut u64) -> bool {
+        if self.next_device_event == u64::MAX {
+            return false;
+        }
+        let now = self.clock();
+        let skip = self.next_device_event.saturating_sub(now);
+        *waited_ns += skip * NS_PER_INSN;
+        if *waited_ns > MAX_IDLE_NS {
+            return false;
+        }
+        self.idle += skip;
+        self.platform_tick();
+        true
+    }
+}
