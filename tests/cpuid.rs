@@ -24,6 +24,7 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (1, EDX, 5, "MSR: exec/msr_access.rs RDMSR/WRMSR"),
     (1, EDX, 6, "PAE: mmu/src/paging.rs PAE mode"),
     (1, EDX, 8, "CX8: exec/atomic.rs CMPXCHG8B"),
+    (1, EDX, 9, "APIC: devices/src/lapic, wired in machine/platform.rs"),
     (1, EDX, 11, "SEP: exec/fast_syscall.rs SYSENTER/SYSEXIT"),
     (1, EDX, 12, "MTRR: cpu/msr.rs MTRR MSRs"),
     (1, EDX, 13, "PGE: CR4.PGE (TLB flushes may drop global entries too)"),

@@ -24,7 +24,7 @@ use Feature::*;
 const COMMON: FeatureSet = FeatureSet::of(&[
     De, Pse, Tsc, Msr, Pae, Cx8, Sep, Mtrr, Pge, Cmov, Pat, Pse36, Clfsh, Cx16, Pcid, Movbe,
     Popcnt, Rdrand, Smep, Invpcid, Rdseed, Smap, Clflushopt, Clwb, Umip, Pku, La57, Rdpid, LahfLm,
-    Abm, Prefetchw, Syscall, Nx, Page1Gb, Rdtscp, Lm,
+    Abm, Prefetchw, Syscall, Nx, Page1Gb, Rdtscp, Lm, Apic,
 ]);
 
 /// Implemented and advertised only by the Intel-like model.
@@ -36,10 +36,9 @@ const AMD_ONLY: FeatureSet = FeatureSet::of(&[Svm]);
 // ---- PENDING: switch these on (move them into the lists above) when their code lands.
 //
 // - Vmx (Intel model; also makes IA32_FEATURE_CONTROL exist): the VMX issue.
-// - Apic (makes IA32_APIC_BASE exist): the platform issue.
 
 /// Features whose code is in progress, for both models (see the comment above).
-pub const PENDING_COMMON: FeatureSet = FeatureSet::of(&[Apic]);
+pub const PENDING_COMMON: FeatureSet = FeatureSet::EMPTY;
 /// In progress, Intel model only.
 pub const PENDING_INTEL: FeatureSet = FeatureSet::of(&[Vmx]);
 /// In progress, AMD model only.

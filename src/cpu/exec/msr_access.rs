@@ -54,6 +54,9 @@ pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
         msr::IA32_EFER => m.cpu.efer,
         msr::IA32_FS_BASE => m.cpu.seg(SegReg::Fs).base,
         msr::IA32_GS_BASE => m.cpu.seg(SegReg::Gs).base,
+        // The local APIC keeps IA32_APIC_BASE (its enable bit and page decide where its
+        // registers decode, per vCPU).
+        msr::IA32_APIC_BASE => m.platform().lapics.get(m.current_vcpu())?.apic_base(),
         _ => stored(m, info),
     })
 }
@@ -122,7 +125,14 @@ pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
             if v & !(writable | msr::APIC_BASE_BSP) != 0 {
                 return gp(0);
             }
-            m.cpu.msrs.insert(n, (v & writable) | msr::APIC_BASE_BSP);
+            // BSP is read-only: the APIC keeps its own; the disable/enable transitions of
+            // SDM Vol. 3A §11.12.5 are the APIC's rules.
+            let vcpu = m.current_vcpu();
+            let Some(apic) = m.platform_mut().lapics.get_mut(vcpu) else { return gp(0) };
+            let bsp = apic.apic_base() & msr::APIC_BASE_BSP;
+            if apic.write_apic_base((v & writable) | bsp).is_err() {
+                return gp(0);
+            }
         }
         msr::IA32_MISC_ENABLE => {
             // Bits not modelled are reserved; the read-only bits ignore writes.
