@@ -290,6 +290,23 @@ pub fn main_with(cli: Cli) -> Result<i32, CliError> {
     }
 }
 
+/// COM1's input: the host's stdin, read on its own thread into a channel that the machine
+/// polls on its virtual clock (the thread never touches guest state).
+fn stdin_reader() -> crossbeam::channel::Receiver<u8> {
+    let (tx, rx) = crossbeam::channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while let Ok(n @ 1..) = stdin.read(&mut buf) {
+            if buf[..n].iter().any(|&b| tx.send(b).is_err()) {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Listens on `addr`, waits for one debugger and serves it.
 fn run_under_gdb(m: &mut Machine, addr: &str) -> Result<crate::gdb::GdbOutcome, CliError> {
     let addr =
@@ -324,6 +341,7 @@ fn machine_config(args: &RunArgs) -> MachineConfig {
 /// Runs a machine that is ready to start, with the observers the flags ask for (traces,
 /// the debugger, the trace hash, MMU reports), and reports the stop.
 fn run_machine(args: &RunArgs, mut m: Machine) -> Result<i32, CliError> {
+    m.set_console_source(stdin_reader());
     if !args.trace.is_empty() {
         crate::trace::install(args.trace_format);
         let until = args.trace_until.unwrap_or(u64::MAX);

@@ -137,6 +137,8 @@ pub struct Machine {
     console_in: std::collections::VecDeque<u8>,
     /// Echo console output to the host's stdout.
     echo_serial: bool,
+    /// Host console input (`hvsim run`'s stdin reader), if connected.
+    console_source: Option<crossbeam::channel::Receiver<u8>>,
 }
 
 impl Machine {
@@ -184,6 +186,7 @@ impl Machine {
             console: Vec::new(),
             console_in: std::collections::VecDeque::new(),
             echo_serial: cfg.echo_serial,
+            console_source: None,
             cpu,
             parked,
             current: 0,

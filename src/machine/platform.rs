@@ -20,6 +20,10 @@ pub const TSC_HZ: u64 = 1_000_000_000 / NS_PER_INSN;
 /// The longest a halted machine may wait for an interrupt that never comes (virtual
 /// nanoseconds of idle time in one wait) before the run stops as halted.
 pub const MAX_IDLE_NS: u64 = 10_000_000_000;
+/// One character time on a 115200-baud line (10 bits), in virtual nanoseconds.
+pub const CHAR_TIME_NS: u64 = 86_800;
+/// How often (in virtual nanoseconds) the machine looks for host console input.
+pub const INPUT_POLL_NS: u64 = 1_000_000;
 
 impl Machine {
     /// The PC's devices.
@@ -123,9 +127,15 @@ impl Machine {
             .next_event_ns()
             .map_or(u64::MAX, |t| t.div_ceil(NS_PER_INSN).max(self.clock() + 1));
         if !self.console_in.is_empty() {
-            // Input waits for room in the UART's FIFO: look again one character time
-            // (at 115200 baud) later.
-            self.next_device_event = self.next_device_event.min(self.clock() + 86_800);
+            // Input waits for room in the UART's FIFO: look again at the next character
+            // time (115200 baud); on a fixed grid, so that the guest's own port accesses
+            // do not keep pushing the retry away.
+            let retry = (self.clock() / CHAR_TIME_NS + 1) * CHAR_TIME_NS;
+            self.next_device_event = self.next_device_event.min(retry);
+        }
+        if self.console_source.is_some() {
+            let poll = (self.clock() / INPUT_POLL_NS + 1) * INPUT_POLL_NS;
+            self.next_device_event = self.next_device_event.min(poll);
         }
     }
 
@@ -163,7 +173,49 @@ impl Machine {
         self.after_platform();
     }
 
+    /// Connects a host input source to COM1 (`hvsim run` feeds it from stdin on a reader
+    /// thread). Bytes that arrived are taken at the machine's input polls: every
+    /// [`INPUT_POLL_NS`] of virtual time, and whenever the halted machine has nothing else
+    /// to wait for.
+    pub fn set_console_source(&mut self, rx: crossbeam::channel::Receiver<u8>) {
+        self.console_source = Some(rx);
+        self.after_platform();
+    }
+
+    /// Takes what the host source has delivered so far.
+    fn poll_console_source(&mut self) {
+        let Some(rx) = &self.console_source else { return };
+        loop {
+            match rx.try_recv() {
+                Ok(b) => self.console_in.push_back(b),
+                Err(crossbeam::channel::TryRecvError::Empty) => break,
+                Err(crossbeam::channel::TryRecvError::Disconnected) => {
+                    self.console_source = None;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Blocks until the host source delivers a byte (or closes); `false` if there is no
+    /// source or it closed.
+    fn wait_for_console_input(&mut self) -> bool {
+        let Some(rx) = &self.console_source else { return false };
+        match rx.recv() {
+            Ok(b) => {
+                self.console_in.push_back(b);
+                self.platform_tick();
+                true
+            }
+            Err(_) => {
+                self.console_source = None;
+                false
+            }
+        }
+    }
+
     fn feed_console_input(&mut self) {
+        self.poll_console_source();
         while !self.console_in.is_empty() && self.platform.com1.can_receive() {
             if let Some(b) = self.console_in.pop_front() {
                 self.platform.com1.receive(b);
@@ -185,8 +237,10 @@ impl Machine {
     /// next device event. Returns `false` if no event can come (or the wait exceeded
     /// [`MAX_IDLE_NS`]), when the run must stop.
     pub(crate) fn idle_until_event(&mut self, waited_ns: &mut u64) -> bool {
-        if self.next_device_event == u64::MAX {
-            return false;
+        if self.next_device_event == u64::MAX || *waited_ns > MAX_IDLE_NS {
+            // Nothing scheduled: only console input can wake the guest. Wait for it on
+            // the host (it enters at the current clock value).
+            return self.wait_for_console_input();
         }
         let now = self.clock();
         let skip = self.next_device_event.saturating_sub(now);
