@@ -73,7 +73,17 @@ impl Machine {
         let v = self.platform.mmio_read(self.current, gpa, size, now);
         let n = buf.len().min(8);
         buf[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+        self.trace_mmio("read", gpa, size, v);
         self.after_platform();
+    }
+
+    /// The `--trace mmio` record of one device-memory access.
+    fn trace_mmio(&self, dir: &'static str, gpa: u64, size: u8, value: u64) {
+        let now = self.clock();
+        if self.trace.wants(crate::trace::Category::Mmio, now) {
+            tracing::info!(target: crate::trace::MMIO, insn = now, vcpu = self.current, dir,
+                gpa, size, value, "mmio {dir:<5} {gpa:#x} size {size} value {value:#x}");
+        }
     }
 
     /// An MMIO write of `data` (at most 8 bytes) by the running vCPU.
@@ -82,7 +92,9 @@ impl Machine {
         let mut b = [0u8; 8];
         let n = data.len().min(8);
         b[..n].copy_from_slice(&data[..n]);
-        self.platform.mmio_write(self.current, gpa, n as u8, u64::from_le_bytes(b), now);
+        let value = u64::from_le_bytes(b);
+        self.platform.mmio_write(self.current, gpa, n as u8, value, now);
+        self.trace_mmio("write", gpa, n as u8, value);
         self.after_platform();
     }
 
