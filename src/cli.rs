@@ -362,6 +362,15 @@ fn run_machine(args: &RunArgs, mut m: Machine) -> Result<i32, CliError> {
         None => m.run(args.max_insns),
     };
     eprintln!("hvsim: {report}");
+    if let Some(e) = &m.nested.svm.last_invalid {
+        // The last VMRUN failed its consistency checks: name the check, as `hvsim explain`
+        // would.
+        let c = e.check.info();
+        eprintln!(
+            "hvsim: the last VMRUN failed with VMEXIT_INVALID: {} ({}): {}; VMCB offset {:#05x} = {:#x}",
+            c.name, c.section, c.description, e.field, e.value
+        );
+    }
     if let Some(h) = m.trace_hash() {
         eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);
     }
