@@ -125,6 +125,9 @@ pub struct Machine {
     pub(crate) bios: Option<Box<crate::firmware::bios::Bios>>,
     /// Nested virtualization (SVM) state.
     pub nested: crate::nested::NestedState,
+    /// Some vCPU may have a MONITOR line armed: physical writes check the lines (see
+    /// `cpu/exec/monitor.rs`).
+    pub(crate) monitor_watch: bool,
 }
 
 impl Machine {
@@ -188,6 +191,7 @@ impl Machine {
             insn_rip: 0,
             bios: None,
             nested: crate::nested::NestedState::default(),
+            monitor_watch: false,
         })
     }
 
