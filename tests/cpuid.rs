@@ -32,6 +32,7 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (1, EDX, 16, "PAT: cpu/msr.rs IA32_PAT"),
     (1, EDX, 17, "PSE-36: mmu/src/paging.rs"),
     (1, EDX, 19, "CLFSH: exec/cache_hint.rs CLFLUSH"),
+    (1, ECX, 3, "MONITOR: exec/monitor.rs MONITOR/MWAIT, leaf 5"),
     (1, ECX, 13, "CX16: exec/atomic.rs CMPXCHG16B"),
     (1, ECX, 17, "PCID: cpu/tlb.rs PCID tags, exec/system.rs CR4.PCIDE and CR3 bit 63"),
     (1, ECX, 22, "MOVBE: exec/mov.rs"),

@@ -209,8 +209,9 @@ fn prefetch_and_pause_never_fault() {
     assert!(halted(&r), "{r}");
 }
 
-// SDM Vol. 2A "INVD", Vol. 2B "WBINVD": #GP(0) if CPL > 0. MONITOR/MWAIT: #UD, as no
-// model advertises CPUID.01H:ECX.MONITOR.
+// SDM Vol. 2A "INVD", Vol. 2B "WBINVD": #GP(0) if CPL > 0. MONITOR/MWAIT: #UD when the
+// model does not advertise CPUID.01H:ECX.MONITOR (tests/monitor_mwait.rs covers them
+// when it does); APM Vol. 3 "MONITORX"/"MWAITX": #UD, as no model advertises MONITORX.
 #[test]
 fn wbinvd_invd_privileged_monitor_mwait_ud() {
     for body in [
@@ -229,14 +230,22 @@ fn wbinvd_invd_privileged_monitor_mwait_ud() {
         assert_eq!(exception(&r), Some((13, Some(0))), "CPL 3: {r}");
     }
     for v in [Vendor::Intel, Vendor::Amd] {
-        assert_eq!(Cpuid::new(v).query(1, 0)[2] >> 3 & 1, 0, "MONITOR advertised");
+        assert_eq!(Cpuid::new(v).query(1, 0)[2] >> 3 & 1, 1, "MONITOR advertised");
+        assert_eq!(Cpuid::new(v).query(0x8000_0001, 0)[2] >> 13 & 1, 0, "MONITORX");
+        let mut without = Cpuid::new(v);
+        without.set_feature(Feature::Monitor, false);
         for body in [
             (|a: &mut CodeAssembler| a.monitor())
                 as fn(&mut CodeAssembler) -> Result<(), IcedError>,
             |a| a.mwait(),
         ] {
-            let (_, r) = run64(body, |m| m.cpuid = Cpuid::new(v));
-            assert_eq!(exception(&r), Some((6, None)), "{v:?}: {r}");
+            let model = without.clone();
+            let (_, r) = run64(body, |m| m.cpuid = model);
+            assert_eq!(exception(&r), Some((6, None)), "{v:?} without MONITOR: {r}");
+        }
+        for bytes in [[0x0F, 0x01, 0xFA], [0x0F, 0x01, 0xFB]] {
+            let (_, r) = run64(|a| a.db(&bytes), |m| m.cpuid = Cpuid::new(v));
+            assert_eq!(exception(&r), Some((6, None)), "{v:?} {bytes:x?}: {r}");
         }
     }
 }

@@ -245,8 +245,9 @@ impl Machine {
             (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW, false, 0)
         };
         let host = self.ram_page(gfn);
-        if self.write_tracked(gfn) {
-            // Writes to a frame holding shadowed page tables must reach phys_write.
+        if self.write_tracked(gfn) || self.monitored_frame(gfn) {
+            // Writes to a frame holding shadowed page tables or a line armed by MONITOR
+            // must reach phys_write.
             perm &= !(TLB_W | TLB_SW);
         }
         self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
@@ -254,11 +255,12 @@ impl Machine {
     }
 
     /// Where an access of `kind` to frame `gfn` goes: a write to a write-tracked frame
-    /// gets no RAM offset, so that the caller takes the path through
-    /// [`Machine::phys_write`], which tells the shadow cache.
+    /// (or one with a line armed by MONITOR) gets no RAM offset, so that the caller takes
+    /// the path through [`Machine::phys_write`], which tells the shadow cache (and the
+    /// monitors).
     #[inline]
     fn page_ref(&self, gfn: u64, host: usize, kind: AccessKind) -> PageRef {
-        if kind == AccessKind::Write && self.write_tracked(gfn) {
+        if kind == AccessKind::Write && (self.write_tracked(gfn) || self.monitored_frame(gfn)) {
             PageRef { gfn, host: usize::MAX }
         } else {
             PageRef { gfn, host }
@@ -390,13 +392,17 @@ impl Machine {
         self.mem.read(gpa, buf)
     }
 
-    /// A physical write; keeps the decoded-code cache coherent.
+    /// A physical write; keeps the decoded-code cache coherent and triggers the
+    /// MONITOR lines it touches.
     pub fn phys_write(&mut self, gpa: Gpa, data: &[u8]) {
         if self.is_mmio(gpa.0) {
             return self.mmio_write(gpa.0, data);
         }
         self.mem.write(gpa, data);
         self.shadow_phys_written(gpa, data.len());
+        if self.monitor_watch {
+            self.monitor_written(gpa, data.len());
+        }
         let first = gpa.0 >> 12;
         let last = gpa.0.wrapping_add(data.len().max(1) as u64 - 1) >> 12;
         for f in [first, last] {

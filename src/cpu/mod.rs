@@ -83,8 +83,10 @@ pub struct Cpu {
     pub insn_count: u64,
     /// The state of the generator behind RDRAND/RDSEED (see `exec::next_random`).
     pub rng_state: u64,
-    /// Waiting in HLT.
+    /// Waiting in HLT (or MWAIT, see `monitor`).
     pub halted: bool,
+    /// The MONITOR/MWAIT state (`exec/monitor.rs`).
+    pub monitor: exec::Monitor,
     /// An application processor after INIT: waiting for a start-up IPI (SDM Vol. 3A
     /// §9.4.4.1); it executes nothing until then.
     pub wait_for_sipi: bool,
@@ -160,6 +162,7 @@ impl Cpu {
             insn_count: 0,
             rng_state: exec::DEFAULT_RNG_SEED,
             halted: false,
+            monitor: exec::Monitor::default(),
             wait_for_sipi: false,
             intr: None,
             intr_line: false,

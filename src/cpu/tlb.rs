@@ -3,8 +3,9 @@
 //! an index, one tag compare and a permission test.
 //!
 //! Entries are tagged with the PCID they were filled under (SDM Vol. 3A §4.10.1 "Process-
-//! Context Identifiers"): the tag word holds the page number, the PCID and a valid bit,
-//! so one compare checks all three. Global entries (PTE.G with CR4.PGE) are usable under
+//! Context Identifiers"): the tag word holds the page number and the PCID, so one
+//! compare checks both. An invalid entry holds a tag no lookup in its slot can produce
+//! (see [`invalid`]), so it never matches. Global entries (PTE.G with CR4.PGE) are usable under
 //! any PCID; the lookup finds them on a tag miss (`lookup_global`), off the fast path.
 //! Invalidation follows SDM Vol. 3A §4.10.4 "Invalidation of TLBs and Paging-Structure
 //! Caches": the callers (MOV CR0/CR3/CR4, INVLPG, INVPCID, WRPKRU) choose what to drop,
@@ -33,10 +34,10 @@ const PCID_SHIFT: u32 = 52;
 /// One TLB entry.
 #[derive(Copy, Clone, Debug)]
 pub struct TlbEntry {
-    /// `(pcid << 52 | vpn) + 1` (the page number has 52 bits, so this is one-to-one and
-    /// the addition never carries into the PCID), or 0 for an invalid entry. The one
-    /// key that wraps to 0 (page 2^52 - 1 of PCID 0xFFF) "hits" an invalid entry, whose
-    /// empty permissions send every access to the slow path.
+    /// `(pcid << 52 | vpn) + 1` (wrapping: the page number has 52 bits, so this is
+    /// one-to-one), or, for an invalid entry, the index of its slot. The entry in slot
+    /// `s` only ever holds pages with `vpn % TLB_ENTRIES == s`, whose tags have low bits
+    /// `s + 1`: the slot index itself is never one of them (see [`invalid`]).
     pub tag: u64,
     /// The guest frame.
     pub gfn: u64,
@@ -53,9 +54,11 @@ pub struct TlbEntry {
 }
 
 impl TlbEntry {
+    /// Whether the entry in slot `slot` holds a translation: its tag has the low bits of
+    /// a page of that slot (plus one), which an invalid entry's never has.
     #[inline]
-    fn valid(&self) -> bool {
-        self.tag != 0
+    fn valid_in(&self, slot: usize) -> bool {
+        (self.tag.wrapping_sub(1) as usize) & (TLB_ENTRIES - 1) == slot
     }
     #[inline]
     fn vpn(&self) -> u64 {
@@ -67,8 +70,14 @@ impl TlbEntry {
     }
 }
 
-const INVALID: TlbEntry =
-    TlbEntry { tag: 0, gfn: 0, host: usize::MAX, perm: 0, global: false, size_shift: 0 };
+/// The invalid entry of slot `slot`. Its tag is the slot index, which differs in the low
+/// bits from every key a lookup in that slot compares with: `vpn + tag_hi` has low bits
+/// `slot + 1` (`tag_hi` is `pcid << 52 | 1`; also when the sum wraps, for page 2^52 - 1
+/// of PCID 0xFFF), and the bypass key `vpn + 2` has `slot + 2`. So no key, whatever its
+/// page and PCID, hits an invalid entry (whose frame 0 a supervisor read would use).
+const fn invalid(slot: usize) -> TlbEntry {
+    TlbEntry { tag: slot as u64, gfn: 0, host: usize::MAX, perm: 0, global: false, size_shift: 0 }
+}
 
 /// The front-end TLB.
 #[derive(Clone)]
@@ -83,12 +92,13 @@ pub struct Tlb {
 
 /// A lookup offset that matches no entry: `vpn + 2` equals a tag `(pcid << 52 | v) + 1`
 /// only for PCID 0 and `v = vpn + 1`, or PCID 1 and `v = 0` when `vpn = 2^52 - 1`, and
-/// both live in another slot than `vpn`; it is never 0 (an invalid entry) either.
+/// both live in another slot than `vpn`; its low bits (`slot + 2`) are never those of an
+/// invalid entry (`slot`) either.
 const BYPASS_HI: u64 = 2;
 
 impl std::fmt::Debug for Tlb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let valid = self.entries.iter().filter(|e| e.valid()).count();
+        let valid = self.entries.iter().enumerate().filter(|(s, e)| e.valid_in(*s)).count();
         write!(f, "Tlb {{ valid: {valid}, pcid: {:#x} }}", self.pcid())
     }
 }
@@ -102,7 +112,7 @@ impl Default for Tlb {
 impl Tlb {
     /// An empty TLB, current PCID 0.
     pub fn new() -> Self {
-        Self { entries: Box::new([INVALID; TLB_ENTRIES]), tag_hi: 1, lookup_hi: 1 }
+        Self { entries: Box::new(std::array::from_fn(invalid)), tag_hi: 1, lookup_hi: 1 }
     }
 
     #[inline(always)]
@@ -165,8 +175,8 @@ impl Tlb {
     /// Takes the write permissions away from every entry whose frame `is_tracked`
     /// says must see its writes on the slow path (frames holding shadowed page tables).
     pub fn restrict_writes(&mut self, is_tracked: impl Fn(u64) -> bool) {
-        for e in self.entries.iter_mut().filter(|e| e.valid() && e.perm & (TLB_W | TLB_SW) != 0) {
-            if is_tracked(e.gfn) {
+        for (s, e) in self.entries.iter_mut().enumerate() {
+            if e.valid_in(s) && e.perm & (TLB_W | TLB_SW) != 0 && is_tracked(e.gfn) {
                 e.perm &= !(TLB_W | TLB_SW);
             }
         }
@@ -178,8 +188,9 @@ impl Tlb {
     #[inline]
     pub fn lookup_global(&mut self, vpn: u64) -> Option<&TlbEntry> {
         let key = self.key(vpn);
-        let e = &mut self.entries[Self::slot(vpn)];
-        if e.global && e.vpn() == vpn & VPN_MASK {
+        let slot = Self::slot(vpn);
+        let e = &mut self.entries[slot];
+        if e.global && e.valid_in(slot) && e.vpn() == vpn & VPN_MASK {
             e.tag = key;
             Some(e)
         } else {
@@ -207,38 +218,46 @@ impl Tlb {
     /// whatever their PCID.
     pub fn invalidate_page(&mut self, vpn: u64, pcid: u16, global: bool) {
         let vpn = vpn & VPN_MASK;
-        for e in self.entries.iter_mut() {
+        for (s, e) in self.entries.iter_mut().enumerate() {
             let owner = if e.global { global } else { e.pcid() == pcid };
-            if e.valid() && owner && e.vpn() >> e.size_shift == vpn >> e.size_shift {
-                *e = INVALID;
+            if e.valid_in(s) && owner && e.vpn() >> e.size_shift == vpn >> e.size_shift {
+                *e = invalid(s);
             }
         }
     }
 
     /// Drops the non-global entries tagged with `pcid`.
     pub fn flush_pcid(&mut self, pcid: u16) {
-        for e in self.entries.iter_mut().filter(|e| !e.global && e.pcid() == pcid) {
-            *e = INVALID;
+        for (s, e) in self.entries.iter_mut().enumerate() {
+            if !e.global && e.pcid() == pcid {
+                *e = invalid(s);
+            }
         }
     }
 
     /// Drops every non-global entry, for every PCID.
     pub fn flush_non_global(&mut self) {
-        for e in self.entries.iter_mut().filter(|e| !e.global) {
-            *e = INVALID;
+        for (s, e) in self.entries.iter_mut().enumerate() {
+            if !e.global {
+                *e = invalid(s);
+            }
         }
     }
 
     /// Drops every entry whose frame is `gfn` (its RAM mapping changed).
     pub fn invalidate_frame(&mut self, gfn: u64) {
-        for e in self.entries.iter_mut().filter(|e| e.gfn == gfn) {
-            *e = INVALID;
+        for (s, e) in self.entries.iter_mut().enumerate() {
+            if e.gfn == gfn {
+                *e = invalid(s);
+            }
         }
     }
 
     /// Drops everything, global entries and every PCID included.
     pub fn flush(&mut self) {
-        self.entries.fill(INVALID);
+        for (s, e) in self.entries.iter_mut().enumerate() {
+            *e = invalid(s);
+        }
     }
 }
 
@@ -289,9 +308,39 @@ mod tests {
         t.set_pcid(7);
         t.invalidate_page(u64::MAX >> 12, 7, false);
         assert!(t.lookup(u64::MAX >> 12).is_none());
-        // The one key that wraps to 0 matches only invalid entries, which permit nothing.
+    }
+
+    /// The key of page 2^52 - 1 under PCID 0xFFF wraps to 0: it must miss an empty slot
+    /// (whose frame 0 a supervisor read, which needs no permission bit, would use),
+    /// hit its own entry, and that entry must be invalidated like any other.
+    #[test]
+    fn wrapping_key_never_hits_an_invalid_entry() {
+        let top = (1u64 << 52) - 1;
+        let mut t = Tlb::new();
         t.set_pcid(0xFFF);
-        assert!(t.lookup(u64::MAX >> 12).is_none_or(|e| e.perm == 0));
+        assert!(t.lookup(top).is_none(), "empty slot");
+        assert!(t.lookup_exact(top).is_none(), "empty slot (exact)");
+        assert!(t.lookup_global(top).is_none(), "empty slot (global)");
+        t.insert(top, 0x1234, 0, TLB_X, false, 0);
+        assert_eq!(t.lookup(top).map(|e| e.gfn), Some(0x1234));
+        assert_eq!(format!("{t:?}"), "Tlb { valid: 1, pcid: 0xfff }");
+        t.invalidate_page(top, 0xFFF, false);
+        assert!(t.lookup(top).is_none(), "INVLPG drops the wrapping entry");
+        t.insert(top, 0x1234, 0, TLB_X, false, 0);
+        t.flush_pcid(0xFFF);
+        assert!(t.lookup(top).is_none(), "a PCID flush drops it");
+        t.insert(top, 0x1234, 0, TLB_X, false, 0);
+        t.flush();
+        assert!(t.lookup(top).is_none(), "a full flush drops it");
+        assert_eq!(format!("{t:?}"), "Tlb { valid: 0, pcid: 0xfff }");
+        // No page of any PCID hits an invalid entry, in any slot.
+        for pcid in [0u16, 1, 0x800, 0xFFF] {
+            t.set_pcid(pcid);
+            for vpn in (0..TLB_ENTRIES as u64).chain(top - TLB_ENTRIES as u64 + 1..=top) {
+                assert!(t.lookup(vpn).is_none(), "pcid {pcid:#x} page {vpn:#x}");
+                assert!(t.lookup_exact(vpn).is_none(), "pcid {pcid:#x} page {vpn:#x}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`models`]); instruction code asks [`Cpuid::has`] and [`Cpuid::vendor`] where the
 //! architecture depends on the model.
 //!
-//! Leaves (SDM Vol. 2A "CPUID"; APM Vol. 3 Appendix E): 0, 1, 6, 7.0, 0Bh, 0Dh, 1Fh
+//! Leaves (SDM Vol. 2A "CPUID"; APM Vol. 3 Appendix E): 0, 1, 5, 6, 7.0, 0Bh, 0Dh, 1Fh
 //! (Intel), 80000000h-80000008h, and 8000000Ah (AMD).
 
 pub mod features;
@@ -31,6 +31,8 @@ pub enum Vendor {
 pub const LEAF_VENDOR: u32 = 0;
 /// Leaf: signature, APIC ID, feature flags.
 pub const LEAF_FEATURES: u32 = 1;
+/// Leaf: MONITOR/MWAIT.
+pub const LEAF_MONITOR: u32 = 5;
 /// Leaf: thermal and power management.
 pub const LEAF_POWER: u32 = 6;
 /// Leaf: structured extended feature flags.
@@ -232,6 +234,16 @@ impl Cpuid {
                 let ebx = clflush << 8 | logical << 16 | (topo.apic_id & 0xFF) << 24;
                 let f = feature_regs(LEAF_FEATURES, 0);
                 [models::signature(v), ebx, f[2], f[3]]
+            }
+            // Leaf 5 (SDM Vol. 2A "CPUID", Table 3-8; APM Vol. 3 CPUID Fn0000_0005): the
+            // smallest and largest monitor-line sizes, MWAIT extensions enumerated and
+            // interrupts as break events with IF = 0; EDX = 0: no C-state sub-states are
+            // enumerated (the EAX hints change nothing in hvsim's wait).
+            LEAF_MONITOR if self.has(Feature::Monitor) => {
+                let line = crate::cpu::exec::MONITOR_LINE_SIZE as u32;
+                let ecx =
+                    crate::cpu::exec::CPUID5_ECX_EMX | crate::cpu::exec::CPUID5_ECX_INTERRUPT_BREAK;
+                [line, line, ecx, 0]
             }
             // Leaf 6: no thermal or power-management features.
             LEAF_POWER => [0; 4],

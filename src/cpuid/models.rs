@@ -15,16 +15,17 @@ use Feature::*;
 /// SMAP with STAC/CLAC, protection keys (CR4.PKE, RDPKRU/WRPKRU), PCID and INVPCID, UMIP;
 /// I/O breakpoints (CR4.DE, `cpu/debug.rs`); RDTSC/RDTSCP/RDPID, RDMSR/WRMSR, the MTRR and
 /// PAT MSRs, SYSENTER/SYSEXIT, SYSCALL/SYSRET, CMPXCHG8B/16B, CMOVcc, MOVBE, POPCNT,
-/// LZCNT, LAHF/SAHF in 64-bit mode, CLFLUSH/CLFLUSHOPT/CLWB, PREFETCHW, RDRAND/RDSEED.
+/// LZCNT, LAHF/SAHF in 64-bit mode, CLFLUSH/CLFLUSHOPT/CLWB, PREFETCHW, RDRAND/RDSEED,
+/// MONITOR/MWAIT at CPL 0 (leaf 05H; `cpu/exec/monitor.rs`).
 ///
 /// Deliberately absent: FPU, MMX, FXSR, SSE* (no x87/SIMD state), XSAVE (only XCR0.x87
-/// exists, no XSAVE instructions), MONITOR/MWAIT (#UD), MCE/MCA (no machine-check state),
+/// exists, no XSAVE instructions), MONITORX/MWAITX (AMD; #UD), MCE/MCA (no machine-check state),
 /// BMI1 (so TZCNT runs as BSF)/BMI2/ADX, FSGSBASE, HTT, the speculation-control MSRs.
 /// Their CR4 bits are reserved (`Cpuid::cr4_valid_bits`).
 const COMMON: FeatureSet = FeatureSet::of(&[
     De, Pse, Tsc, Msr, Pae, Cx8, Sep, Mtrr, Pge, Cmov, Pat, Pse36, Clfsh, Cx16, Pcid, Movbe,
     Popcnt, Rdrand, Smep, Invpcid, Rdseed, Smap, Clflushopt, Clwb, Umip, Pku, La57, Rdpid, LahfLm,
-    Abm, Prefetchw, Syscall, Nx, Page1Gb, Rdtscp, Lm, Apic,
+    Abm, Prefetchw, Syscall, Nx, Page1Gb, Rdtscp, Lm, Apic, Monitor,
 ]);
 
 /// Implemented and advertised only by the Intel-like model.

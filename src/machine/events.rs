@@ -60,7 +60,7 @@ impl Machine {
             }
             self.cpu.nmi_pending = false;
             self.cpu.nmi_blocked = true;
-            self.cpu.halted = false;
+            self.wake_from_halt();
             let ev = Event { vector: vector::NMI, source: EventSource::Nmi, error_code: None };
             return self.raise_event(ev, None).map_or(Ok(false), Err);
         }
@@ -75,10 +75,13 @@ impl Machine {
                 None => self.acknowledge_interrupt(),
             };
             if let Some(v) = v {
-                self.cpu.halted = false;
+                self.wake_from_halt();
                 let ev = Event { vector: v, source: EventSource::External, error_code: None };
                 return self.raise_event(ev, None).map_or(Ok(false), Err);
             }
+        }
+        if self.mwait_breaks_on_masked_interrupt() {
+            self.wake_from_halt();
         }
         if self.cpu.halted {
             return Err(StopReason::Halted { interrupts_enabled: self.cpu.flags.bit(IF) });

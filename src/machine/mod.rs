@@ -139,6 +139,9 @@ pub struct Machine {
     echo_serial: bool,
     /// Host console input (`hvsim run`'s stdin reader), if connected.
     console_source: Option<crossbeam::channel::Receiver<u8>>,
+    /// Some vCPU may have a MONITOR line armed: physical writes check the lines (see
+    /// `cpu/exec/monitor.rs`).
+    pub(crate) monitor_watch: bool,
 }
 
 impl Machine {
@@ -210,6 +213,7 @@ impl Machine {
             insn_rip: 0,
             bios: None,
             nested: crate::nested::NestedState::default(),
+            monitor_watch: false,
         })
     }
 

@@ -130,7 +130,11 @@ impl Machine {
 
     /// Whether vCPU `i` can make progress now.
     fn runnable(c: &Cpu) -> bool {
-        !c.wait_for_sipi && (!c.halted || c.nmi_pending || c.intr.is_some() || c.intr_line)
+        let intr = c.intr.is_some() || c.intr_line;
+        let wakes = (c.nmi_pending && !c.nmi_blocked)
+            || (intr
+                && (c.flags.bit(crate::cpu::flags::IF) || c.monitor.break_on_masked_interrupt));
+        !c.wait_for_sipi && (!c.halted || wakes)
     }
 
     /// The next runnable vCPU after the current one, round robin (the current one last).

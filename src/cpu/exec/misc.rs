@@ -1,6 +1,5 @@
-//! NOP forms, PAUSE, the PREFETCH hints, fences, HLT, UD0/UD1/UD2, CPUID, and
-//! MONITOR/MWAIT (#UD: no CPU model advertises them, so a deterministic wait never has
-//! to be modelled).
+//! NOP forms, PAUSE, the PREFETCH hints, fences, HLT, UD0/UD1/UD2 and CPUID (MONITOR/
+//! MWAIT are in `monitor.rs`).
 
 use crate::cpu::fault::{gp, ud, ExecResult, Fault};
 use crate::cpu::insn::{Handler, Insn};
@@ -21,9 +20,6 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
         | Mnemonic::Mfence => nop,
         Mnemonic::Hlt => hlt,
         Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2 => undefined,
-        // SDM Vol. 2B "MONITOR"/"MWAIT": #UD if CPUID.01H:ECX.MONITOR = 0; APM Vol. 3
-        // "MONITORX"/"MWAITX": #UD if CPUID.80000001H:ECX.MONITORX = 0.
-        Mnemonic::Monitor | Mnemonic::Mwait | Mnemonic::Monitorx | Mnemonic::Mwaitx => undefined,
         Mnemonic::Cpuid => cpuid,
         _ => return None,
     })

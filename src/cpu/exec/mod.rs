@@ -19,6 +19,7 @@ mod interrupt_insns;
 mod io;
 mod iret;
 mod misc;
+mod monitor;
 mod mov;
 mod msr_access;
 mod muldiv;
@@ -31,6 +32,7 @@ mod stack;
 mod string;
 mod system;
 
+pub use monitor::{Monitor, CPUID5_ECX_EMX, CPUID5_ECX_INTERRUPT_BREAK, MONITOR_LINE_SIZE};
 pub use random::{next_random, DEFAULT_RNG_SEED};
 pub(crate) use system::{paging_changed, write_cr3};
 
@@ -67,6 +69,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| fast_syscall::select(i))
         .or_else(|| random::select(i))
         .or_else(|| paging_insns::select(i))
+        .or_else(|| monitor::select(i))
         .or_else(|| crate::nested::svm::instructions::select(i))
 }
 
