@@ -105,6 +105,9 @@ pub enum Fault {
     Halt,
     /// The instruction retired and a device asked the run to stop (isa-debug-exit).
     DebugExit(u32),
+    /// A nested guest's access faulted in the nested page tables: the instruction did not
+    /// retire, and the run loop performs the #VMEXIT the nested layer recorded.
+    NestedPageFault,
 }
 
 impl Fault {

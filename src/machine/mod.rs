@@ -421,6 +421,7 @@ impl Machine {
             Fault::Yield => Some(StopReason::Yield),
             Fault::Halt => None,
             Fault::DebugExit(v) => Some(StopReason::DebugExit(v)),
+            Fault::NestedPageFault => crate::nested::nested_page_fault(self, insn),
         }
     }
 
