@@ -1,10 +1,10 @@
 //! Nested AMD SVM (APM Vol. 2 chapter 15 "Secure Virtual Machine") over `svm-model`:
-//! VMRUN and #VMEXIT, the global interrupt flag, the SVM instructions, the intercepts
-//! and the SVM MSRs.
+//! VMRUN and #VMEXIT, the global interrupt flag, the SVM instructions, the intercepts,
+//! nested paging ([`npt`]) and the SVM MSRs.
 //!
 //! What the CPU model advertises in CPUID 8000_000Ah is exactly [`FEATURES_EDX`]. Not
-//! implemented (and not advertised): LBR virtualization, SVM lock, TSC
-//! ratio, decode assists, the pause filter, AVIC, vGIF, virtual VMLOAD/VMSAVE. An SVM
+//! implemented (and not advertised): LBR virtualization, SVM lock, TSC ratio, the pause
+//! filter, AVIC, vGIF, virtual VMLOAD/VMSAVE. An SVM
 //! guest cannot itself run SVM: VMRUN in an L2 always exits to L1, which must intercept
 //! it (it is a VMRUN consistency check), so L1 would have to emulate it.
 
