@@ -401,6 +401,40 @@ mod tests {
         assert_eq!(m.read_u64(Gpa(0x11_3000)) & PTE_D, 0);
     }
 
+    /// §15.25: a legacy PAE guest's PDPTE is read through the nested tables (no PDPTE
+    /// registers), and without guest paging the linear address is the guest-physical
+    /// address.
+    #[test]
+    fn pae_guest_and_unpaged_guest() {
+        let (mut m, np) = nested();
+        let s = |g: u64| Gpa(0x10_0000 + g);
+        // PDPT at guest-physical 0x20020 (32-byte aligned), PD at 0x21000, PT 0x22000.
+        m.write_u64(s(0x20020), 0x21000 | PTE_P);
+        m.write_u64(s(0x21000), 0x22000 | RWU);
+        m.write_u64(s(0x22000 + 8 * 3), 0x6000 | RWU);
+        let cfg = WalkConfig {
+            mode: PagingMode::Pae,
+            cr3: 0x20020,
+            wp: true,
+            pse: true,
+            nxe: true,
+            smep: false,
+            smap: false,
+            pke: false,
+            pkru: 0,
+            pdptes: None,
+            maxphyaddr: 40,
+        };
+        let t = walk(&mut m, &cfg, &np, true, Gva(0x3042), READ).unwrap();
+        assert_eq!((t.guest.unwrap().gpa, t.nested.gpa), (Gpa(0x6042), Gpa(0x10_6042)));
+        // The PDPT page unmapped in the nested tables: a guest-table #NPF at the PDPTE.
+        m.write_u64(Gpa(0x4000 + 8 * 0x20), 0);
+        let e = walk(&mut m, &cfg, &np, true, Gva(0x3042), READ).unwrap_err();
+        assert!(matches!(e, NptFault::Nested(f) if f.gpa == Gpa(0x20020)));
+        let t = walk(&mut m, &cfg, &np, false, Gva(0x7008), READ).unwrap();
+        assert_eq!((t.guest, t.nested.gpa), (None, Gpa(0x10_7008)));
+    }
+
     /// §15.25.6: a guest page fault comes before the final translation's #NPF.
     #[test]
     fn guest_fault_wins_over_final_nested_fault() {
