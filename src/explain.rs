@@ -3,7 +3,9 @@
 //! `vmx-model` crates, the vCPU's MSR table), so the reference and the behaviour cannot
 //! disagree.
 
+use hvsim_svm_model::vmrun_checks::CHECKS as SVM_CHECKS;
 use hvsim_svm_model::{msr::SvmMsrInfo, SvmExitCode, VmcbField, EXIT_CODES, VMCB_FIELDS};
+use hvsim_vmx_model::entry_checks::CHECKS as VMX_CHECKS;
 use hvsim_vmx_model::exit_reason::{ExitReasonField, VmxExitReason, EXIT_REASONS};
 use hvsim_vmx_model::msr::VmxMsrInfo;
 use hvsim_vmx_model::vm_instruction_error::{VmInstructionError, VM_INSTRUCTION_ERRORS};
@@ -27,6 +29,12 @@ pub enum Topic {
     VmInstructionError,
     /// An MSR index, e.g. `0x480` or `IA32_VMX_BASIC`.
     Msr,
+    /// A VMRUN consistency check (APM Vol. 2 §15.5.1), by position or name, e.g. `3` or
+    /// `AsidZero`.
+    VmrunCheck,
+    /// A VM-entry check (SDM Vol. 3C chapter 27), by position or name, e.g. `0` or
+    /// `VpidZero`.
+    VmEntryCheck,
 }
 
 /// Why a key could not be explained.
@@ -63,6 +71,8 @@ pub fn explain(topic: Topic, key: Option<&str>) -> Result<String, ExplainError> 
             Topic::Vmcb => vmcb(k),
             Topic::VmInstructionError => vm_instruction_error(k),
             Topic::Msr => msr(k),
+            Topic::VmrunCheck => vmrun_check(k),
+            Topic::VmEntryCheck => vm_entry_check(k),
         },
     }
 }
@@ -112,8 +122,60 @@ fn list(topic: Topic) -> String {
                 let _ = writeln!(out, "{:#010x}  {:<28} {}", m.index, m.name, m.meaning);
             }
         }
+        Topic::VmrunCheck => {
+            for (i, c) in SVM_CHECKS.iter().enumerate() {
+                let _ = writeln!(out, "{i:>3}  {:<32} {}", c.name, c.description);
+            }
+        }
+        Topic::VmEntryCheck => {
+            for (i, c) in VMX_CHECKS.iter().enumerate() {
+                let _ = writeln!(out, "{i:>3}  {:<36} {} {}", c.name, c.section, c.text);
+            }
+        }
     }
     out
+}
+
+/// Finds a row of a check table by its position (as listed) or its name, ignoring case.
+fn check_index(key: &str, len: usize, name_of: impl Fn(usize) -> &'static str) -> Option<usize> {
+    match parse_number(key) {
+        Some(i) => usize::try_from(i).ok().filter(|&i| i < len),
+        None => (0..len).find(|&i| name_of(i).eq_ignore_ascii_case(key.trim())),
+    }
+}
+
+fn vmrun_check(key: &str) -> Result<String, ExplainError> {
+    let i = check_index(key, SVM_CHECKS.len(), |i| SVM_CHECKS[i].name)
+        .ok_or_else(|| unknown("a VMRUN consistency check", key))?;
+    let c = &SVM_CHECKS[i];
+    Ok(format!(
+        "VMRUN check {i} {}: {}\n  on failure: #VMEXIT with EXITCODE VMEXIT_INVALID (-1)\n  reference: {}\n",
+        c.name, c.description, c.section
+    ))
+}
+
+fn vm_entry_check(key: &str) -> Result<String, ExplainError> {
+    use hvsim_vmx_model::entry_checks::CheckKind;
+    let i = check_index(key, VMX_CHECKS.len(), |i| VMX_CHECKS[i].name)
+        .ok_or_else(|| unknown("a VM-entry check", key))?;
+    let c = &VMX_CHECKS[i];
+    let failure = match c.kind {
+        CheckKind::Control => "VMfailValid(7) (invalid control field)",
+        CheckKind::Host => "VMfailValid(8) (invalid host-state field)",
+        CheckKind::Guest => "VM-entry failure, exit reason 33, qualification 0",
+        CheckKind::GuestPdpte => "VM-entry failure, exit reason 33, qualification 2 (PDPTE)",
+        CheckKind::GuestNmiSti => "VM-entry failure, exit reason 33, qualification 3 (NMI)",
+        CheckKind::GuestLink => "VM-entry failure, exit reason 33, qualification 4 (link)",
+        CheckKind::MsrLoad => {
+            "VM-entry failure, exit reason 34, qualification = 1-based MSR-load entry index"
+        }
+    };
+    Ok(format!(
+        "VM-entry check {i} {}: {}\n  on failure: {failure}\n  reference: {}\n",
+        c.name,
+        c.text,
+        c.reference()
+    ))
 }
 
 fn svm_exit(key: &str) -> Result<String, ExplainError> {

@@ -58,6 +58,7 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (0x8000_0001, EDX, 26, "1-GiB pages: mmu/src/paging.rs"),
     (0x8000_0001, EDX, 27, "RDTSCP: exec/msr_access.rs"),
     (0x8000_0001, EDX, 29, "LM: long mode"),
+    (0x8000_000A, EDX, 0, "nested paging: src/nested/svm/npt.rs"),
     (0x8000_000A, EDX, 3, "NRIP save: src/nested/svm/vmexit.rs"),
     (0x8000_000A, EDX, 5, "VMCB clean bits: every VMRUN reloads all fields"),
     (0x8000_000A, EDX, 6, "flush by ASID: every VMRUN/#VMEXIT flushes the TLB"),

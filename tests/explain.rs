@@ -86,3 +86,24 @@ fn unknown_keys_are_usage_errors() {
     let (status, _, _) = explain(&["no-such-topic", "1"]);
     assert_eq!(status, 2);
 }
+
+/// The VMRUN consistency checks (APM Vol. 2 §15.5.1, svm-model's `vmrun_checks::CHECKS`)
+/// and the VM-entry checks (SDM Vol. 3C chapter 27, vmx-model's `entry_checks::CHECKS`),
+/// by name or by position in the list.
+#[test]
+fn vmrun_and_vm_entry_checks() {
+    ok(&["vmrun-check", "AsidZero"], &["AsidZero", "ASID is zero", "15.5.1", "VMEXIT_INVALID"]);
+    ok(&["vmrun-check", "nestedcr3mbz"], &["NestedCr3Mbz", "nCR3", "15.25.3"]);
+    ok(&["vmrun-check", "0"], &["VMRUN check 0 EferSvmeClear"]);
+    let (status, out, _) = explain(&["vmrun-check"]);
+    assert_eq!(status, 0);
+    assert!(out.contains("AsidZero") && out.contains("NestedPagingUnsupported"), "{out}");
+    ok(&["vm-entry-check", "VpidZero"], &["VpidZero", "27.2.1.1", "VMfailValid(7)"]);
+    let (status, out, _) = explain(&["vm-entry-check"]);
+    assert_eq!(status, 0);
+    assert!(out.lines().count() > 20 && out.contains("PinControlsReserved"), "{out}");
+    for args in [&["vmrun-check", "NoSuchCheck"][..], &["vm-entry-check", "100000"]] {
+        let (status, _, err) = explain(args);
+        assert_eq!(status, 2, "{args:?}: {err}");
+    }
+}

@@ -316,7 +316,9 @@ invalid_vmcb! {
     invalid_event_exception_reserved_vector: IllegalEventInjection, |m| wr(&mut m, vmcb::EVENTINJ, 1 << 31 | 3 << 8 | 15);
     invalid_event_nmi_vector_not_2: IllegalEventInjection, |m| wr(&mut m, vmcb::EVENTINJ, 1 << 31 | 2 << 8 | 3);
     invalid_asid_zero: AsidZero, |m| m.mem.write_u32(Gpa(VMCB + u64::from(vmcb::GUEST_ASID)), 0);
-    invalid_nested_paging_unsupported: NestedPagingUnsupported, |m| wr(&mut m, vmcb::NP_CONTROL, 1);
+    // Nested paging is supported (CPUID 8000_000Ah EDX.NP), so NP_ENABLE is accepted and
+    // nCR3 is checked (APM §15.25.3; see tests/svm_npt.rs).
+    invalid_nested_cr3_mbz: NestedCr3Mbz, |m| { wr(&mut m, vmcb::NP_CONTROL, 1); wr(&mut m, vmcb::N_CR3, 1 << 45) };
 }
 
 /// APM §15.5.1: "EFER.LMA or EFER.LME is non-zero and this processor does not support

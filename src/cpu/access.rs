@@ -170,6 +170,9 @@ impl Machine {
         if self.cpu.debug.armed {
             return self.translate_watched(lin, kind, privilege);
         }
+        if let Some(np) = self.nested.svm.guest.as_ref().and_then(|g| g.np) {
+            return self.translate_nested(lin, kind, privilege, np);
+        }
         let vpn = lin >> 12;
         let user = privilege == Privilege::Current && self.cpu.cpl == 3;
         let strict = self.strict.is_some();
@@ -248,6 +251,84 @@ impl Machine {
         if self.write_tracked(gfn) || self.monitored_frame(gfn) {
             // Writes to a frame holding shadowed page tables or a line armed by MONITOR
             // must reach phys_write.
+            perm &= !(TLB_W | TLB_SW);
+        }
+        self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);
+        Ok(self.page_ref(gfn, host, kind))
+    }
+
+    /// The translation of an SVM guest with nested paging (APM Vol. 2 §15.25): a
+    /// two-dimensional walk through the guest's tables and the nested tables at nCR3
+    /// (`nested::svm::npt`), without the shadow page cache, which caches L1's own
+    /// translations. The front-end TLB caches the result (linear page -> system-physical
+    /// frame, with the permissions of both levels); it is flushed on every VMRUN and
+    /// #VMEXIT, so it never mixes L1's and L2's translations. A nested fault is recorded
+    /// for #VMEXIT(NPF) and ends the instruction with [`Fault::NestedPageFault`].
+    #[cold]
+    fn translate_nested(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        privilege: Privilege,
+        np: crate::nested::svm::npt::NestedPaging,
+    ) -> Result<PageRef, Fault> {
+        use crate::nested::svm::npt::{self, NptFault};
+        let vpn = lin >> 12;
+        let user = privilege == Privilege::Current && self.cpu.cpl == 3;
+        let smap_override = privilege == Privilege::Current && self.cpu.flags.bit(flags::AC);
+        let access = Access { kind, user, smap_override };
+        let mut cfg = self.walk_config();
+        // No PDPTE registers under nested paging: a PAE walk reads them from the tables.
+        cfg.pdptes = None;
+        let paging = self.cpu.paging();
+        let lin_or_gpa = if paging { lin } else { lin & 0xFFFF_FFFF };
+        let t = match npt::walk(&mut self.mem, &cfg, &np, paging, Gva(lin_or_gpa), access) {
+            Ok(t) => t,
+            Err(NptFault::Guest(pf)) => {
+                return Err(Fault::from(Exception {
+                    vector: super::fault::vector::PF,
+                    error_code: Some(pf.error_code),
+                    cr2: lin,
+                }))
+            }
+            Err(NptFault::Nested(f)) => {
+                self.nested.svm.pending_npf = Some(f);
+                return Err(Fault::NestedPageFault);
+            }
+        };
+        let n = t.nested;
+        let n_dirty = n.leaf & paging::PTE_D != 0;
+        let n_write = n.writable && n_dirty;
+        let (mut perm, global, size_shift, pk) = match t.guest {
+            Some(g) => {
+                let dirty = g.leaf & paging::PTE_D != 0;
+                let ia32e = matches!(cfg.mode, PagingMode::Long4 | PagingMode::Long5);
+                let pk = if cfg.pke && ia32e && g.user {
+                    self.cpu.pkru >> (2 * u32::from(g.pkey))
+                } else {
+                    0
+                };
+                let pk_wd = pk & paging::PKRU_WD != 0;
+                let perm = (if g.writable && dirty && n_write && !pk_wd { TLB_W } else { 0 })
+                    | (if dirty && n_write { TLB_SW } else { 0 })
+                    | (if g.user { TLB_U } else { 0 })
+                    | (if g.executable && n.executable { TLB_X } else { 0 });
+                let global = g.global && self.cpu.cr4 & cr4::PGE != 0;
+                (perm, global, (g.page_size.trailing_zeros() - 12) as u8, pk)
+            }
+            None => {
+                let w = if n_write { TLB_W | TLB_SW } else { 0 };
+                (w | TLB_U | if n.executable { TLB_X } else { 0 }, false, 0, 0)
+            }
+        };
+        let gfn = n.gpa.0 >> 12;
+        let host = self.ram_page(gfn);
+        if pk & paging::PKRU_AD != 0 || self.strict.is_some() {
+            // Not cached: a key with AD faults on each access; `--strict-tlb` checks
+            // native translations only, so nested ones are walked every time.
+            return Ok(self.page_ref(gfn, host, kind));
+        }
+        if self.write_tracked(gfn) {
             perm &= !(TLB_W | TLB_SW);
         }
         self.cpu.tlb.insert(vpn, gfn, host, perm, global, size_shift);

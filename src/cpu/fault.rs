@@ -110,6 +110,9 @@ pub enum Fault {
     Reset,
     /// The instruction retired and put the machine in ACPI S5 (soft off).
     PowerOff,
+    /// A nested guest's access faulted in the nested page tables: the instruction did not
+    /// retire, and the run loop performs the #VMEXIT the nested layer recorded.
+    NestedPageFault,
 }
 
 impl Fault {

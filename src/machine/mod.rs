@@ -463,6 +463,7 @@ impl Machine {
             Fault::DebugExit(v) => Some(StopReason::DebugExit(v)),
             Fault::Reset => Some(StopReason::Reset),
             Fault::PowerOff => Some(StopReason::PowerOff),
+            Fault::NestedPageFault => crate::nested::nested_page_fault(self, insn),
         }
     }
 

@@ -71,6 +71,13 @@ pub(crate) fn on_exception(
     svm::intercepts::on_exception(m, e, insn)
 }
 
+/// Called for [`Fault::NestedPageFault`](crate::cpu::fault::Fault::NestedPageFault),
+/// with RIP back at the faulting instruction: performs the recorded #VMEXIT.
+pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<StopReason> {
+    svm::npt_exit(m, insn, 0);
+    None
+}
+
 /// Called by the run loop's event check when [`NestedState::attention`] is set.
 /// `Some(result)` replaces the ordinary event processing; `None` lets it run.
 pub(crate) fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {

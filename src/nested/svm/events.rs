@@ -14,6 +14,11 @@ use hvsim_svm_model::{SvmExitCode, VmcbRead};
 /// The event check while GIF = 0 or in a guest. `None` lets the ordinary processing run
 /// (which delivers to whatever IDT is current: the guest's, in a guest).
 pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
+    // A nested page fault left by an event delivery that ended without an instruction
+    // to roll back (an interrupt delivered through the guest's IDT).
+    if super::npt_exit(m, None, 0) {
+        return Some(Ok(false));
+    }
     if !m.nested.svm.gif {
         // "When GIF is cleared, ... interrupts, NMIs, SMIs and INIT are held pending"
         // (§15.17). A halted vCPU with GIF = 0 stays halted.
@@ -58,7 +63,21 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         }
         m.cpu.halted = false;
         let ev = Event { vector: v, source: EventSource::External, error_code: None };
-        return Some(m.raise_event(ev, None).map_or(Ok(false), Err));
+        let r = m.raise_event(ev, None);
+        let event = hvsim_svm_model::event_injection::Event::new(
+            hvsim_svm_model::event_injection::EventType::Intr,
+            v,
+            None,
+        );
+        if m.nested.svm.pending_npf.is_some() {
+            // The virtual interrupt was not taken: V_IRQ stays set (§15.21.4).
+            if let Some(g) = m.nested.svm.guest.as_mut() {
+                g.v_irq = true;
+            }
+            super::npt_exit(m, None, event.encode());
+            return Some(Ok(false));
+        }
+        return Some(r.map_or(Ok(false), Err));
     }
     None
 }

@@ -95,7 +95,8 @@ fn clgi(m: &mut Machine, _i: &Insn) -> ExecResult {
 
 /// INVLPGA: invalidates the mapping of the linear address in rAX for the ASID in ECX.
 /// hvsim's TLB is not ASID-tagged and holds only the current context (VMRUN and #VMEXIT
-/// flush it), so flushing it (more than asked, which is always allowed) is enough.
+/// flush it, and a guest with nested paging caches its two-dimensional translations
+/// nowhere else), so flushing it (more than asked, which is always allowed) is enough.
 fn invlpga(m: &mut Machine, _i: &Insn) -> ExecResult {
     svm_checks(m)?;
     m.cpu.tlb.flush();

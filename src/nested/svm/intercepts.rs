@@ -364,6 +364,16 @@ pub fn on_exception(
         return Some(None);
     }
     let r = m.raise_exception(e, insn);
+    // A nested page fault while delivering the exception through the guest's IDT
+    // (§15.25.6): the #VMEXIT names the exception in EXITINTINFO.
+    let event = hvsim_svm_model::event_injection::Event::new(
+        hvsim_svm_model::event_injection::EventType::Exception,
+        e.vector,
+        e.error_code,
+    );
+    if super::npt_exit(m, insn, event.encode()) {
+        return Some(None);
+    }
     if matches!(r, Some(StopReason::Shutdown { .. })) && shutdown_intercepted(m) {
         vmexit(m, SvmExitCode::SHUTDOWN, ExitInfo::default());
         return Some(None);

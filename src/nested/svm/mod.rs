@@ -1,10 +1,10 @@
 //! Nested AMD SVM (APM Vol. 2 chapter 15 "Secure Virtual Machine") over `svm-model`:
-//! VMRUN and #VMEXIT, the global interrupt flag, the SVM instructions, the intercepts
-//! and the SVM MSRs.
+//! VMRUN and #VMEXIT, the global interrupt flag, the SVM instructions, the intercepts,
+//! nested paging ([`npt`]) and the SVM MSRs.
 //!
 //! What the CPU model advertises in CPUID 8000_000Ah is exactly [`FEATURES_EDX`]. Not
-//! implemented (and not advertised): nested paging, LBR virtualization, SVM lock, TSC
-//! ratio, decode assists, the pause filter, AVIC, vGIF, virtual VMLOAD/VMSAVE. An SVM
+//! implemented (and not advertised): LBR virtualization, SVM lock, TSC ratio, the pause
+//! filter, AVIC, vGIF, virtual VMLOAD/VMSAVE. An SVM
 //! guest cannot itself run SVM: VMRUN in an L2 always exits to L1, which must intercept
 //! it (it is a VMRUN consistency check), so L1 would have to emulate it.
 
@@ -13,6 +13,7 @@ pub mod events;
 pub mod instructions;
 pub mod intercepts;
 pub mod msrs;
+pub mod npt;
 pub mod state;
 pub mod vmexit;
 pub mod vmrun;
@@ -22,6 +23,8 @@ use crate::cpuid::Feature;
 use crate::machine::Machine;
 use hvsim_svm_model::{InvalidVmcb, SvmCapabilities, VmcbImage};
 
+/// CPUID 8000_000Ah EDX bit 0: nested paging (§15.25, see [`npt`]).
+pub const FEATURE_NP: u32 = 1 << 0;
 /// CPUID 8000_000Ah EDX bit 3: NRIP save (VMCB NRIP holds the next RIP on instruction
 /// intercepts).
 pub const FEATURE_NRIPS: u32 = 1 << 3;
@@ -29,8 +32,10 @@ pub const FEATURE_NRIPS: u32 = 1 << 3;
 /// which the APM permits ("the processor may ignore the clean bits").
 pub const FEATURE_VMCB_CLEAN: u32 = 1 << 5;
 /// CPUID 8000_000Ah EDX bit 6: flush by ASID (TLB_CONTROL 3 and 7). hvsim's TLB is not
-/// ASID-tagged: every VMRUN and #VMEXIT flushes it, which is more than any TLB_CONTROL
-/// value asks for.
+/// ASID-tagged: every VMRUN and #VMEXIT flushes it (and the shadow page cache), which is
+/// more than any TLB_CONTROL value asks for (§15.16 "TLB Control" permits flushing more).
+/// So translations of two ASIDs, or of L1 and L2, never mix, and a guest never sees a
+/// translation cached before L1 changed its nested tables and ran it again.
 pub const FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
 
 /// CPUID 8000_000Ah EDX bit 7: decode assists (§15.33): EXITINFO1 of MOV CRn/DRn,
@@ -38,8 +43,11 @@ pub const FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
 pub const FEATURE_DECODE_ASSISTS: u32 = 1 << 7;
 
 /// CPUID 8000_000Ah EDX: the optional SVM features hvsim implements.
-pub const FEATURES_EDX: u32 =
-    FEATURE_NRIPS | FEATURE_VMCB_CLEAN | FEATURE_FLUSH_BY_ASID | FEATURE_DECODE_ASSISTS;
+pub const FEATURES_EDX: u32 = FEATURE_NP
+    | FEATURE_NRIPS
+    | FEATURE_VMCB_CLEAN
+    | FEATURE_FLUSH_BY_ASID
+    | FEATURE_DECODE_ASSISTS;
 
 /// The SVM state of a vCPU.
 #[derive(Clone, Debug)]
@@ -68,6 +76,10 @@ pub struct SvmState {
     pub vmruns: u64,
     /// See `vmruns`.
     pub vmexits: u64,
+    /// A nested page fault found in the middle of a guest instruction or event delivery:
+    /// the run loop performs its #VMEXIT once the instruction is rolled back
+    /// ([`npt_exit`]).
+    pub pending_npf: Option<hvsim_mmu::npt::NestedPageFault>,
 }
 
 impl Default for SvmState {
@@ -83,6 +95,7 @@ impl Default for SvmState {
             clean_bit_violations: Vec::new(),
             vmruns: 0,
             vmexits: 0,
+            pending_npf: None,
         }
     }
 }
@@ -105,6 +118,8 @@ pub struct GuestContext {
     pub host_cr8: u64,
     /// V_IRQ as it stands (cleared when the virtual interrupt is taken).
     pub v_irq: bool,
+    /// Nested paging, with NP_ENABLE.
+    pub np: Option<npt::NestedPaging>,
 }
 
 impl GuestContext {
@@ -127,6 +142,29 @@ pub fn capabilities(m: &Machine) -> SvmCapabilities {
             | (if has(Feature::Syscall) { efer::SCE } else { 0 })
             | (if has(Feature::Lm) { efer::LME } else { 0 })
             | (if has(Feature::Nx) { efer::NXE } else { 0 }),
-        nested_paging: false,
+        nested_paging: true,
     }
+}
+
+/// Performs the #VMEXIT(NPF) of a nested page fault recorded during an instruction (or
+/// an event delivery) of the guest, now that RIP is back at the faulting instruction:
+/// EXITINFO1 = the error bits with bit 32 or 33, EXITINFO2 = the guest-physical address
+/// (§15.25.6), EXITINTINFO = the event being delivered if any, and with decode assists
+/// the instruction bytes (§15.33.4 "#PF and #NPF Information"). Returns whether there
+/// was one.
+pub fn npt_exit(m: &mut Machine, insn: Option<&crate::cpu::insn::Insn>, exitintinfo: u64) -> bool {
+    let Some(f) = m.nested.svm.pending_npf.take() else {
+        return false;
+    };
+    tracing::debug!(target: "svm", gpa = f.gpa.0, info1 = f.exitinfo1, "#NPF");
+    let guest_insn = Some(insn.map_or(([0; 15], 0), |i| (i.bytes, i.len)));
+    let info = vmexit::ExitInfo {
+        info1: f.exitinfo1,
+        info2: f.gpa.0,
+        exitintinfo,
+        guest_insn,
+        ..vmexit::ExitInfo::default()
+    };
+    vmexit::vmexit(m, hvsim_svm_model::SvmExitCode::NPF, info);
+    true
 }

@@ -2,9 +2,11 @@
 //! host state to the HSAVE area, read the VMCB, apply the consistency checks, load the
 //! guest state and the controls, and inject the event of EVENTINJ (§15.20).
 
+use super::npt::NestedPaging;
 use super::state::{load_world, read_vmcb, save_world, write_vmcb};
 use super::vmexit::{vmexit, ExitInfo};
 use super::{capabilities, GuestContext};
+use crate::cpu::access::MAXPHYADDR;
 use crate::cpu::fault::{ExecResult, Fault};
 use crate::cpu::flags::IF;
 use crate::cpu::interrupt::{Event as CpuEvent, EventSource};
@@ -43,6 +45,13 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
     m.nested.svm.last_invalid = None;
     super::clean_bits::audit(m, pa, &img);
 
+    // Nested paging (§15.25.4 "Nested Paging and VMRUN/#VMEXIT"): the nested tables
+    // take the host's paging mode as it is at VMRUN.
+    let np = (bits::NP_ENABLE.get(img.u64_at(vmcb::NP_CONTROL)) != 0).then(|| {
+        NestedPaging::from_host(img.u64_at(vmcb::N_CR3), m.cpu.cr4, m.cpu.efer, MAXPHYADDR)
+    });
+    m.nested.svm.pending_npf = None;
+
     // Guest state (§15.5.1: "loads guest state from the VMCB").
     load_world(m, &img, true);
     let vintr = img.u64_at(vmcb::V_INTR_CONTROL);
@@ -59,6 +68,7 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
         host,
         host_cr8,
         v_irq: bits::V_IRQ.get(vintr) != 0,
+        np,
         vmcb: img,
     };
     let shadow = bits::INTERRUPT_SHADOW.get(ctx.vmcb.u64_at(vmcb::INTERRUPT_STATE)) != 0;
@@ -102,6 +112,12 @@ fn inject(m: &mut Machine, raw: u64) -> ExecResult {
             let (info1, info2) = super::intercepts::exception_info(&e);
             let info = ExitInfo { info1, info2, exitintinfo: ev.encode(), ..ExitInfo::default() };
             vmexit(m, SvmExitCode::exception(e.vector), info);
+            Ok(())
+        }
+        Err(Fault::NestedPageFault) => {
+            // The delivery faulted in the nested tables (§15.25.6): #VMEXIT(NPF) with
+            // the injected event in EXITINTINFO.
+            super::npt_exit(m, None, ev.encode());
             Ok(())
         }
         Err(f) => {
