@@ -32,6 +32,7 @@ mod string;
 mod system;
 
 pub use random::{next_random, DEFAULT_RNG_SEED};
+pub(crate) use msr_access::{read_msr, write_msr};
 pub(crate) use system::{paging_changed, write_cr3};
 
 use super::fault::Fault;
@@ -68,6 +69,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| random::select(i))
         .or_else(|| paging_insns::select(i))
         .or_else(|| crate::nested::svm::instructions::select(i))
+        .or_else(|| crate::nested::vmx::instructions::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,
