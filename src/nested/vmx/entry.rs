@@ -88,7 +88,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
         return Ok(());
     }
     let ctx = EntryContext {
-        phys_addr_width: MAXPHYADDR as u8,
+        phys_addr_width: MAXPHYADDR,
         linear_addr_width: if m.cpuid.has(Feature::La57) { 57 } else { 48 },
         host_ia32e: m.cpu.efer & efer::LMA != 0,
         current_vmcs: Some(pa),

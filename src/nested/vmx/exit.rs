@@ -244,8 +244,8 @@ fn load_host(m: &mut Machine) {
     if pae_legacy {
         // 28.5.4 "Checking and Loading Host Page-Directory-Pointer-Table Entries".
         match hvsim_mmu::paging::load_pdptes(&mut m.mem, cr3, MAXPHYADDR) {
-            Ok(p) => m.cpu.pdpte = p,
-            Err(_) => return vmx_abort(m, pa, abort::HOST_PDPTE),
+            Some(p) => m.cpu.pdpte = p,
+            None => return vmx_abort(m, pa, abort::HOST_PDPTE),
         }
     }
     crate::cpu::exec::paging_changed(m);

@@ -195,7 +195,8 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         }
         Mnemonic::Rdmsr | Mnemonic::Wrmsr => {
             let write = d.mnemonic() == Mnemonic::Wrmsr;
-            msr_exits(m, m.cpu.gpr[1] as u32, write)
+            let msr = m.cpu.gpr[1] as u32;
+            msr_exits(m, msr, write)
                 .then_some((if write { R::WRMSR } else { R::RDMSR }, 0, 0))
         }
         Mnemonic::Clts => {
