@@ -89,7 +89,8 @@ fn l2() -> Result<Vec<u8>, IcedError> {
 }
 
 fn machine() -> Option<Machine> {
-    let mut m = Machine::new(&MachineConfig::default()).map_err(|e| eprintln!("machine: {e}")).ok()?;
+    let mut m =
+        Machine::new(&MachineConfig::default()).map_err(|e| eprintln!("machine: {e}")).ok()?;
     m.load(L1, &l1().map_err(|e| eprintln!("assemble: {e}")).ok()?).ok()?;
     m.load(HOST, &host().map_err(|e| eprintln!("assemble: {e}")).ok()?).ok()?;
     m.load(L2, &l2().map_err(|e| eprintln!("assemble: {e}")).ok()?).ok()?;
@@ -108,7 +109,10 @@ fn write_table(m: &mut Machine) {
         (f::SECONDARY_PROC_BASED_CONTROLS, 0),
         (f::VIRTUAL_PROCESSOR_ID, 0),
         (f::EPT_POINTER, 0),
-        (f::PRIMARY_VM_EXIT_CONTROLS, caps.exit.must_be_one | u64::from(exit::HOST_ADDRESS_SPACE_SIZE)),
+        (
+            f::PRIMARY_VM_EXIT_CONTROLS,
+            caps.exit.must_be_one | u64::from(exit::HOST_ADDRESS_SPACE_SIZE),
+        ),
         (f::VM_ENTRY_CONTROLS, caps.entry.must_be_one | u64::from(entry::IA32E_MODE_GUEST)),
         (f::HOST_CR0, cr0),
         (f::GUEST_CR0, cr0),
@@ -159,7 +163,10 @@ fn run_once(m: &mut Machine) -> Option<u64> {
     match r.reason {
         StopReason::Halted { .. } if m.nested.vmx.exits == ROUND_TRIPS => Some(ROUND_TRIPS),
         _ => {
-            eprintln!("vmx_roundtrip: stopped unexpectedly after {} exits: {r}", m.nested.vmx.exits);
+            eprintln!(
+                "vmx_roundtrip: stopped unexpectedly after {} exits: {r}",
+                m.nested.vmx.exits
+            );
             None
         }
     }

@@ -140,7 +140,10 @@ fn baseline(m: &Machine) -> Vmcs {
     s(f::SECONDARY_PROC_BASED_CONTROLS, 0);
     s(f::VIRTUAL_PROCESSOR_ID, 0);
     s(f::EPT_POINTER, 0);
-    s(f::PRIMARY_VM_EXIT_CONTROLS, caps.exit.must_be_one | u64::from(exit::HOST_ADDRESS_SPACE_SIZE));
+    s(
+        f::PRIMARY_VM_EXIT_CONTROLS,
+        caps.exit.must_be_one | u64::from(exit::HOST_ADDRESS_SPACE_SIZE),
+    );
     s(f::VM_ENTRY_CONTROLS, caps.entry.must_be_one | u64::from(entry::IA32E_MODE_GUEST));
     let cr0 = m.cpu.cr0 | 0x20;
     let cr4 = m.cpu.cr4 | (1 << 13);
@@ -182,7 +185,12 @@ fn write_vmcs_table(m: &mut Machine, v: &Vmcs) {
 
 /// A machine with `l1` at L1, the exit handler at HOST, `l2` at L2, the VMXON region
 /// and VMCS region with the revision identifier, and the table of `edit(baseline)`.
-fn setup_full(l1: impl FnOnce(Asm) -> Result<(), IcedError>, host: Code, l2: impl FnOnce(Asm) -> Result<(), IcedError>, edit: impl FnOnce(&mut Vmcs)) -> Machine {
+fn setup_full(
+    l1: impl FnOnce(Asm) -> Result<(), IcedError>,
+    host: Code,
+    l2: impl FnOnce(Asm) -> Result<(), IcedError>,
+    edit: impl FnOnce(&mut Vmcs),
+) -> Machine {
     let mut m = intel_machine();
     m.load(L1, &asm(L1, l1)).unwrap();
     m.load(HOST, &asm(HOST, host)).unwrap();
@@ -327,9 +335,11 @@ fn vmxon_cr0_fixed_bits_are_gp() {
 /// current VMCS).
 #[test]
 fn vmxon_pointer_rules() {
-    for (ptr, rev, flags_want) in
-        [(VMXON_REGION + 8, REVISION, CF), (VMXON_REGION, REVISION + 1, CF), (VMXON_REGION, REVISION, 0)]
-    {
+    for (ptr, rev, flags_want) in [
+        (VMXON_REGION + 8, REVISION, CF),
+        (VMXON_REGION, REVISION + 1, CF),
+        (VMXON_REGION, REVISION, 0),
+    ] {
         let mut m = l1_only(|a| {
             enable_vmx(a)?;
             a.vmxon(qword_ptr(PTRS))?;
@@ -618,7 +628,10 @@ fn vmcall_round_trip() {
     assert_eq!(m.cpu.gdtr.limit, 0xFFFF);
     assert_eq!(m.nested.vmx.entries, 1);
     assert_eq!(m.nested.vmx.exits, 1);
-    assert_eq!(m.nested.vmx.current_vmcs().unwrap().launch_state, hvsim_vmx_model::LaunchState::Launched);
+    assert_eq!(
+        m.nested.vmx.current_vmcs().unwrap().launch_state,
+        hvsim_vmx_model::LaunchState::Launched
+    );
 }
 
 /// VMRESUME after an exit: the handler advances GUEST_RIP by the instruction length
@@ -665,7 +678,8 @@ fn vmresume_cpuid_loop() {
 fn expect_entry_failure(check: CheckId, edit: impl FnOnce(&mut Vmcs)) {
     let mut m = setup(l2_hlt, edit);
     run(&mut m);
-    let failure = m.nested.vmx.last_entry_failure.unwrap_or_else(|| panic!("{check:?}: entry did not fail"));
+    let failure =
+        m.nested.vmx.last_entry_failure.unwrap_or_else(|| panic!("{check:?}: entry did not fail"));
     assert_eq!(failure.check, check, "{}", failure.describe());
     match failure.form {
         FailureForm::VmFailValid(e) => {
@@ -770,7 +784,9 @@ fn cpuid_exits() {
 /// HLT with HLT exiting: reason 12; without it the guest halts in non-root operation.
 #[test]
 fn hlt_exiting() {
-    let mut m = setup(l2_hlt, |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::HLT_EXITING)));
+    let mut m = setup(l2_hlt, |v| {
+        set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::HLT_EXITING))
+    });
     expect_exit(&mut m, 12);
     let mut m = setup(l2_hlt, |_| {});
     run(&mut m);
@@ -781,7 +797,10 @@ fn hlt_exiting() {
 /// TSC offsetting" (26.6.5).
 #[test]
 fn rdtsc_exiting_and_offsetting() {
-    let mut m = setup(|a| a.rdtsc(), |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::RDTSC_EXITING)));
+    let mut m = setup(
+        |a| a.rdtsc(),
+        |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::RDTSC_EXITING)),
+    );
     expect_exit(&mut m, 16);
     let mut m = setup(
         |a| {
@@ -803,7 +822,10 @@ fn rdtsc_exiting_and_offsetting() {
 /// INVLPG with INVLPG exiting: reason 14, qualification = the linear address.
 #[test]
 fn invlpg_exiting() {
-    let mut m = setup(|a| a.invlpg(byte_ptr(0x12345)), |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::INVLPG_EXITING)));
+    let mut m = setup(
+        |a| a.invlpg(byte_ptr(0x12345)),
+        |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::INVLPG_EXITING)),
+    );
     expect_exit(&mut m, 14);
     assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), 0x12345);
 }
@@ -817,7 +839,9 @@ fn cr3_load_exiting_and_targets() {
         a.mov(cr3, rbx)?;
         a.vmcall()
     };
-    let mut m = setup(l2, |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::CR3_LOAD_EXITING)));
+    let mut m = setup(l2, |v| {
+        set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::CR3_LOAD_EXITING))
+    });
     expect_exit(&mut m, 28);
     assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), 3 | (3 << 8));
     let mut m = setup(l2, |v| {
@@ -832,7 +856,10 @@ fn cr3_load_exiting_and_targets() {
 /// MOV from CR3 with CR3-store exiting: reason 28, type 1 (MOV from CR).
 #[test]
 fn cr3_store_exiting() {
-    let mut m = setup(|a| a.mov(rdx, cr3), |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::CR3_STORE_EXITING)));
+    let mut m = setup(
+        |a| a.mov(rdx, cr3),
+        |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::CR3_STORE_EXITING)),
+    );
     expect_exit(&mut m, 28);
     assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), 3 | (1 << 4) | (2 << 8));
 }
@@ -858,26 +885,27 @@ fn cr8_load_exiting() {
 fn cr0_mask_and_shadow() {
     const CD: u64 = 1 << 30;
     let l2 = |a: Asm| {
-            a.mov(r8, cr0)?;
-            a.mov(rax, r8)?;
-            a.mov(cr0, rax)?;
-            a.or(rax, CD as i32)?;
-            a.mov(cr0, rax)?;
-            a.vmcall()
-        };
+        a.mov(r8, cr0)?;
+        a.mov(rax, r8)?;
+        a.mov(cr0, rax)?;
+        a.or(rax, CD as i32)?;
+        a.mov(cr0, rax)?;
+        a.vmcall()
+    };
     let l2_bytes = asm(L2, l2);
-    let mut m = setup(
-        l2,
-        |v| {
-            v.set(f::CR0_GUEST_HOST_MASK, CD | 1 << 16);
-            v.set(f::CR0_READ_SHADOW, 1 << 16);
-        },
-    );
+    let mut m = setup(l2, |v| {
+        v.set(f::CR0_GUEST_HOST_MASK, CD | 1 << 16);
+        v.set(f::CR0_READ_SHADOW, 1 << 16);
+    });
     expect_exit(&mut m, 28);
     // The guest's CR0 has WP (bit 16) set; the shadow says set too; CD is owned and 0.
     assert_eq!(m.cpu.gpr[8] & (CD | 1 << 16), 1 << 16);
     assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), 0);
-    assert_eq!(vmcs_field(&m, f::GUEST_RIP), insn_addr(&l2_bytes, 4), "the second MOV to CR0 exited");
+    assert_eq!(
+        vmcs_field(&m, f::GUEST_RIP),
+        insn_addr(&l2_bytes, 4),
+        "the second MOV to CR0 exited"
+    );
 }
 
 /// CR4 mask: MOV from CR4 reads the shadow's VMXE (0), not the real bit.
@@ -898,7 +926,10 @@ fn cr4_read_shadow_hides_vmxe() {
 /// MOV DR with MOV-DR exiting: reason 29, qualification DR 7, from-DR, GPR.
 #[test]
 fn mov_dr_exiting() {
-    let mut m = setup(|a| a.mov(rcx, dr7), |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::MOV_DR_EXITING)));
+    let mut m = setup(
+        |a| a.mov(rcx, dr7),
+        |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::MOV_DR_EXITING)),
+    );
     expect_exit(&mut m, 29);
     assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), 7 | (1 << 4) | (1 << 8));
 }
@@ -907,7 +938,10 @@ fn mov_dr_exiting() {
 /// immediate, port).
 #[test]
 fn io_unconditional_exiting() {
-    let mut m = setup(|a| a.out(0x80, al), |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::UNCONDITIONAL_IO_EXITING)));
+    let mut m = setup(
+        |a| a.out(0x80, al),
+        |v| set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::UNCONDITIONAL_IO_EXITING)),
+    );
     expect_exit(&mut m, 30);
     assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), (1 << 6) | (0x80 << 16));
     assert_eq!(vmcs_field(&m, f::VM_EXIT_INSTRUCTION_LENGTH), 2);
@@ -918,7 +952,11 @@ fn io_unconditional_exiting() {
 #[test]
 fn io_bitmap_exiting() {
     let edit = |v: &mut Vmcs| {
-        set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::USE_IO_BITMAPS | proc::UNCONDITIONAL_IO_EXITING));
+        set_bits(
+            v,
+            f::PRIMARY_PROC_BASED_CONTROLS,
+            u64::from(proc::USE_IO_BITMAPS | proc::UNCONDITIONAL_IO_EXITING),
+        );
         v.set(f::IO_BITMAP_A, IO_BITMAP_A);
         v.set(f::IO_BITMAP_B, IO_BITMAP_B);
     };
@@ -1007,7 +1045,11 @@ fn external_interrupt_exiting() {
         },
         |v| {
             set_bits(v, f::PIN_BASED_CONTROLS, u64::from(pin::EXTERNAL_INTERRUPT_EXITING));
-            set_bits(v, f::PRIMARY_VM_EXIT_CONTROLS, u64::from(exit::ACKNOWLEDGE_INTERRUPT_ON_EXIT));
+            set_bits(
+                v,
+                f::PRIMARY_VM_EXIT_CONTROLS,
+                u64::from(exit::ACKNOWLEDGE_INTERRUPT_ON_EXIT),
+            );
         },
     );
     m.cpu.intr = Some(0x31);
@@ -1020,10 +1062,13 @@ fn external_interrupt_exiting() {
 /// the first guest instruction (reason 7).
 #[test]
 fn interrupt_window_exiting() {
-    let mut m = setup(|a| a.vmcall(), |v| {
-        set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::INTERRUPT_WINDOW_EXITING));
-        v.set(f::GUEST_RFLAGS, 0x202);
-    });
+    let mut m = setup(
+        |a| a.vmcall(),
+        |v| {
+            set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::INTERRUPT_WINDOW_EXITING));
+            v.set(f::GUEST_RFLAGS, 0x202);
+        },
+    );
     expect_exit(&mut m, 7);
     assert_eq!(vmcs_field(&m, f::GUEST_RIP), L2);
 }
@@ -1058,10 +1103,13 @@ fn event_injection_delivers_in_guest() {
 /// indicator is written to the VMCS region.
 #[test]
 fn vmx_abort_on_host_msr_load() {
-    let mut m = setup(|a| a.vmcall(), |v| {
-        v.set(f::VM_EXIT_MSR_LOAD_COUNT, 1);
-        v.set(f::VM_EXIT_MSR_LOAD_ADDR, SCRATCH);
-    });
+    let mut m = setup(
+        |a| a.vmcall(),
+        |v| {
+            v.set(f::VM_EXIT_MSR_LOAD_COUNT, 1);
+            v.set(f::VM_EXIT_MSR_LOAD_ADDR, SCRATCH);
+        },
+    );
     // An entry that loads a nonexistent MSR.
     m.mem.write_u64(Gpa(SCRATCH), 0x1234_5678);
     let r = m.run(Some(100_000));

@@ -31,8 +31,8 @@ mod stack;
 mod string;
 mod system;
 
-pub use random::{next_random, DEFAULT_RNG_SEED};
 pub(crate) use msr_access::{read_msr, write_msr};
+pub use random::{next_random, DEFAULT_RNG_SEED};
 pub(crate) use system::{paging_changed, write_cr3};
 
 use super::fault::Fault;

@@ -137,12 +137,7 @@ fn guest_segment(v: &Vmcs, i: u32) -> Segment {
     if ar_v & AR_UNUSABLE != 0 {
         a &= !attr::P;
     }
-    Segment {
-        selector: v.get(sel) as u16,
-        base: v.get(base),
-        limit: v.get(limit) as u32,
-        attr: a,
-    }
+    Segment { selector: v.get(sel) as u16, base: v.get(base), limit: v.get(limit) as u32, attr: a }
 }
 
 /// Loads the guest-state area (SDM Vol. 3C 27.3.2 "Loading Guest State").

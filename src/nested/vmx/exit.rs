@@ -126,10 +126,7 @@ fn save_guest(m: &Machine, v: &mut Vmcs) {
     // IA32_VMX_MISC[5]: the "IA-32e mode guest" entry control receives EFER.LMA.
     let entry = v.get(f::VM_ENTRY_CONTROLS);
     let lma = u64::from(entry_ctl::IA32E_MODE_GUEST);
-    v.set(
-        f::VM_ENTRY_CONTROLS,
-        if c.efer & efer::LMA != 0 { entry | lma } else { entry & !lma },
-    );
+    v.set(f::VM_ENTRY_CONTROLS, if c.efer & efer::LMA != 0 { entry | lma } else { entry & !lma });
     let shadow = c.insn_count == c.shadow_at || c.shadow_pending;
     let mut int = 0;
     if shadow {

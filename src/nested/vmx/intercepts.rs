@@ -175,7 +175,9 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Rdtscp => when(proc_on(m, proc::RDTSC_EXITING), R::RDTSCP),
         Mnemonic::Rdpmc => when(proc_on(m, proc::RDPMC_EXITING), R::RDPMC),
         Mnemonic::Pause => when(proc_on(m, proc::PAUSE_EXITING), R::PAUSE),
-        Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => when(proc2_on(m, proc2::WBINVD_EXITING), R::WBINVD),
+        Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => {
+            when(proc2_on(m, proc2::WBINVD_EXITING), R::WBINVD)
+        }
         Mnemonic::Rdrand => when(proc2_on(m, proc2::RDRAND_EXITING), R::RDRAND),
         Mnemonic::Rdseed => when(proc2_on(m, proc2::RDSEED_EXITING), R::RDSEED),
         Mnemonic::Invlpg => proc_on(m, proc::INVLPG_EXITING).then(|| {
@@ -196,14 +198,14 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Rdmsr | Mnemonic::Wrmsr => {
             let write = d.mnemonic() == Mnemonic::Wrmsr;
             let msr = m.cpu.gpr[1] as u32;
-            msr_exits(m, msr, write)
-                .then_some((if write { R::WRMSR } else { R::RDMSR }, 0, 0))
+            msr_exits(m, msr, write).then_some((if write { R::WRMSR } else { R::RDMSR }, 0, 0))
         }
         Mnemonic::Clts => {
             // Exits if TS is owned by the host and set in the read shadow.
             let mask = field(m, f::CR0_GUEST_HOST_MASK);
             let shadow = field(m, f::CR0_READ_SHADOW);
-            (mask & shadow & cr0::TS != 0).then(|| (R::CR_ACCESS, cr_qual(0, CrAccessType::Clts, 0, 0, false), 0))
+            (mask & shadow & cr0::TS != 0)
+                .then(|| (R::CR_ACCESS, cr_qual(0, CrAccessType::Clts, 0, 0, false), 0))
         }
         Mnemonic::Lmsw => lmsw_exit(m, i),
         Mnemonic::Mov => mov_cr_dr_exit(m, i),
@@ -277,8 +279,9 @@ fn mov_cr_dr_exit(m: &mut Machine, i: &Insn) -> Option<Exit> {
             8 => proc_on(m, proc::CR8_LOAD_EXITING),
             _ => false,
         };
-        return exits
-            .then(|| (R::CR_ACCESS, cr_qual(n, CrAccessType::MovToCr, gpr_operand(i, 1), 0, false), 0));
+        return exits.then(|| {
+            (R::CR_ACCESS, cr_qual(n, CrAccessType::MovToCr, gpr_operand(i, 1), 0, false), 0)
+        });
     }
     if r1.is_cr() {
         let n = r1.number() as u8;
@@ -314,10 +317,9 @@ fn msr_exits(m: &mut Machine, msr: u32, write: bool) -> bool {
     }
     let (off, bit) = match msr {
         0..=0x1FFF => (if write { MSR_BITMAP_WRITE_LOW } else { MSR_BITMAP_READ_LOW }, msr),
-        MSR_HIGH_BASE..=0xC000_1FFF => (
-            if write { MSR_BITMAP_WRITE_HIGH } else { MSR_BITMAP_READ_HIGH },
-            msr - MSR_HIGH_BASE,
-        ),
+        MSR_HIGH_BASE..=0xC000_1FFF => {
+            (if write { MSR_BITMAP_WRITE_HIGH } else { MSR_BITMAP_READ_HIGH }, msr - MSR_HIGH_BASE)
+        }
         _ => return true,
     };
     let base = field(m, f::MSR_BITMAP);

@@ -131,8 +131,7 @@ impl VmxState {
     /// offsetting" (SDM Vol. 3C 26.6.5 "Time-Stamp Counter Offset"), else 0.
     pub fn tsc_offset(&self) -> u64 {
         if self.non_root
-            && self.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(proc::USE_TSC_OFFSETTING)
-                != 0
+            && self.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(proc::USE_TSC_OFFSETTING) != 0
         {
             self.field(f::TSC_OFFSET)
         } else {
@@ -147,7 +146,11 @@ pub(crate) fn write_region(m: &mut Machine, pa: u64, vmcs: &Vmcs) {
     m.phys_read(Gpa(pa), &mut rev);
     let mut buf = vec![0u8; REGION_USED_BYTES];
     let first = u32::from_le_bytes(rev);
-    vmcs.to_region(first & !hvsim_vmx_model::vmcs::SHADOW_VMCS_INDICATOR, first >> 31 != 0, &mut buf);
+    vmcs.to_region(
+        first & !hvsim_vmx_model::vmcs::SHADOW_VMCS_INDICATOR,
+        first >> 31 != 0,
+        &mut buf,
+    );
     m.phys_write(Gpa(pa), &buf);
 }
 
