@@ -1052,7 +1052,7 @@ fn external_interrupt_exiting() {
             );
         },
     );
-    m.cpu.intr = Some(0x31);
+    m.inject_interrupt(0x31);
     expect_exit(&mut m, 1);
     assert_eq!(vmcs_field(&m, f::VM_EXIT_INTERRUPTION_INFO), 0x8000_0031);
     assert_eq!(m.cpu.intr, None, "acknowledged");
