@@ -25,6 +25,7 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (1, EDX, 6, "PAE: mmu/src/paging.rs PAE mode"),
     (1, EDX, 8, "CX8: exec/atomic.rs CMPXCHG8B"),
     (1, EDX, 9, "APIC: devices/src/lapic, wired in machine/platform.rs"),
+    (1, ECX, 5, "VMX: src/nested/vmx (Intel model)"),
     (1, EDX, 11, "SEP: exec/fast_syscall.rs SYSENTER/SYSEXIT"),
     (1, EDX, 12, "MTRR: cpu/msr.rs MTRR MSRs"),
     (1, EDX, 13, "PGE: CR4.PGE (TLB flushes may drop global entries too)"),
@@ -136,7 +137,7 @@ fn model_feature_sets_show_in_cpuid() {
             assert!(!model.has(f), "{v:?}: pending {f:?} is advertised");
         }
     }
-    // VMX is pending and switches on cleanly; SVM is implemented on the AMD model
+    // VMX is implemented on the Intel model, SVM on the AMD model
     // (APM Vol. 3 Appendix E, CPUID Fn8000_000A).
     let intel = Cpuid::new(Vendor::Intel).with(Feature::Vmx);
     assert_eq!(intel.query(1, 0)[ECX] >> 5 & 1, 1, "CPUID.1:ECX.VMX");
@@ -305,9 +306,11 @@ fn cr4_bits_follow_the_model() {
     }
     for v in VENDORS {
         let valid = Cpuid::new(v).cr4_valid_bits();
-        for bit in [cr4::VMXE, cr4::SMXE, cr4::OSXSAVE, cr4::OSFXSR, cr4::FSGSBASE, cr4::MCE] {
+        for bit in [cr4::SMXE, cr4::OSXSAVE, cr4::OSFXSR, cr4::FSGSBASE, cr4::MCE] {
             assert_eq!(valid & bit, 0, "{v:?}: CR4 bit {bit:#x} of an absent feature");
         }
+        // CR4.VMXE exists exactly where VMX is advertised (the Intel model).
+        assert_eq!(valid & cr4::VMXE != 0, v == Vendor::Intel, "{v:?}: CR4.VMXE");
         for bit in [cr4::DE, cr4::PAE, cr4::PGE, cr4::PCIDE, cr4::SMEP, cr4::SMAP, cr4::PKE] {
             assert_eq!(valid & bit, bit, "{v:?}: CR4 bit {bit:#x}");
         }

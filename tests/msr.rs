@@ -97,9 +97,9 @@ fn msr_existence_follows_the_model() {
     for n in [msr::IA32_TSC_ADJUST, msr::IA32_MISC_ENABLE, msr::IA32_FEATURE_CONTROL] {
         assert_eq!(read(amd.clone(), n), Err(GP0), "AMD {n:#x}");
     }
-    // FEATURE_CONTROL needs VMX (not advertised yet). APIC_BASE is the local APIC's: the
-    // BSP's after reset is base 0xFEE00000, enabled (bit 11), BSP (bit 8).
-    assert_eq!(read(intel.clone(), msr::IA32_FEATURE_CONTROL), Err(GP0));
+    // FEATURE_CONTROL exists with VMX (advertised by the Intel model). APIC_BASE is the
+    // local APIC's: the BSP's after reset is base 0xFEE00000, enabled (bit 11), BSP (bit 8).
+    assert_eq!(read(intel.clone(), msr::IA32_FEATURE_CONTROL), Ok(0));
     assert_eq!(read(intel.clone().with(Feature::Vmx), msr::IA32_FEATURE_CONTROL), Ok(0));
     assert_eq!(read(intel.clone(), msr::IA32_APIC_BASE), Ok(0xFEE0_0900));
     // Unimplemented or unadvertised MSRs, and the variable MTRR past VCNT.
@@ -326,9 +326,9 @@ fn feature_control_lock() {
     assert_eq!(run_msr(&mut m, n, 5), Err(GP0), "locked: any write #GP");
     assert_eq!(run_msr(&mut m, n, 0), Err(GP0));
     assert_eq!(m.cpu.msrs[&n], 5);
-    // Without VMX the MSR's VMX bit is reserved (SMX and VMX both absent: no MSR at all;
-    // with SMX only it would exist, but no model advertises SMX).
-    assert_eq!(read(Cpuid::new(Vendor::Intel), n), Err(GP0));
+    // Without VMX the MSR does not exist (SMX and VMX both absent; no model advertises
+    // SMX); the AMD model has no VMX.
+    assert_eq!(read(Cpuid::new(Vendor::Amd), n), Err(GP0));
 }
 
 // SDM Vol. 3A §12.4.4 "Local APIC Status and Location": BSP (bit 8) read-only here, EXTD

@@ -118,7 +118,9 @@ impl<'m> GdbTarget<'m> {
             }
             StopReason::Halted { .. } => SingleThreadStopReason::Terminated(Signal::SIGSTOP),
             StopReason::Reset | StopReason::PowerOff => SingleThreadStopReason::Exited(0),
-            StopReason::Shutdown { .. } => SingleThreadStopReason::Terminated(Signal::SIGABRT),
+            StopReason::Shutdown { .. } | StopReason::VmxAbort { .. } => {
+                SingleThreadStopReason::Terminated(Signal::SIGABRT)
+            }
             StopReason::Exception { .. } => SingleThreadStopReason::Signal(Signal::SIGSEGV),
             StopReason::Unsupported { .. } => SingleThreadStopReason::Signal(Signal::SIGILL),
         };

@@ -41,6 +41,11 @@ pub enum StopReason {
     },
     /// Internal: an instruction yielded and will be re-executed.
     Yield,
+    /// A VMX abort (SDM Vol. 3C 28.7): a VM exit could not load the host state.
+    VmxAbort {
+        /// The VMX-abort indicator.
+        indicator: u32,
+    },
 }
 
 /// A stop with the vCPU position.
@@ -72,7 +77,7 @@ impl StopReport {
             | StopReason::Yield
             | StopReason::Reset
             | StopReason::PowerOff => 0,
-            StopReason::Shutdown { .. } => 4,
+            StopReason::Shutdown { .. } | StopReason::VmxAbort { .. } => 4,
             StopReason::Exception { .. } | StopReason::Unsupported { .. } => 3,
         }
     }
@@ -107,6 +112,9 @@ impl fmt::Display for StopReport {
                     write!(f, ": {i}")?;
                 }
                 write!(f, " [bytes {}]", hex(&self.bytes))?;
+            }
+            StopReason::VmxAbort { indicator } => {
+                write!(f, "VMX abort (indicator {indicator}, SDM Vol. 3C 28.7) at {at}")?
             }
             StopReason::Unsupported { what } => {
                 write!(f, "unsupported at {at}: {what} [bytes {}]", hex(&self.bytes))?

@@ -1,8 +1,8 @@
 //! Nested virtualization: the state a guest hypervisor (L1) sets up to run its own guests
 //! (L2), and the hooks the run loop calls while the vCPU runs one.
 //!
-//! The run loop asks three questions, each answered by the vendor layer (`svm`, and
-//! later `vmx`):
+//! The run loop asks three questions, each answered by the vendor layer of the CPU
+//! model's vendor (`svm` for AMD, `vmx` for Intel):
 //!
 //! - before an instruction of a nested guest: is it intercepted? ([`intercept_insn`]);
 //! - when an instruction or a delivery raises an exception: does L1 intercept it?
@@ -14,9 +14,11 @@
 //! ordinary (hot) paths run unchanged.
 
 pub mod svm;
+pub mod vmx;
 
 use crate::cpu::fault::Exception;
 use crate::cpu::insn::Insn;
+use crate::cpuid::Vendor;
 use crate::machine::{Machine, StopReason};
 
 /// Nested-virtualization state of the vCPU.
@@ -24,26 +26,29 @@ use crate::machine::{Machine, StopReason};
 pub struct NestedState {
     /// AMD SVM.
     pub svm: svm::SvmState,
+    /// Intel VMX.
+    pub vmx: vmx::VmxState,
 }
 
 impl NestedState {
     /// The vCPU is running a nested guest (between VMRUN and #VMEXIT).
     #[inline(always)]
     pub fn in_guest(&self) -> bool {
-        self.svm.guest.is_some()
+        self.svm.guest.is_some() || self.vmx.non_root
     }
 
     /// The run loop must ask [`service_events`] before the next block: in a nested guest
     /// (interrupt intercepts, virtual interrupts) or while GIF = 0 (events held pending).
     #[inline(always)]
     pub fn attention(&self) -> bool {
-        !self.svm.gif || self.svm.guest.is_some()
+        !self.svm.gif || self.svm.guest.is_some() || self.vmx.non_root || self.vmx.abort.is_some()
     }
 
-    /// The TSC offset in effect (VMCB TSC_OFFSET in an SVM guest, else 0).
+    /// The TSC offset in effect (VMCB TSC_OFFSET in an SVM guest, the VMCS TSC offset in a
+    /// VMX guest with "use TSC offsetting", else 0).
     #[inline]
     pub fn tsc_offset(&self) -> u64 {
-        self.svm.guest.as_ref().map_or(0, |g| g.tsc_offset)
+        self.svm.guest.as_ref().map_or(0, |g| g.tsc_offset).wrapping_add(self.vmx.tsc_offset())
     }
 }
 
@@ -51,13 +56,19 @@ impl NestedState {
 /// RIP after it. Returns `true` if the instruction was intercepted: the #VMEXIT has
 /// happened and the vCPU is back in L1.
 pub(crate) fn intercept_insn(m: &mut Machine, insn: &Insn, rip: u64, next_rip: u64) -> bool {
-    svm::intercepts::check_insn(m, insn, rip, next_rip)
+    match m.cpuid.vendor() {
+        Vendor::Intel => vmx::intercepts::check_insn(m, insn, rip, next_rip),
+        Vendor::Amd => svm::intercepts::check_insn(m, insn, rip, next_rip),
+    }
 }
 
 /// Called after each instruction of a nested guest retired. Returns `true` if a trap
 /// intercept (a CR or EFER write trap) exited to L1.
 pub(crate) fn after_insn(m: &mut Machine) -> bool {
-    svm::intercepts::after_insn(m)
+    match m.cpuid.vendor() {
+        Vendor::Intel => false,
+        Vendor::Amd => svm::intercepts::after_insn(m),
+    }
 }
 
 /// Called for an exception an instruction (or an instruction fetch) raised in a nested
@@ -68,7 +79,10 @@ pub(crate) fn on_exception(
     e: Exception,
     insn: Option<&Insn>,
 ) -> Option<Option<StopReason>> {
-    svm::intercepts::on_exception(m, e, insn)
+    match m.cpuid.vendor() {
+        Vendor::Intel => vmx::intercepts::on_exception(m, e, insn),
+        Vendor::Amd => svm::intercepts::on_exception(m, e, insn),
+    }
 }
 
 /// Called for [`Fault::NestedPageFault`](crate::cpu::fault::Fault::NestedPageFault),
@@ -81,5 +95,8 @@ pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<
 /// Called by the run loop's event check when [`NestedState::attention`] is set.
 /// `Some(result)` replaces the ordinary event processing; `None` lets it run.
 pub(crate) fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
-    svm::events::service_events(m)
+    match m.cpuid.vendor() {
+        Vendor::Intel => vmx::intercepts::service_events(m),
+        Vendor::Amd => svm::events::service_events(m),
+    }
 }

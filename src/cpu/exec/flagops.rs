@@ -87,6 +87,7 @@ fn sti(m: &mut Machine, _i: &Insn) -> ExecResult {
             // With IF = 0 before, interrupts stay inhibited until after the next
             // instruction.
             m.cpu.shadow_pending |= !m.cpu.flags.bit(IF);
+            m.nested.vmx.shadow_by_mov_ss &= m.cpu.flags.bit(IF);
             m.cpu.flags.set_bit(IF, true);
         }
         IfTarget::Vif => {

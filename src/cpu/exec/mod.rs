@@ -33,6 +33,7 @@ mod string;
 mod system;
 
 pub use monitor::{Monitor, CPUID5_ECX_EMX, CPUID5_ECX_INTERRUPT_BREAK, MONITOR_LINE_SIZE};
+pub(crate) use msr_access::{read_msr, write_msr};
 pub use random::{next_random, DEFAULT_RNG_SEED};
 pub(crate) use system::{paging_changed, write_cr3};
 
@@ -71,6 +72,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         .or_else(|| paging_insns::select(i))
         .or_else(|| monitor::select(i))
         .or_else(|| crate::nested::svm::instructions::select(i))
+        .or_else(|| crate::nested::vmx::instructions::select(i))
 }
 
 /// The x86 condition number (the low nibble of Jcc/SETcc/CMOVcc opcodes: O=0, NO=1,

@@ -94,5 +94,6 @@ fn mov_to_sreg(m: &mut Machine, i: &Insn) -> ExecResult {
     m.load_segment(s, sel)?;
     // A load of SS inhibits interrupts for one instruction (SDM Vol. 2B "MOV").
     m.cpu.shadow_pending |= s == SegReg::Ss;
+    m.nested.vmx.shadow_by_mov_ss = s == SegReg::Ss;
     Ok(())
 }

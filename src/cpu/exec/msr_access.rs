@@ -48,6 +48,9 @@ pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
     if let Some(v) = crate::nested::svm::msrs::read(m, n) {
         return Some(v);
     }
+    if let Some(v) = crate::nested::vmx::read_msr(m, n) {
+        return Some(v);
+    }
     let info = msr::on_model(&m.cpuid, n)?;
     Some(match n {
         msr::IA32_TSC => tsc(m),

@@ -66,5 +66,6 @@ fn pop_seg(m: &mut Machine, i: &Insn) -> ExecResult {
     m.pop(size)?;
     // POP SS inhibits interrupts for one instruction (SDM Vol. 2B "POP").
     m.cpu.shadow_pending |= s == SegReg::Ss;
+    m.nested.vmx.shadow_by_mov_ss = s == SegReg::Ss;
     Ok(())
 }

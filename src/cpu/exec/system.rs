@@ -161,10 +161,10 @@ fn mov_from_cr(m: &mut Machine, i: &Insn) -> ExecResult {
     let n = cr_number(i.iced.op_register(1))?;
     require_cpl0(m)?;
     let v = match n {
-        0 => m.cpu.cr0,
+        0 => crate::nested::vmx::cr_read_value(m, 0, m.cpu.cr0),
         2 => m.cpu.cr2,
         3 => m.cpu.cr3,
-        4 => m.cpu.cr4,
+        4 => crate::nested::vmx::cr_read_value(m, 4, m.cpu.cr4),
         _ => m.cpu.cr8 & 0xF,
     };
     set_gpr_operand(m, i, 0, v);
@@ -202,6 +202,7 @@ pub(crate) fn write_cr0(m: &mut Machine, v: u64) -> ExecResult {
     if v >> 32 != 0 {
         return gp(0);
     }
+    let v = crate::nested::vmx::cr0_write_value(m, v | cr0::ET)?;
     // Other reserved bits of CR0[31:0] are ignored; ET is fixed to 1.
     let new = (v & CR0_VALID) | cr0::ET;
     if new & cr0::PG != 0 && new & cr0::PE == 0 {
@@ -284,6 +285,7 @@ pub(crate) fn write_cr4(m: &mut Machine, v: u64) -> ExecResult {
     if v & !m.cpuid.cr4_valid_bits() != 0 {
         return gp(0);
     }
+    let v = crate::nested::vmx::cr4_write_value(m, v)?;
     let old = m.cpu.cr4;
     let lma = m.cpu.efer & efer::LMA != 0;
     // IA-32e mode cannot be left by clearing PAE, nor the paging depth changed.
@@ -508,7 +510,8 @@ fn smsw(m: &mut Machine, i: &Insn) -> ExecResult {
     // SDM Vol. 2B "SMSW": memory destination 16 bits, register destination at its size.
     check_umip(m)?;
     let size = if i.ops[0] == Op::Mem { 2 } else { operand_size(i, 0) };
-    write_sized(m, i, 0, size, m.cpu.cr0)
+    let v = crate::nested::vmx::cr_read_value(m, 0, m.cpu.cr0);
+    write_sized(m, i, 0, size, v)
 }
 
 fn clts(m: &mut Machine, _i: &Insn) -> ExecResult {

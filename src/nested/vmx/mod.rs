@@ -1,0 +1,236 @@
+//! Nested Intel VMX (SDM Vol. 3C chapters 25-32) over `vmx-model`: VMX operation
+//! (VMXON/VMXOFF), the current VMCS and the VMCS instructions, VM entry (the checks of
+//! `vmx_model::entry_checks`, guest-state load, event injection), VM exits (guest-state
+//! save, exit information, host-state load, VMX abort) and the exit conditions of the
+//! VM-execution controls.
+//!
+//! VMCS contents live in the machine (as a processor caches them): the current VMCS and a
+//! bounded cache of other active VMCSs, keyed by address; VMCLEAR (and eviction, and
+//! VMXOFF) write a VMCS to its region in hvsim's own format (`Vmcs::to_region`).
+//!
+//! What the Intel model advertises is [`intel_capabilities`]: `hvsim_default()` without
+//! EPT, unrestricted guest, VPID, VM functions, the VMX-preemption timer, virtual NMIs,
+//! TPR shadow, the monitor trap flag and PAUSE-loop exiting (none of which is
+//! implemented in this round). An L2 guest cannot itself use VMX: its VMX instructions
+//! exit to L1.
+
+pub mod entry;
+pub mod exit;
+pub mod instructions;
+pub mod intercepts;
+
+use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::fault::{gp, Fault};
+use crate::cpu::regs::cr0;
+use crate::cpuid::Feature;
+use crate::machine::Machine;
+use hvsim_mmu::Gpa;
+use hvsim_vmx_model::controls::{exit as exit_ctl, pin, proc, proc2};
+use hvsim_vmx_model::vmcs::REGION_USED_BYTES;
+use hvsim_vmx_model::{vmcs_fields as f, ControlCaps, EntryFailure, Vmcs, VmxCapabilities};
+
+/// At most this many VMCSs besides the current one stay cached; VMPTRLD of one more
+/// writes the oldest back to its region (as a processor may at any time).
+pub const VMCS_CACHE_SIZE: usize = 32;
+
+/// The VMX features of the Intel CPU model: [`VmxCapabilities::hvsim_default`] minus
+/// what this round does not implement (see the module docs).
+pub fn intel_capabilities() -> VmxCapabilities {
+    let mut c = VmxCapabilities::hvsim_default();
+    let drop = |caps: ControlCaps, bits: u32| ControlCaps {
+        must_be_one: caps.must_be_one & !u64::from(bits),
+        may_be_one: caps.may_be_one & !u64::from(bits),
+    };
+    c.pin = drop(c.pin, pin::VIRTUAL_NMIS | pin::ACTIVATE_PREEMPTION_TIMER);
+    c.proc = drop(
+        c.proc,
+        proc::USE_TPR_SHADOW
+            | proc::NMI_WINDOW_EXITING
+            | proc::MONITOR_TRAP_FLAG
+            | proc::MWAIT_EXITING
+            | proc::MONITOR_EXITING,
+    );
+    c.proc2 = drop(
+        c.proc2,
+        proc2::ENABLE_EPT
+            | proc2::ENABLE_VPID
+            | proc2::UNRESTRICTED_GUEST
+            | proc2::ENABLE_VM_FUNCTIONS
+            | proc2::PAUSE_LOOP_EXITING,
+    );
+    c.exit = drop(c.exit, exit_ctl::SAVE_PREEMPTION_TIMER_VALUE);
+    c.vmfunc = ControlCaps::default();
+    c.ept_vpid_cap = 0;
+    c
+}
+
+/// The current VMCS: its address and contents.
+#[derive(Clone, Debug)]
+pub struct CurrentVmcs {
+    /// Physical address of the VMCS region (the current-VMCS pointer).
+    pub pa: u64,
+    /// Contents.
+    pub vmcs: Vmcs,
+}
+
+/// The VMX state of a vCPU.
+#[derive(Clone, Debug)]
+pub struct VmxState {
+    /// What the processor supports (the capability MSRs report it).
+    pub caps: VmxCapabilities,
+    /// The VMXON pointer; `Some` in VMX operation.
+    pub vmxon: Option<u64>,
+    /// The current VMCS; `None` when the current-VMCS pointer is FFFFFFFF_FFFFFFFFH.
+    pub current: Option<Box<CurrentVmcs>>,
+    /// Other active (not cleared) VMCSs, oldest first.
+    pub cache: Vec<(u64, Vmcs)>,
+    /// In VMX non-root operation (between VM entry and VM exit).
+    pub non_root: bool,
+    /// The check the last failed VM entry failed (`None` after a successful one).
+    pub last_entry_failure: Option<EntryFailure>,
+    /// The VMX-abort indicator of a VMX abort (SDM Vol. 3C 28.7): the vCPU stops.
+    pub abort: Option<u32>,
+    /// Interrupts are blocked by MOV SS / POP SS (not STI) while `cpu.shadow_at` holds.
+    pub shadow_by_mov_ss: bool,
+    /// Successful VM entries and VM exits (for reports and benches).
+    pub entries: u64,
+    /// See `entries`.
+    pub exits: u64,
+}
+
+impl Default for VmxState {
+    fn default() -> Self {
+        Self {
+            caps: intel_capabilities(),
+            vmxon: None,
+            current: None,
+            cache: Vec::new(),
+            non_root: false,
+            last_entry_failure: None,
+            abort: None,
+            shadow_by_mov_ss: false,
+            entries: 0,
+            exits: 0,
+        }
+    }
+}
+
+impl VmxState {
+    /// The current VMCS's contents.
+    pub fn current_vmcs(&self) -> Option<&Vmcs> {
+        self.current.as_ref().map(|c| &c.vmcs)
+    }
+
+    /// A field of the current VMCS (0 without one).
+    #[inline]
+    pub fn field(&self, encoding: u32) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.vmcs.get(encoding))
+    }
+
+    /// The TSC offset in effect: TSC_OFFSET in non-root operation with "use TSC
+    /// offsetting" (SDM Vol. 3C 26.6.5 "Time-Stamp Counter Offset"), else 0.
+    pub fn tsc_offset(&self) -> u64 {
+        if self.non_root
+            && self.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(proc::USE_TSC_OFFSETTING) != 0
+        {
+            self.field(f::TSC_OFFSET)
+        } else {
+            0
+        }
+    }
+}
+
+/// Writes a VMCS to its region (keeping the region's revision identifier).
+pub(crate) fn write_region(m: &mut Machine, pa: u64, vmcs: &Vmcs) {
+    let mut rev = [0u8; 4];
+    m.phys_read(Gpa(pa), &mut rev);
+    let mut buf = vec![0u8; REGION_USED_BYTES];
+    let first = u32::from_le_bytes(rev);
+    vmcs.to_region(
+        first & !hvsim_vmx_model::vmcs::SHADOW_VMCS_INDICATOR,
+        first >> 31 != 0,
+        &mut buf,
+    );
+    m.phys_write(Gpa(pa), &buf);
+}
+
+/// Reads a VMCS from its region.
+pub(crate) fn read_region(m: &mut Machine, pa: u64) -> Vmcs {
+    let mut buf = vec![0u8; REGION_USED_BYTES];
+    m.phys_read(Gpa(pa), &mut buf);
+    Vmcs::from_region(&buf).unwrap_or_default()
+}
+
+/// Whether `pa` is 4-KByte aligned and within the physical-address width.
+pub(crate) fn valid_region_address(pa: u64) -> bool {
+    pa & 0xFFF == 0 && pa >> MAXPHYADDR == 0
+}
+
+/// The capability MSRs (IA32_VMX_BASIC ... IA32_VMX_VMFUNC) on a model with VMX: `None`
+/// if `n` is not one of them (SDM Vol. 3D Appendix A).
+pub fn read_msr(m: &Machine, n: u32) -> Option<u64> {
+    if !m.cpuid.has(Feature::Vmx) {
+        return None;
+    }
+    m.nested.vmx.caps.msr(n)
+}
+
+/// The CR0 value a MOV to CR0 (or LMSW, CLTS) writes in VMX operation: in non-root
+/// operation the bits set in the CR0 guest/host mask keep their value (SDM Vol. 3C
+/// 26.3 "Changes to Instruction Behavior in VMX Non-Root Operation"), and the result
+/// must respect IA32_VMX_CR0_FIXED0/1 (25.8 "Restrictions on VMX Operation"): #GP(0).
+pub(crate) fn cr0_write_value(m: &Machine, v: u64) -> Result<u64, Fault> {
+    let s = &m.nested.vmx;
+    if s.vmxon.is_none() {
+        return Ok(v);
+    }
+    let v = if s.non_root {
+        let mask = s.field(f::CR0_GUEST_HOST_MASK);
+        (v & !mask) | (m.cpu.cr0 & mask)
+    } else {
+        v
+    };
+    // ET is fixed to 1 by the processor; CD/NW are not restricted by the fixed bits
+    // hvsim reports.
+    let fixed0 = s.caps.cr0_fixed0;
+    let fixed1 = s.caps.cr0_fixed1 | cr0::ET;
+    if v & fixed0 != fixed0 || v & !fixed1 != 0 {
+        return gp(0);
+    }
+    Ok(v)
+}
+
+/// The CR4 value a MOV to CR4 writes in VMX operation (see [`cr0_write_value`]).
+pub(crate) fn cr4_write_value(m: &Machine, v: u64) -> Result<u64, Fault> {
+    let s = &m.nested.vmx;
+    if s.vmxon.is_none() {
+        return Ok(v);
+    }
+    let v = if s.non_root {
+        let mask = s.field(f::CR4_GUEST_HOST_MASK);
+        (v & !mask) | (m.cpu.cr4 & mask)
+    } else {
+        v
+    };
+    let (fixed0, fixed1) = (s.caps.cr4_fixed0, s.caps.cr4_fixed1);
+    if v & fixed0 != fixed0 || v & !fixed1 != 0 {
+        return gp(0);
+    }
+    Ok(v)
+}
+
+/// The value MOV from CR0/CR4 (and SMSW) returns in non-root operation: bits set in the
+/// guest/host mask come from the read shadow (SDM Vol. 3C 26.3).
+pub(crate) fn cr_read_value(m: &Machine, n: u8, v: u64) -> u64 {
+    let s = &m.nested.vmx;
+    if !s.non_root {
+        return v;
+    }
+    let (mask, shadow) = match n {
+        0 => (f::CR0_GUEST_HOST_MASK, f::CR0_READ_SHADOW),
+        4 => (f::CR4_GUEST_HOST_MASK, f::CR4_READ_SHADOW),
+        _ => return v,
+    };
+    let mask = s.field(mask);
+    (v & !mask) | (s.field(shadow) & mask)
+}
