@@ -371,6 +371,10 @@ fn run_machine(args: &RunArgs, mut m: Machine) -> Result<i32, CliError> {
             c.name, c.section, c.description, e.field, e.value
         );
     }
+    if let Some(e) = &m.nested.vmx.last_entry_failure {
+        // The last VMLAUNCH/VMRESUME failed a VM-entry check: name it.
+        eprintln!("hvsim: the last VM entry failed: {}", e.describe());
+    }
     if let Some(h) = m.trace_hash() {
         eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);
     }
