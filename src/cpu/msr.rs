@@ -111,12 +111,11 @@ pub const ABOVE_MAXPHYADDR: u64 = !((1u64 << MAXPHYADDR) - 1);
 
 // ---- Bit layouts ----
 
-/// IA32_APIC_BASE bit 8: this is the bootstrap processor (read-only).
-pub const APIC_BASE_BSP: u64 = 1 << 8;
-/// IA32_APIC_BASE bit 10: x2APIC mode (reserved: x2APIC is not advertised).
-pub const APIC_BASE_EXTD: u64 = 1 << 10;
-/// IA32_APIC_BASE bit 11: APIC global enable.
-pub const APIC_BASE_EN: u64 = 1 << 11;
+// IA32_APIC_BASE's bits are the local APIC's (SDM Vol. 3A §11.4.4), declared once in
+// the device model.
+pub use hvsim_devices::lapic::regs::{
+    APIC_BASE_BSP, APIC_BASE_ENABLE as APIC_BASE_EN, APIC_BASE_EXTD,
+};
 /// IA32_APIC_BASE bits MAXPHYADDR-1:12: the APIC page.
 pub const APIC_BASE_ADDR: u64 = !ABOVE_MAXPHYADDR & !0xFFF;
 /// IA32_APIC_BASE of the bootstrap processor after reset: base 0xFEE00000, enabled, BSP.
