@@ -14,6 +14,7 @@ use super::{bda, reg, Bios, Call, Outcome, Regs};
 use crate::cpu::fault::Fault;
 use crate::machine::Machine;
 use hvsim_devices::pc;
+use hvsim_devices::rtc::DateTime;
 use hvsim_mmu::Gpa;
 
 /// Retired instructions per second of virtual time.
@@ -78,28 +79,16 @@ fn from_bcd(v: u8) -> Option<u64> {
     (hi < 10 && lo < 10).then_some(u64::from(hi) * 10 + u64::from(lo))
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
+/// Days since 1970-01-01 of a civil date (the RTC model's calendar arithmetic).
 fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy as i64;
-    era * 146_097 + doe - 719_468
+    let date = DateTime { year: y, month: m as u8, day: d as u8, hour: 0, minute: 0, second: 0 };
+    date.to_unix().div_euclid(SECONDS_PER_DAY as i64)
 }
 
 /// The civil date of a day number (days since 1970-01-01).
 fn civil_from_days(z: i64) -> (i64, u64, u64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let date = DateTime::from_unix(z * SECONDS_PER_DAY as i64);
+    (date.year, u64::from(date.month), u64::from(date.day))
 }
 
 fn start_day() -> i64 {
