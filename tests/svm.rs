@@ -17,45 +17,13 @@ use hvsim_svm_model::vmcb;
 use hvsim_svm_model::{CheckId, SvmExitCode, VmcbImage};
 use iced_x86::code_asm::*;
 
-const L1: u64 = 0x1000;
-const L1_STACK: u64 = 0x8000;
-const VMCB: u64 = 0x10000;
-const HSAVE: u64 = 0x11000;
+#[path = "support/svm_l1.rs"]
+mod svm_l1;
+use svm_l1::*;
+
 const SAVE2: u64 = 0x12000;
-const L2: u64 = 0x20000;
-const L2_STACK: u64 = 0x2F000;
-const MSRPM: u64 = 0x30000;
-const IOPM: u64 = 0x40000;
 const IDT: u64 = 0x50000;
 const HANDLERS: u64 = 0x51000;
-
-type Asm<'a> = &'a mut CodeAssembler;
-
-fn asm(at: u64, f: impl FnOnce(Asm) -> Result<(), IcedError>) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).unwrap();
-    f(&mut a).unwrap();
-    a.assemble(at).unwrap()
-}
-
-/// L1's preamble: EFER.SVME = 1 and VM_HSAVE_PA = HSAVE (APM §15.4, §15.30.4).
-fn enable_svm(a: Asm) -> Result<(), IcedError> {
-    a.mov(ecx, svm_msr::EFER)?;
-    a.rdmsr()?;
-    a.or(eax, svm_msr::EFER_SVME as i32)?;
-    a.wrmsr()?;
-    a.mov(ecx, svm_msr::VM_HSAVE_PA)?;
-    a.mov(eax, HSAVE as u32)?;
-    a.xor(edx, edx)?;
-    a.wrmsr()
-}
-
-/// The standard L1: enable SVM, VMRUN, HLT.
-fn l1_vmrun_hlt(a: Asm) -> Result<(), IcedError> {
-    enable_svm(a)?;
-    a.mov(rax, VMCB)?;
-    a.vmrun()?;
-    a.hlt()
-}
 
 fn amd_machine() -> Machine {
     let cfg = MachineConfig { vendor: Vendor::Amd, ..MachineConfig::default() };

@@ -20,15 +20,11 @@ use hvsim_svm_model::vmcb::{self, tlb_control};
 use hvsim_svm_model::{SvmExitCode, VmcbImage};
 use iced_x86::code_asm::*;
 
-const L1: u64 = 0x1000;
-const L1_STACK: u64 = 0x8000;
-const VMCB: u64 = 0x10000;
-const HSAVE: u64 = 0x11000;
+#[path = "support/svm_l1.rs"]
+mod svm_l1;
+use svm_l1::*;
+
 const VMCB2: u64 = 0x12000;
-const L2: u64 = 0x20000;
-const L2_STACK: u64 = 0x2F000;
-const MSRPM: u64 = 0x30000;
-const IOPM: u64 = 0x40000;
 /// The nested tables of the first guest, and of the second (ASID test).
 const NPT_A: u64 = 0x60000;
 const NPT_B: u64 = 0x68000;
@@ -42,33 +38,6 @@ const GUEST_PD: u64 = 0xFFB000;
 const LAST_2M: u64 = 0xE0_0000;
 const RWU: u64 = 0x7;
 const VMEXIT_NPF: i32 = 0x400;
-
-type Asm<'a> = &'a mut CodeAssembler;
-
-fn asm(at: u64, f: impl FnOnce(Asm) -> Result<(), IcedError>) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).unwrap();
-    f(&mut a).unwrap();
-    a.assemble(at).unwrap()
-}
-
-/// EFER.SVME = 1 and VM_HSAVE_PA = HSAVE (APM §15.4, §15.30.4).
-fn enable_svm(a: Asm) -> Result<(), IcedError> {
-    a.mov(ecx, svm_msr::EFER)?;
-    a.rdmsr()?;
-    a.or(eax, svm_msr::EFER_SVME as i32)?;
-    a.wrmsr()?;
-    a.mov(ecx, svm_msr::VM_HSAVE_PA)?;
-    a.mov(eax, HSAVE as u32)?;
-    a.xor(edx, edx)?;
-    a.wrmsr()
-}
-
-fn l1_vmrun_hlt(a: Asm) -> Result<(), IcedError> {
-    enable_svm(a)?;
-    a.mov(rax, VMCB)?;
-    a.vmrun()?;
-    a.hlt()
-}
 
 /// L1 sets the VMCB at `vmcb`'s RIP back to the L2 entry and runs it.
 fn rerun(a: Asm, vmcb_pa: u64) -> Result<(), IcedError> {
