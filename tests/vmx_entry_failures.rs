@@ -924,3 +924,85 @@ fn every_check_is_covered_or_unreachable() {
     let missing: Vec<_> = CHECKS.iter().map(|c| c.id).filter(|id| !all.contains(id)).collect();
     assert!(missing.is_empty(), "checks neither tested nor listed: {missing:?}");
 }
+
+// ---- Property tests: random guest CR0/CR4 and RFLAGS --------------------------------------
+
+/// Launches the baseline with `edit` applied; returns the check that failed, or `None`
+/// if VM entry succeeded (whatever L2 then does with its odd CR0/CR4/RFLAGS).
+fn launch_outcome(edit: impl FnOnce(&mut Vmcs)) -> Option<CheckId> {
+    let mut m = setup(l2_count_and_vmcall, edit);
+    m.run(Some(10_000));
+    let failure = m.nested.vmx.last_entry_failure.map(|e| e.check);
+    assert_eq!(m.nested.vmx.entries, u64::from(failure.is_none()));
+    failure
+}
+
+/// A value respects IA32_VMX_CRn_FIXED0/FIXED1 (SDM Vol. 3D A.7 "VMX-Fixed Bits in
+/// CR0", A.8 "VMX-Fixed Bits in CR4": "if bit X is 1 in IA32_VMX_CR0_FIXED0, then that bit
+/// of CR0 is fixed to 1 in VMX operation ... if bit X is 0 in IA32_VMX_CR0_FIXED1, then
+/// that bit of CR0 is fixed to 0").
+fn fixed_ok(value: u64, fixed0_msr: u32, fixed1_msr: u32) -> bool {
+    let caps = intel_capabilities();
+    let fixed0 = caps.msr(fixed0_msr).expect("FIXED0 MSR");
+    let fixed1 = caps.msr(fixed1_msr).expect("FIXED1 MSR");
+    value & fixed0 == fixed0 && value & !fixed1 == 0
+}
+
+/// Random CR values: half of them built to respect the fixed bits (required bits set, a
+/// random subset of the allowed ones), half arbitrary.
+fn cr_values(fixed0_msr: u32, fixed1_msr: u32) -> impl Strategy<Value = u64> {
+    let caps = intel_capabilities();
+    let fixed0 = caps.msr(fixed0_msr).expect("FIXED0 MSR");
+    let fixed1 = caps.msr(fixed1_msr).expect("FIXED1 MSR");
+    prop_oneof![any::<u64>().prop_map(move |r| fixed0 | (r & fixed1)), any::<u64>()]
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// SDM Vol. 3C 27.3.1.1: guest CR0 and CR4 through the fixed bits. VM entry
+    /// succeeds iff CR0 respects IA32_VMX_CR0_FIXED0/1, CR4 respects
+    /// IA32_VMX_CR4_FIXED0/1 and (IA-32e mode guest) CR4.PAE = 1 (CR0.PG and CR0.PE are
+    /// required by FIXED0); otherwise hvsim names the first of those checks.
+    #[test]
+    fn guest_cr0_cr4_fixed_bits(
+        guest_cr0 in cr_values(vmx_msr::IA32_VMX_CR0_FIXED0, vmx_msr::IA32_VMX_CR0_FIXED1),
+        guest_cr4 in cr_values(vmx_msr::IA32_VMX_CR4_FIXED0, vmx_msr::IA32_VMX_CR4_FIXED1),
+    ) {
+        let want = if !fixed_ok(guest_cr0, vmx_msr::IA32_VMX_CR0_FIXED0, vmx_msr::IA32_VMX_CR0_FIXED1) {
+            Some(CheckId::GuestCr0Fixed)
+        } else if !fixed_ok(guest_cr4, vmx_msr::IA32_VMX_CR4_FIXED0, vmx_msr::IA32_VMX_CR4_FIXED1) {
+            Some(CheckId::GuestCr4Fixed)
+        } else if guest_cr4 & CR4_PAE == 0 {
+            Some(CheckId::GuestIa32eWithoutPae)
+        } else {
+            None
+        };
+        let got = launch_outcome(|v| {
+            v.set(f::GUEST_CR0, guest_cr0);
+            v.set(f::GUEST_CR4, guest_cr4);
+        });
+        prop_assert_eq!(got, want, "CR0 {:#x} CR4 {:#x}", guest_cr0, guest_cr4);
+    }
+
+    /// SDM Vol. 3C 27.3.1.4: guest RFLAGS (VM kept 0, so the virtual-8086 segment rules
+    /// stay out of play). VM entry succeeds iff bits 63:22, 15, 5 and 3 are 0 and bit 1
+    /// is 1.
+    #[test]
+    fn guest_rflags_reserved_bits(
+        rflags in prop_oneof![
+            any::<u64>().prop_map(|r| r & 0x3F_7FD7 | RFLAGS_FIXED),
+            any::<u64>(),
+        ].prop_map(|r| r & !RFLAGS_VM),
+    ) {
+        let reserved_ok = rflags & (!0x3F_FFFFu64 | 1 << 15 | 1 << 5 | 1 << 3) == 0;
+        let want = (!(reserved_ok && rflags & RFLAGS_FIXED != 0))
+            .then_some(CheckId::GuestRflagsReserved);
+        let got = launch_outcome(|v| {
+            v.set(f::GUEST_RFLAGS, rflags);
+        });
+        prop_assert_eq!(got, want, "RFLAGS {:#x}", rflags);
+    }
+}
