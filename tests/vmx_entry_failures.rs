@@ -13,7 +13,8 @@
 //!   area not saved, and the host state loaded (RIP, RSP, CR3, CS);
 //!
 //! and that `m.nested.vmx.last_entry_failure` names that `CheckId` (and the VMCS field it
-//! blames). The checks of tests/vmx.rs are not repeated here.
+//! blames). The checks of tests/vmx.rs are not repeated here. The 27.2.4 checks that
+//! need a host outside IA-32e mode run from a 32-bit L1 with paging (at the end).
 //!
 //! Checks not reachable with what the Intel model advertises (`intel_capabilities()`)
 //! are listed in [`UNREACHABLE`], with the reason, and a test keeps that list honest.
@@ -831,6 +832,10 @@ entry_failures! {
     };
 }
 
+/// The checks the 32-bit-host tests at the end of this file fail.
+const COVERED_32BIT_HOST: &[CheckId] =
+    &[CheckId::HostLegacyIa32eGuest, CheckId::HostLegacyAddressSpaceSize, CheckId::Host32Pcide];
+
 /// The checks tests/vmx.rs fails end to end (its `entry_failures!` table).
 const COVERED_IN_VMX_RS: &[CheckId] = &[
     CheckId::PinControlsReserved,
@@ -896,9 +901,6 @@ const UNREACHABLE: &[(CheckId, &str, Reach)] = &[
     (CheckId::GuestCsDplType3, "CS type 3 needs unrestricted guest (GuestCsType first)", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
     (CheckId::GuestSsDplRealMode, "CS type 3 or CR0.PE = 0 need unrestricted guest", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
     (CheckId::GuestInterruptibilityVirtualNmi, "virtual NMIs not advertised", |c| may1(c.pin.may_be_one, pin::VIRTUAL_NMIS)),
-    (CheckId::HostLegacyIa32eGuest, "needs an L1 outside IA-32e mode", |_| false),
-    (CheckId::HostLegacyAddressSpaceSize, "needs an L1 outside IA-32e mode", |_| false),
-    (CheckId::Host32Pcide, "needs an L1 outside IA-32e mode (from IA-32e mode, host address-space size 0 fails HostIa32eAddressSpaceSize first)", |_| false),
     (CheckId::Host32RipHigh, "outside IA-32e mode VMWRITE writes 32 bits of HOST_RIP; in IA-32e mode HostIa32eAddressSpaceSize fails first", |_| false),
 ];
 
@@ -909,8 +911,12 @@ const UNREACHABLE: &[(CheckId, &str, Reach)] = &[
 fn every_check_is_covered_or_unreachable() {
     use hvsim_vmx_model::entry_checks::CHECKS;
     use std::collections::BTreeSet;
-    let here: BTreeSet<CheckId> = COVERED_HERE.iter().copied().collect();
-    assert_eq!(here.len(), COVERED_HERE.len(), "a check is tested twice in this file");
+    let here: BTreeSet<CheckId> = COVERED_HERE.iter().chain(COVERED_32BIT_HOST).copied().collect();
+    assert_eq!(
+        here.len(),
+        COVERED_HERE.len() + COVERED_32BIT_HOST.len(),
+        "a check is tested twice in this file"
+    );
     let vmx_rs: BTreeSet<CheckId> = COVERED_IN_VMX_RS.iter().copied().collect();
     assert!(here.is_disjoint(&vmx_rs), "{:?}", here.intersection(&vmx_rs).collect::<Vec<_>>());
     assert!(here.len() >= 40, "{} checks", here.len());
@@ -1005,4 +1011,204 @@ proptest! {
         });
         prop_assert_eq!(got, want, "RFLAGS {:#x}", rflags);
     }
+}
+
+// ---- A host outside IA-32e mode (27.2.4) ----------------------------------------------------
+
+/// The 32-bit L1's page directory: 4-MByte pages identity-mapping 4 GiB.
+const PD32: u64 = 0x70000;
+/// The 32-bit L1's (encoding, value) table: dwords.
+const TABLE32: u64 = 0x34000;
+const CR0_PE: u64 = 1;
+const CR0_ET: u64 = 1 << 4;
+const CR0_NE: u64 = 1 << 5;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PSE: u64 = 1 << 4;
+const CR4_VMXE: u64 = 1 << 13;
+/// CR0 and CR4 of the 32-bit L1 (and its guest): paging with 4-MByte pages, no PAE.
+const CR0_32: u64 = CR0_PE | CR0_ET | CR0_NE | CR0_PG;
+const CR4_32: u64 = CR4_PSE | CR4_VMXE;
+/// The 32-bit harness code segment (harness GDT 0x18) in VMCS access-rights format.
+const AR_CODE32: u64 = 0xC09B;
+
+/// Assembles 32-bit code.
+fn asm32(at: u64, f: impl FnOnce(Asm) -> Result<(), IcedError>) -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    f(&mut a).unwrap();
+    a.assemble(at).unwrap()
+}
+
+/// The 32-bit L1: paging (CR3 = PD32, CR4.PSE), CR0.NE, CR4.VMXE, IA32_FEATURE_CONTROL,
+/// VMXON/VMCLEAR/VMPTRLD, VMWRITEs from TABLE32 (32-bit operands: a 64-bit field takes a
+/// FULL and a HIGH write), VMLAUNCH; a failure records RFLAGS (EDI), the VM-instruction
+/// error (EDX) and FAIL_MARK (EBP). ECX counts L2 runs.
+fn l1_32bit(a: Asm) -> Result<(), IcedError> {
+    let mut lp = a.create_label();
+    let mut done = a.create_label();
+    a.mov(eax, PD32 as u32)?;
+    a.mov(cr3, eax)?;
+    a.mov(eax, cr4)?;
+    a.or(eax, CR4_32 as i32)?;
+    a.mov(cr4, eax)?;
+    a.mov(eax, cr0)?;
+    a.or(eax, CR0_32 as u32 as i32)?;
+    a.mov(cr0, eax)?;
+    a.mov(ecx, vmx_msr::IA32_FEATURE_CONTROL)?;
+    a.mov(eax, 5)?;
+    a.xor(edx, edx)?;
+    a.wrmsr()?;
+    a.vmxon(qword_ptr(PTRS as u32))?;
+    a.vmclear(qword_ptr(PTRS as u32 + 8))?;
+    a.vmptrld(qword_ptr(PTRS as u32 + 8))?;
+    a.mov(esi, TABLE32 as u32)?;
+    a.set_label(&mut lp)?;
+    a.mov(eax, dword_ptr(esi))?;
+    a.cmp(eax, -1)?;
+    a.je(done)?;
+    a.mov(ebx, dword_ptr(esi + 4))?;
+    a.vmwrite(eax, ebx)?;
+    a.add(esi, 8)?;
+    a.jmp(lp)?;
+    a.set_label(&mut done)?;
+    a.xor(ecx, ecx)?;
+    a.vmlaunch()?;
+    a.pushfd()?;
+    a.pop(edi)?;
+    a.mov(eax, f::VM_INSTRUCTION_ERROR)?;
+    a.vmread(edx, eax)?;
+    a.mov(ebp, FAIL_MARK as u32)?;
+    a.hlt()
+}
+
+/// The 32-bit host's exit handler: EXIT_REASON into EDX, EXIT_MARK into EBP.
+fn host_32bit(a: Asm) -> Result<(), IcedError> {
+    a.mov(eax, f::EXIT_REASON)?;
+    a.vmread(edx, eax)?;
+    a.mov(ebp, EXIT_MARK as u32)?;
+    a.hlt()
+}
+
+/// A 32-bit L1 in protected mode with paging (IA32_EFER.LMA = 0) and a VMCS for a
+/// 32-bit host and a 32-bit guest, with `edit` applied.
+fn setup_32bit_host(edit: impl FnOnce(&mut Vmcs)) -> Machine {
+    let mut m = intel_machine();
+    for i in 0..1024u64 {
+        // P, R/W, PS: a 4-MByte page at i * 4 MiB.
+        m.mem.write_u32(Gpa(PD32 + 4 * i), ((i << 22) | 0x83) as u32);
+    }
+    m.load(L1, &asm32(L1, l1_32bit)).unwrap();
+    m.load(HOST, &asm32(HOST, host_32bit)).unwrap();
+    m.load(
+        L2,
+        &asm32(L2, |a| {
+            a.inc(ecx)?;
+            a.vmcall()
+        }),
+    )
+    .unwrap();
+    m.enter_mode(GuestMode::Protected32, L1, L1_STACK).unwrap();
+    m.mem.write_u64(Gpa(PTRS), VMXON_REGION);
+    m.mem.write_u64(Gpa(PTRS + 8), VMCS);
+    m.mem.write_u32(Gpa(VMXON_REGION), REVISION);
+    m.mem.write_u32(Gpa(VMCS), REVISION);
+    let mut v = baseline(&m);
+    clear_field(&mut v, f::PRIMARY_VM_EXIT_CONTROLS, u64::from(exit::HOST_ADDRESS_SPACE_SIZE));
+    clear_field(&mut v, f::VM_ENTRY_CONTROLS, u64::from(entry::IA32E_MODE_GUEST));
+    for (h, g, val) in [
+        (f::HOST_CR0, f::GUEST_CR0, CR0_32),
+        (f::HOST_CR3, f::GUEST_CR3, PD32),
+        (f::HOST_CR4, f::GUEST_CR4, CR4_32),
+    ] {
+        v.set(h, val);
+        v.set(g, val);
+    }
+    v.set(f::HOST_CS_SELECTOR, 0x18);
+    v.set(f::GUEST_CS_SELECTOR, 0x18);
+    v.set(f::GUEST_CS_ACCESS_RIGHTS, AR_CODE32);
+    edit(&mut v);
+    // 32-bit VMWRITEs: FULL then, for a 64-bit field with high bits, HIGH (SDM Vol. 3C
+    // 25.11.2: access type 1 names bits 63:32).
+    let caps = intel_capabilities();
+    let mut at = TABLE32;
+    let mut put = |m: &mut Machine, enc: u32, val: u32| {
+        m.mem.write_u32(Gpa(at), enc);
+        m.mem.write_u32(Gpa(at + 4), val);
+        at += 8;
+    };
+    for (info, value) in v.fields() {
+        if value == 0 || !caps.field_supported(info) {
+            continue;
+        }
+        put(&mut m, info.encoding, value as u32);
+        if value >> 32 != 0 {
+            assert_eq!(
+                info.width,
+                hvsim_vmx_model::vmcs_fields::FieldWidth::Bits64,
+                "{}",
+                info.name
+            );
+            put(&mut m, info.encoding | 1, (value >> 32) as u32);
+        }
+    }
+    put(&mut m, u32::MAX, 0);
+    m
+}
+
+/// SDM Vol. 3C 27.2.4: the reference for the 32-bit-host checks. From protected mode
+/// with paging, VMLAUNCH enters a 32-bit guest, whose VMCALL exits to the 32-bit host
+/// (host address-space size 0: IA32_EFER.LMA stays 0, CS 0x18 is 32-bit code).
+#[test]
+fn host_outside_ia32e_mode_round_trip() {
+    let mut m = setup_32bit_host(|_| {});
+    run(&mut m);
+    assert_eq!(m.cpu.gpr[5], EXIT_MARK, "no VM exit: error {}", m.cpu.gpr[2]);
+    assert_eq!(m.cpu.gpr[2], 18);
+    assert_eq!(m.cpu.gpr[1], 1, "L2 ran once");
+    assert_eq!(m.cpu.efer & EFER_LMA, 0);
+    assert_eq!(m.cpu.seg[1].selector, 0x18);
+    assert!(m.nested.vmx.last_entry_failure.is_none());
+}
+
+/// Expects the 32-bit host's VMLAUNCH to fail `check` with VMfailValid(8).
+fn expect_32bit_host_failure(check: CheckId, field: u32, edit: impl FnOnce(&mut Vmcs)) {
+    let mut m = setup_32bit_host(edit);
+    run(&mut m);
+    let failure =
+        m.nested.vmx.last_entry_failure.unwrap_or_else(|| panic!("{check:?}: entry did not fail"));
+    assert_eq!(failure.check, check, "{}", failure.describe());
+    assert_eq!(failure.field, Some(field), "{}", failure.describe());
+    assert_eq!(failure.form, FailureForm::VmFailValid(VmInstructionError(8)));
+    assert_eq!(m.cpu.gpr[5], FAIL_MARK, "{check:?}: no VMfail");
+    assert_eq!(m.cpu.gpr[7] & (CF | ZF), ZF, "{check:?}: VMfailValid");
+    assert_eq!(m.cpu.gpr[2], 8, "{check:?}: VM-instruction error");
+    assert_eq!(m.cpu.gpr[1], 0, "{check:?}: L2 ran");
+    assert_eq!(m.nested.vmx.entries, 0);
+}
+
+/// "If the logical processor is outside IA-32e mode (if IA32_EFER.LMA = 0) at the time
+/// of VM entry ... the 'IA-32e mode guest' VM-entry control must be 0."
+#[test]
+fn host_legacy_ia32e_guest() {
+    expect_32bit_host_failure(CheckId::HostLegacyIa32eGuest, f::VM_ENTRY_CONTROLS, |v| {
+        or_field(v, f::VM_ENTRY_CONTROLS, u64::from(entry::IA32E_MODE_GUEST))
+    });
+}
+
+/// "... the 'host address-space size' VM-exit control must be 0."
+#[test]
+fn host_legacy_address_space_size() {
+    expect_32bit_host_failure(
+        CheckId::HostLegacyAddressSpaceSize,
+        f::PRIMARY_VM_EXIT_CONTROLS,
+        |v| or_field(v, f::PRIMARY_VM_EXIT_CONTROLS, u64::from(exit::HOST_ADDRESS_SPACE_SIZE)),
+    );
+}
+
+/// "If the 'host address-space size' VM-exit control is 0 ... Bit 17 of the CR4 field
+/// (corresponding to CR4.PCIDE) must be 0."
+#[test]
+fn host_32bit_pcide() {
+    expect_32bit_host_failure(CheckId::Host32Pcide, f::HOST_CR4, |v| {
+        or_field(v, f::HOST_CR4, CR4_PCIDE)
+    });
 }
