@@ -6,10 +6,12 @@
 //!   26.1.1 "Relative Priority of Faults and VM Exits");
 //! - #GP(0) at CPL > 0 in VMX root operation, for every VMX instruction; in VMX
 //!   non-root operation the VM exit comes first, at any CPL;
+//! - the memory-operand faults: #GP(0) for a non-canonical address, #PF (read or write
+//!   error code, CR2) for an unmapped one;
 //! - VMfailInvalid / VMfailValid(n): VMXON, VMCLEAR and VMPTRLD pointers beyond
 //!   MAXPHYADDR or with the shadow-VMCS indicator, VMREAD/VMWRITE encodings that name no
 //!   field (high access to a 32-bit field, bits 63:32 set), VMRESUME after VMCLEAR
-//!   (error 5, the launch state is clear);
+//!   (error 5, the launch state is clear), VMRESUME after MOV SS (error 26);
 //! - each VMX instruction in L2 exiting with its basic exit reason (SDM Vol. 3C Appendix
 //!   C), the displacement as exit qualification and the VM-exit instruction-information
 //!   field of 28.2.5 (Table "Format of the VM-Exit Instruction-Information Field as Used
@@ -17,8 +19,8 @@
 //!   VMREAD and VMWRITE"), only its defined bits compared.
 //!
 //! Not reachable on the Intel model: VMWRITE to a read-only field (error 13) needs
-//! IA32_VMX_MISC bit 29 = 0, and hvsim reports 1 (`vmwrite_to_exit_information_field_
-//! succeeds` checks that instead).
+//! IA32_VMX_MISC bit 29 = 0, and hvsim reports 1 (a test checks that such a VMWRITE
+//! succeeds instead); INVEPT, INVVPID and VMFUNC, which it does not advertise (#UD).
 
 #[path = "support/vmx_l1.rs"]
 mod vmx_l1;
@@ -289,6 +291,100 @@ fn vmxon_in_virtual_8086_mode_is_ud() {
     m.enter_mode(GuestMode::Protected32, L1, L1_STACK).unwrap();
     assert_eq!(exception(&mut m), (6, None));
     assert_eq!(m.cpu.seg[1].selector, V86_CS, "in virtual-8086 mode");
+}
+
+// ---- Memory-operand faults (32.3, each instruction's "Protected Mode Exceptions" /
+// "64-Bit Mode Exceptions": #GP(0) for a non-canonical memory address, #PF for a page
+// fault) ------------------------------------------------------------------------------------
+
+/// A linear address that is not canonical for 48 or 57 bits.
+const NONCANONICAL: u64 = 0x8000_0000_0000_0000;
+/// A canonical linear address the harness's page tables do not map (above 4 GiB).
+const UNMAPPED: u64 = 0x8_0000_0000;
+
+/// Runs `body` in VMX root operation with a current VMCS and RBX = `addr`; returns the
+/// exception it raises (vector, error code, CR2).
+fn operand_fault(
+    addr: u64,
+    body: impl FnOnce(Asm) -> Result<(), IcedError>,
+) -> (u8, Option<u32>, u64) {
+    let mut m = l1_only(|a| {
+        in_vmx_root(a)?;
+        a.mov(rbx, addr)?;
+        body(a)?;
+        a.hlt()
+    });
+    let r = m.run(Some(10_000));
+    let StopReason::Exception { exception, .. } = r.reason else {
+        panic!("expected an exception: {r}");
+    };
+    assert_eq!(m.nested.vmx.current.as_ref().map(|c| c.pa), Some(VMCS), "current VMCS kept");
+    (exception.vector, exception.error_code, exception.cr2)
+}
+
+/// "#GP(0) If the memory operand effective address is in a non-canonical form":
+/// VMCLEAR, VMPTRLD, VMPTRST and VMREAD/VMWRITE with a memory operand in VMX root
+/// operation; VMXON outside VMX operation (in root operation VMXON does not read its
+/// operand: VMfailValid(15), tests/vmx.rs).
+#[test]
+fn noncanonical_memory_operand_is_gp0() {
+    let mut m = l1_only(|a| {
+        enable_vmx(a)?;
+        a.mov(rbx, NONCANONICAL)?;
+        a.vmxon(qword_ptr(rbx))?;
+        a.hlt()
+    });
+    assert_eq!(exception(&mut m), (13, Some(0)), "VMXON");
+    assert!(m.nested.vmx.vmxon.is_none());
+    let cases: [(&str, fn(Asm) -> Result<(), IcedError>); 5] = [
+        ("VMCLEAR", |a| a.vmclear(qword_ptr(rbx))),
+        ("VMPTRLD", |a| a.vmptrld(qword_ptr(rbx))),
+        ("VMPTRST", |a| a.vmptrst(qword_ptr(rbx))),
+        ("VMREAD", |a| a.vmread(qword_ptr(rbx), rax)),
+        ("VMWRITE", |a| a.vmwrite(rax, qword_ptr(rbx))),
+    ];
+    for (name, body) in cases {
+        let (vector, code, _) = operand_fault(NONCANONICAL, body);
+        assert_eq!((vector, code), (13, Some(0)), "{name}");
+    }
+}
+
+/// "#PF(fault-code) If a page fault occurs in accessing the memory operand": a read
+/// (VMPTRLD, VMCLEAR, VMWRITE: error code 0, not present) and a write (VMPTRST, VMREAD:
+/// error code 2), with the address in CR2.
+#[test]
+fn unmapped_memory_operand_is_pf() {
+    let cases: [(&str, u32, fn(Asm) -> Result<(), IcedError>); 5] = [
+        ("VMCLEAR", 0, |a| a.vmclear(qword_ptr(rbx))),
+        ("VMPTRLD", 0, |a| a.vmptrld(qword_ptr(rbx))),
+        ("VMWRITE", 0, |a| a.vmwrite(rax, qword_ptr(rbx))),
+        ("VMPTRST", 2, |a| a.vmptrst(qword_ptr(rbx))),
+        ("VMREAD", 2, |a| a.vmread(qword_ptr(rbx), rax)),
+    ];
+    for (name, error_code, body) in cases {
+        assert_eq!(operand_fault(UNMAPPED, body), (14, Some(error_code), UNMAPPED), "{name}");
+    }
+}
+
+/// VMRESUME right after MOV SS: error 26 ("VM entry with events blocked by MOV SS"), as
+/// for VMLAUNCH (tests/vmx.rs), checked before the launch state.
+#[test]
+fn vmresume_after_mov_ss_is_error_26() {
+    let mut m = setup_full(
+        l1_launch,
+        |a| {
+            a.mov(eax, 0x10)?;
+            a.mov(ss, eax)?;
+            a.vmresume()?;
+            after_failed_entry(a)
+        },
+        |a| a.vmcall(),
+        |_| {},
+    );
+    run(&mut m);
+    assert_eq!(m.cpu.gpr[12], FAIL_MARK);
+    assert_fail_valid(&m, 26);
+    assert_eq!(m.nested.vmx.entries, 1);
 }
 
 // ---- VMfailInvalid / VMfailValid ------------------------------------------------------
