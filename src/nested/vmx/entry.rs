@@ -118,6 +118,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     };
     m.nested.vmx.last_entry_failure = None;
     succeed(m);
+    m.nested.vmx.host_nmi_blocked = m.cpu.nmi_blocked;
     load_guest(m, &plan);
     if let Some(c) = m.nested.vmx.current.as_mut() {
         c.vmcs.launch_state = LaunchState::Launched;
@@ -125,6 +126,9 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     m.nested.vmx.non_root = true;
     m.nested.vmx.entries += 1;
     tracing::debug!(target: "hvsim::nested", vmcs = pa, rip = m.cpu.rip, launch, "VM entry");
+    let injecting =
+        InterruptionInfo::decode(m.nested.vmx.field(f::VM_ENTRY_INTERRUPTION_INFO) as u32).valid;
+    super::events::on_entry(m, injecting);
     inject(m)
 }
 
@@ -245,9 +249,16 @@ fn inject(m: &mut Machine) -> ExecResult {
     let error_code = info
         .deliver_error_code
         .then(|| m.nested.vmx.field(f::VM_ENTRY_EXCEPTION_ERROR_CODE) as u32);
-    match m.deliver(Event { vector: info.vector, source, error_code }) {
+    let ev = Event { vector: info.vector, source, error_code };
+    super::events::delivering(m, &ev);
+    match m.deliver(ev) {
         Ok(()) => Ok(()),
         Err(Fault::Exception(e)) => {
+            // An exception during the injection that the exception bitmap selects
+            // exits with the injected event as IDT-vectoring information (28.2.4).
+            if super::events::exception_during_delivery(m, &ev, &e).is_some() {
+                return Ok(());
+            }
             // Delivered (or turned into #DF or shutdown, or a VM exit through the
             // exception bitmap) by the run loop, in the guest.
             m.cpu.rip_committed = true;
