@@ -70,7 +70,8 @@ pub(crate) fn on_entry(m: &mut Machine, injected: bool) {
     let s = &mut m.nested.vmx;
     s.timer = timer;
     s.mtf_pending = mtf_pending;
-    s.mtf_since = count;
+    // VMLAUNCH/VMRESUME itself retires after this: it does not count.
+    s.mtf_since = count + 1;
     s.tpr_check_pending = false;
     s.ple = None;
     s.vectoring = None;
@@ -243,7 +244,16 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         return Some(Ok(false));
     }
     // With external-interrupt exiting, RFLAGS.IF does not block interrupts (25.3).
-    if m.interrupt_requested() && s.pin_on(pin::EXTERNAL_INTERRUPT_EXITING) && !shadowed {
+    let interrupt_exits = m.interrupt_requested() && s.pin_on(pin::EXTERNAL_INTERRUPT_EXITING);
+    if shadowed {
+        // Held back by blocking by STI or MOV SS only: run one instruction and look again.
+        let window = s.proc_on(proc::INTERRUPT_WINDOW_EXITING) && m.cpu.flags.bit(IF);
+        let nmi_window = s.proc_on(proc::NMI_WINDOW_EXITING) && !m.cpu.nmi_blocked;
+        if window || nmi_window || interrupt_exits {
+            return Some(Ok(true));
+        }
+    }
+    if interrupt_exits && !shadowed {
         let ack = s.field(f::PRIMARY_VM_EXIT_CONTROLS)
             & u64::from(exit_ctl::ACKNOWLEDGE_INTERRUPT_ON_EXIT)
             != 0;
