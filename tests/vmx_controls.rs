@@ -1045,3 +1045,99 @@ fn acknowledge_interrupt_on_exit_takes_the_vector_from_inta() {
     assert_eq!(exit_info(&m), 0x8000_0020);
     assert!(!m.interrupt_requested(), "acknowledged");
 }
+
+// ---- Software exceptions, software interrupts and task switches (26.2, 26.4.2, 28.2) ----
+
+/// 26.2 and 28.2.2: INT3 exits through the exception bitmap (bit 3) as a software
+/// exception (type 6) with its length; the saved RIP is the INT3's.
+#[test]
+fn int3_exits_through_the_exception_bitmap() {
+    let mut m = setup_with_idt(
+        |a| a.int3(),
+        |_, v| {
+            v.set(f::EXCEPTION_BITMAP, 1 << 3);
+        },
+    );
+    expect_exit(&mut m, 0);
+    assert_eq!(exit_info(&m), 0x8000_0603);
+    assert_eq!(vmcs_field(&m, f::VM_EXIT_INSTRUCTION_LENGTH), 1);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), L2);
+}
+
+/// 26.2: without the bitmap bit INT3 is delivered in the guest (to HANDLER, which
+/// executes VMCALL).
+#[test]
+fn int3_without_the_bitmap_bit_is_delivered_in_the_guest() {
+    let mut m = setup_with_idt(
+        |a| a.int3(),
+        |_, v| {
+            v.set(f::EXCEPTION_BITMAP, 1 << 6);
+        },
+    );
+    expect_exit(&mut m, 18);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), HANDLER);
+}
+
+/// 28.2.4 and 28.2.5: INT n whose delivery raises an intercepted #NP: the IDT-vectoring
+/// information holds the software interrupt (type 4) and the exit records INT n's
+/// length; the #NP error code has EXT clear (Vol. 3A 6.13).
+#[test]
+fn idt_vectoring_for_int_n() {
+    let mut m = setup_with_idt(
+        |a| a.int(0x30),
+        |m, v| {
+            write_gate(m, 0x30, HANDLER, false);
+            v.set(f::EXCEPTION_BITMAP, 1 << 11);
+        },
+    );
+    expect_exit(&mut m, 0);
+    assert_eq!(exit_info(&m), NP_INFO);
+    assert_eq!(vmcs_field(&m, f::VM_EXIT_INTERRUPTION_ERROR_CODE), 0x30 << 3 | 2);
+    assert_eq!(vmcs_field(&m, f::IDT_VECTORING_INFO), 0x8000_0430);
+    assert_eq!(vmcs_field(&m, f::VM_EXIT_INSTRUCTION_LENGTH), 2);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), L2);
+}
+
+const PAGE_DIRECTORY: u64 = 0x64000;
+const GUEST_GDT: u64 = 0x65000;
+const GUEST_TSS: u64 = 0x66000;
+const TSS_SELECTOR: u16 = 0x58;
+
+/// A 32-bit protected-mode guest with 4-MByte paging (CR4.PSE) and a GDT that has an
+/// available 32-bit TSS at TSS_SELECTOR.
+fn protected32_guest(m: &mut Machine, v: &mut Vmcs) {
+    m.mem.write_u32(Gpa(PAGE_DIRECTORY), 0x83);
+    let mut gdt = vec![0u8; TSS_SELECTOR as usize];
+    m.phys_read(Gpa(m.cpu.gdtr.base), &mut gdt);
+    m.load(GUEST_GDT, &gdt).unwrap();
+    let tss = 0x67 | (GUEST_TSS & 0xFF_FFFF) << 16 | 0x89 << 40 | (GUEST_TSS >> 24) << 56;
+    m.mem.write_u64(Gpa(GUEST_GDT + u64::from(TSS_SELECTOR)), tss);
+    let e = v.get(f::VM_ENTRY_CONTROLS);
+    v.set(f::VM_ENTRY_CONTROLS, e & !u64::from(entry::IA32E_MODE_GUEST));
+    v.set(f::GUEST_CR0, 0x8000_0031);
+    v.set(f::GUEST_CR3, PAGE_DIRECTORY);
+    v.set(f::GUEST_CR4, 1 << 13 | 1 << 4);
+    v.set(f::GUEST_CS_SELECTOR, 0x18);
+    v.set(f::GUEST_CS_ACCESS_RIGHTS, 0xC09B);
+    v.set(f::GUEST_GDTR_BASE, GUEST_GDT);
+    v.set(f::GUEST_GDTR_LIMIT, u64::from(TSS_SELECTOR) + 7);
+}
+
+/// 26.1.2 / 26.4.2 and 28.2.1: a task switch exits unconditionally (reason 9): the
+/// qualification holds the new TSS selector and the source (2 = JMP), the saved RIP is
+/// the JMP's and its length (7) is recorded; the switch has not happened.
+#[test]
+fn task_switch_exits() {
+    let mut m = setup(l2_hlt, |_| {});
+    let mut v = baseline(&m);
+    protected32_guest(&mut m, &mut v);
+    write_vmcs_table(&mut m, &v);
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.jmp_far(TSS_SELECTOR, 0).unwrap();
+    m.load(L2, &a.assemble(L2).unwrap()).unwrap();
+    expect_exit(&mut m, 9);
+    assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), u64::from(TSS_SELECTOR) | 2 << 30);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), L2);
+    assert_eq!(vmcs_field(&m, f::VM_EXIT_INSTRUCTION_LENGTH), 7);
+    assert_eq!(vmcs_field(&m, f::GUEST_TR_SELECTOR), 0x48, "no switch");
+}

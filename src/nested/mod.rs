@@ -108,6 +108,32 @@ pub(crate) fn exception_during_delivery(
     }
 }
 
+/// Called by INT n, INT3, INTO and INT1 before they deliver `ev`: `Some(result)` if the
+/// nested layer turned the event into an exit (the VMX exception bitmap selects the
+/// software exceptions #BP, #OF and INT1's #DB).
+#[inline]
+pub(crate) fn software_event(
+    m: &mut Machine,
+    ev: &crate::cpu::interrupt::Event,
+) -> Option<crate::cpu::fault::ExecResult> {
+    if !m.nested.vmx.non_root {
+        return None;
+    }
+    vmx::events::software_event(m, ev)
+}
+
+/// Called when a task switch starts (after the gate and descriptor privilege checks of
+/// its caller): `true` if it exited to L1 instead (VMX task switches exit
+/// unconditionally).
+#[inline]
+pub(crate) fn task_switch_exits(
+    m: &mut Machine,
+    tss_selector: u16,
+    source: crate::cpu::task::TaskSwitchSource,
+) -> bool {
+    m.nested.vmx.non_root && vmx::intercepts::task_switch(m, tss_selector, source)
+}
+
 /// Called for [`Fault::NestedPageFault`](crate::cpu::fault::Fault::NestedPageFault),
 /// with RIP back at the faulting instruction: performs the recorded #VMEXIT.
 pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<StopReason> {

@@ -13,7 +13,7 @@
 use super::exit::vm_exit;
 use super::intercepts::exception_exits;
 use super::preemption_timer::PreemptionTimer;
-use crate::cpu::fault::{vector, Exception};
+use crate::cpu::fault::{vector, Exception, ExecResult};
 use crate::cpu::flags::{IF, TF};
 use crate::cpu::interrupt::{Event, EventSource};
 use crate::machine::{Machine, StopReason};
@@ -135,13 +135,19 @@ pub(crate) fn exception_during_delivery(
         return None;
     }
     let (idt_vectoring_info, idt_vectoring_error_code) = encode_event(ev);
-    exception_exit(m, e, idt_vectoring_info, idt_vectoring_error_code);
+    exception_exit(m, e, idt_vectoring_info, idt_vectoring_error_code, 0);
     Some(None)
 }
 
 /// An exit with reason 0 for exception `e` (28.2.2: the interruption information, the
 /// error code, for #PF the linear address as qualification; for #DB the DR6 bits).
-pub(crate) fn exception_exit(m: &mut Machine, e: &Exception, vectoring: u32, vectoring_code: u32) {
+pub(crate) fn exception_exit(
+    m: &mut Machine,
+    e: &Exception,
+    vectoring: u32,
+    vectoring_code: u32,
+    instruction_length: u32,
+) {
     let info = InterruptionInfo::new(
         e.vector,
         InterruptionType::HardwareException,
@@ -160,6 +166,7 @@ pub(crate) fn exception_exit(m: &mut Machine, e: &Exception, vectoring: u32, vec
             interruption_error_code: e.error_code.unwrap_or(0),
             idt_vectoring_info: vectoring,
             idt_vectoring_error_code: vectoring_code,
+            instruction_length,
             ..ExitInfo::default()
         },
     );
@@ -284,4 +291,55 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         return Some(Ok(false));
     }
     None
+}
+
+/// The length of the instruction being executed (RIP is already past it).
+fn current_insn_length(m: &Machine) -> u32 {
+    (m.cpu.rip.wrapping_sub(m.insn_rip) & m.cpu.ip_mask()) as u32
+}
+
+/// INT3, INTO and INT1 in the guest: a VM exit when the exception bitmap selects their
+/// vector (26.2: "exceptions (faults, traps, and aborts) cause VM exits based on the
+/// exception bitmap"; INT n never does), with the software-exception (6) or privileged
+/// software-exception (5) type and the instruction length (28.2.2, 28.2.5); the saved
+/// RIP is the instruction's. Otherwise the event is noted as the one being delivered.
+pub(crate) fn software_event(m: &mut Machine, ev: &Event) -> Option<ExecResult> {
+    let exits = matches!(ev.source, EventSource::SoftwareException | EventSource::Icebp)
+        && exception_exits(m, &Exception::new(ev.vector));
+    if !exits {
+        delivering(m, ev);
+        return None;
+    }
+    let instruction_length = current_insn_length(m);
+    m.cpu.rip = m.insn_rip;
+    let (interruption_info, _) = encode_event(ev);
+    vm_exit(
+        m,
+        ExitInfo {
+            reason: u32::from(R::EXCEPTION_NMI.0),
+            interruption_info,
+            instruction_length,
+            ..ExitInfo::default()
+        },
+    );
+    Some(Ok(()))
+}
+
+/// The instruction length an exit during the delivery of a software interrupt or
+/// exception reports (28.2.5: "the VM-exit instruction-length field ... for VM exits
+/// that occur during delivery of a software interrupt or software exception").
+pub(crate) fn vectoring_insn_length(m: &Machine, insn_len: u8) -> u32 {
+    let software = m.nested.vmx.vectoring.is_some_and(|(info, _)| {
+        matches!(
+            InterruptionInfo::decode(info).kind,
+            InterruptionType::SoftwareInterrupt
+                | InterruptionType::SoftwareException
+                | InterruptionType::PrivilegedSoftwareException
+        )
+    });
+    if software {
+        u32::from(insn_len)
+    } else {
+        0
+    }
 }

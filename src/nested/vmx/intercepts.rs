@@ -13,6 +13,7 @@ use crate::cpu::fault::Exception;
 use crate::cpu::flags::IOPL;
 use crate::cpu::insn::{gpr_of, Insn, Op, NO_REG};
 use crate::cpu::regs::{cr0, cr4, SegReg};
+use crate::cpu::task::TaskSwitchSource;
 use crate::cpu::{vector, CpuMode};
 use crate::machine::{Machine, StopReason};
 use hvsim_decoder::iced::{Code, Mnemonic, OpKind};
@@ -494,7 +495,9 @@ pub fn on_exception(
     insn: Option<&Insn>,
 ) -> Option<Option<StopReason>> {
     if exception_exits(m, &e) {
-        super::events::exception_exit(m, &e, 0, 0);
+        // A fault of INT n / INT3 delivery: the event was being delivered (28.2.4).
+        let length = super::events::vectoring_insn_length(m, insn.map_or(0, |i| i.len));
+        super::events::exception_exit(m, &e, 0, 0, length);
         return Some(None);
     }
     let r = m.raise_exception(e, insn);
@@ -509,4 +512,42 @@ pub fn on_exception(
         m.nested.vmx.mtf_pending = true;
     }
     Some(r)
+}
+
+/// Task switches exit unconditionally (SDM Vol. 3C 26.1.2 "Instructions That Cause VM
+/// Exits Unconditionally" and 26.4.2 "Treatment of Task Switches"): reason 9 with the
+/// new TSS selector and the source in the qualification (28.2.1); for CALL, JMP and IRET
+/// the saved RIP is the instruction's and its length is recorded; through a task gate in
+/// the IDT the event being delivered is the IDT-vectoring information.
+pub(crate) fn task_switch(m: &mut Machine, tss_selector: u16, source: TaskSwitchSource) -> bool {
+    use hvsim_vmx_model::exit_info::{TaskSwitchQualification, TaskSwitchSource as Q};
+    let (q_source, instruction) = match source {
+        TaskSwitchSource::Call => (Q::Call, true),
+        TaskSwitchSource::Iret => (Q::Iret, true),
+        TaskSwitchSource::Jmp => (Q::Jmp, true),
+        TaskSwitchSource::Interrupt => (Q::TaskGate, false),
+    };
+    let length = (m.cpu.rip.wrapping_sub(m.insn_rip) & m.cpu.ip_mask()) as u32;
+    let instruction_length = if instruction {
+        m.cpu.rip = m.insn_rip;
+        length
+    } else {
+        super::events::vectoring_insn_length(m, length as u8)
+    };
+    if !instruction && instruction_length != 0 {
+        // INT n through a task gate: RIP references the instruction.
+        m.cpu.rip = m.insn_rip;
+    }
+    let qualification =
+        TaskSwitchQualification { selector: tss_selector, source: q_source }.encode();
+    vm_exit(
+        m,
+        ExitInfo {
+            reason: u32::from(R::TASK_SWITCH.0),
+            qualification,
+            instruction_length,
+            ..ExitInfo::default()
+        },
+    );
+    true
 }
