@@ -1141,3 +1141,33 @@ fn task_switch_exits() {
     assert_eq!(vmcs_field(&m, f::VM_EXIT_INSTRUCTION_LENGTH), 7);
     assert_eq!(vmcs_field(&m, f::GUEST_TR_SELECTOR), 0x48, "no switch");
 }
+
+// ---- Pending debug exceptions (27.7.3, 28.3.4) ------------------------------------------
+
+/// 27.7.3: a BS bit in the pending-debug-exceptions field is a #DB trap after VM entry;
+/// with bit 1 of the exception bitmap it exits (reason 0) with the bits as qualification
+/// before the first guest instruction.
+#[test]
+fn pending_debug_exception_exits_through_the_bitmap() {
+    let mut m = setup(spin, |v| {
+        v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, PENDING_DEBUG_BS);
+        v.set(f::EXCEPTION_BITMAP, 1 << 1);
+    });
+    expect_exit(&mut m, 0);
+    assert_eq!(exit_info(&m), 0x8000_0301);
+    assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), PENDING_DEBUG_BS);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), L2);
+}
+
+/// 27.7.3: without the bitmap bit the #DB is delivered in the guest with DR6.BS and the
+/// breakpoint bits set.
+#[test]
+fn pending_debug_exception_is_delivered_in_the_guest() {
+    let mut m = setup_with_idt(spin, |_, v| {
+        v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, PENDING_DEBUG_BS | 2);
+    });
+    m.set_exception_catch(0);
+    expect_exit(&mut m, 18);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), HANDLER);
+    assert_eq!(m.cpu.dr[6] & (PENDING_DEBUG_BS | 0xF), PENDING_DEBUG_BS | 2);
+}
