@@ -1171,3 +1171,51 @@ fn pending_debug_exception_is_delivered_in_the_guest() {
     assert_eq!(vmcs_field(&m, f::GUEST_RIP), HANDLER);
     assert_eq!(m.cpu.dr[6] & (PENDING_DEBUG_BS | 0xF), PENDING_DEBUG_BS | 2);
 }
+
+// ---- Entry checks of these controls (27.2.1.1, 27.2.1.2, 27.3.1.5) ----------------------
+
+/// VMLAUNCH fails `check` with VMfailValid(7) or a reason-33 exit, and hvsim names it.
+fn expect_control_check(check: CheckId, edit: impl FnOnce(&mut Vmcs)) {
+    let mut m = setup(l2_hlt, edit);
+    run(&mut m);
+    let failure = m.nested.vmx.last_entry_failure.expect("entry failed");
+    assert_eq!(failure.check, check, "{}", failure.describe());
+    assert_eq!(m.nested.vmx.entries, 0);
+}
+
+/// 27.2.1.1: "If the 'NMI exiting' VM-execution control is 0, the 'virtual NMIs'
+/// VM-execution control must be 0."
+#[test]
+fn entry_check_virtual_nmis_need_nmi_exiting() {
+    expect_control_check(CheckId::VirtualNmisWithoutNmiExiting, |v| pin_bits(v, pin::VIRTUAL_NMIS));
+}
+
+/// 27.2.1.1: "If the 'virtual NMIs' VM-execution control is 0, the 'NMI-window exiting'
+/// VM-execution control must be 0."
+#[test]
+fn entry_check_nmi_window_needs_virtual_nmis() {
+    expect_control_check(CheckId::NmiWindowWithoutVirtualNmis, |v| {
+        pin_bits(v, pin::NMI_EXITING);
+        proc_bits(v, proc::NMI_WINDOW_EXITING);
+    });
+}
+
+/// 27.2.1.2: "If 'activate VMX-preemption timer' is 0, 'save VMX-preemption timer
+/// value' must be 0."
+#[test]
+fn entry_check_save_timer_needs_the_timer() {
+    expect_control_check(CheckId::SavePreemptionTimerWithoutTimer, |v| {
+        exit_bits(v, exit::SAVE_PREEMPTION_TIMER_VALUE)
+    });
+}
+
+/// 27.3.1.5: injecting an NMI with virtual NMIs while blocking by NMI is set fails (the
+/// check L1 must respect when re-injecting an NMI from the IDT-vectoring information).
+#[test]
+fn entry_check_nmi_injection_with_virtual_nmi_blocking() {
+    expect_control_check(CheckId::GuestInterruptibilityVirtualNmi, |v| {
+        pin_bits(v, pin::NMI_EXITING | pin::VIRTUAL_NMIS);
+        v.set(f::GUEST_INTERRUPTIBILITY_STATE, BLOCKING_BY_NMI);
+        v.set(f::VM_ENTRY_INTERRUPTION_INFO, NMI_INFO);
+    });
+}
