@@ -1219,3 +1219,87 @@ fn entry_check_nmi_injection_with_virtual_nmi_blocking() {
         v.set(f::VM_ENTRY_INTERRUPTION_INFO, NMI_INFO);
     });
 }
+
+/// 28.3.4: an exit not caused by a debug exception while MOV SS blocks debug
+/// exceptions records the pending single-step trap as BS (RFLAGS.TF = 1). L2 sets TF
+/// with POPFQ (its first trap follows the next instruction), executes MOV SS, whose trap
+/// the MOV-SS blocking holds back, and then CPUID, which exits under that blocking; the
+/// saved state (TF, blocking by MOV SS, BS) passes the VM-entry checks (27.3.1.5), so
+/// L1's VMRESUME past the CPUID enters again and L2's VMCALL exits.
+#[test]
+fn exit_under_mov_ss_blocking_records_single_step() {
+    let host = |a: Asm| {
+        let mut second = a.create_label();
+        a.cmp(r14, 0)?;
+        a.jne(second)?;
+        a.mov(r14d, 1)?;
+        a.mov(eax, f::GUEST_PENDING_DEBUG_EXCEPTIONS)?;
+        a.vmread(r9, rax)?;
+        a.mov(eax, f::GUEST_INTERRUPTIBILITY_STATE)?;
+        a.vmread(r10, rax)?;
+        a.mov(eax, f::GUEST_RIP)?;
+        a.vmread(rbx, rax)?;
+        a.mov(eax, f::VM_EXIT_INSTRUCTION_LENGTH)?;
+        a.vmread(rcx, rax)?;
+        a.add(rbx, rcx)?;
+        a.mov(eax, f::GUEST_RIP)?;
+        a.vmwrite(rax, rbx)?;
+        a.vmresume()?;
+        after_failed_entry(a)?;
+        a.set_label(&mut second)?;
+        host_handler(a)
+    };
+    let l2 = |a: Asm| {
+        a.mov(eax, ss)?;
+        a.pushfq()?;
+        a.or(qword_ptr(rsp), 0x100)?;
+        a.popfq()?;
+        a.mov(ss, eax)?;
+        a.cpuid()?;
+        a.vmcall()
+    };
+    let mut m = setup_full(l1_launch, host, l2, |_| {});
+    m.cpu.gpr[14] = 0;
+    expect_exit(&mut m, 18);
+    assert_eq!(m.cpu.gpr[14], 1, "the CPUID exit came first");
+    assert_eq!(m.cpu.gpr[9], PENDING_DEBUG_BS);
+    assert_eq!(m.cpu.gpr[10] & 2, 2, "blocking by MOV SS saved");
+}
+
+/// 28.3.4: an ordinary exit without MOV-SS blocking saves the field as clear, even with
+/// RFLAGS.TF = 1.
+#[test]
+fn ordinary_exit_saves_no_pending_debug_exceptions() {
+    let mut m = setup(
+        |a| a.cpuid(),
+        |v| {
+            v.set(f::GUEST_RFLAGS, RFLAGS_TF);
+            v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+        },
+    );
+    expect_exit(&mut m, 10);
+    assert_eq!(vmcs_field(&m, f::GUEST_PENDING_DEBUG_EXCEPTIONS), 0);
+}
+
+/// 28.2.1 Table 28-1: a single-step #DB that the exception bitmap selects exits after
+/// the instruction (reason 0, type 3, vector 1) with BS in the qualification; DR6 is
+/// not written.
+#[test]
+fn single_step_exits_through_the_exception_bitmap() {
+    let code = |a: Asm| {
+        a.nop()?;
+        a.nop()?;
+        a.hlt()
+    };
+    let bytes = asm(L2, code);
+    let mut m = setup(code, |v| {
+        v.set(f::GUEST_RFLAGS, RFLAGS_TF);
+        v.set(f::EXCEPTION_BITMAP, 1 << 1);
+    });
+    let dr6_before = m.cpu.dr[6];
+    expect_exit(&mut m, 0);
+    assert_eq!(exit_info(&m), 0x8000_0301);
+    assert_eq!(vmcs_field(&m, f::EXIT_QUALIFICATION), PENDING_DEBUG_BS);
+    assert_eq!(vmcs_field(&m, f::GUEST_RIP), insn_addr(&bytes, 1));
+    assert_eq!(m.cpu.dr[6], dr6_before);
+}

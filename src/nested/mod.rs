@@ -134,6 +134,17 @@ pub(crate) fn task_switch_exits(
     m.nested.vmx.non_root && vmx::intercepts::task_switch(m, tss_selector, source)
 }
 
+/// Called for a #DB trap (single step, data or I/O breakpoint, task switch) of a guest
+/// instruction, with the DR6 bits it reports, before DR6 is written: `Some(outcome)` if
+/// the nested layer turned it into an exit.
+#[inline]
+pub(crate) fn debug_trap(m: &mut Machine, dr6: u64) -> Option<Option<StopReason>> {
+    if !m.nested.vmx.non_root {
+        return None;
+    }
+    vmx::events::debug_trap(m, dr6)
+}
+
 /// Called for [`Fault::NestedPageFault`](crate::cpu::fault::Fault::NestedPageFault),
 /// with RIP back at the faulting instruction: performs the recorded #VMEXIT.
 pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<StopReason> {

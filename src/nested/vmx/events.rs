@@ -5,8 +5,8 @@
 //!
 //! Priority at a boundary (SDM Vol. 3A 7.9 "Priority Among Concurrent Exceptions and
 //! Interrupts" with the VMX additions of 26.7): trap-like exits of the instruction that
-//! just retired (TPR below threshold, then a pending MTF exit), the VMX-preemption
-//! timer, NMI-window exiting, an NMI (NMI exiting), interrupt-window exiting, an
+//! just retired (TPR below threshold, then a pending MTF exit), its debug traps, the
+//! VMX-preemption timer, NMI-window exiting, an NMI (NMI exiting), interrupt-window exiting, an
 //! external interrupt (external-interrupt exiting). Events that do not exit are left to
 //! the ordinary delivery through the guest's IDT.
 
@@ -77,18 +77,10 @@ pub(crate) fn on_entry(m: &mut Machine, injected: bool) {
     s.vectoring = None;
 }
 
-/// An exit with no qualification; `trap` for trap-like exits after a retired
-/// instruction, which record a single-step trap of that instruction as BS in the
-/// pending-debug-exceptions field (28.3.4).
-fn simple_exit(m: &mut Machine, reason: R, trap: bool) {
-    let single_step = trap && m.cpu.flags.bit(TF);
+/// An exit with no qualification (the pending debug exceptions of trap-like exits are
+/// recorded by the guest-state save, `exit::pending_debug_exceptions`).
+fn simple_exit(m: &mut Machine, reason: R) {
     vm_exit(m, ExitInfo { reason: u32::from(reason.0), ..ExitInfo::default() });
-    if single_step {
-        if let Some(c) = m.nested.vmx.current.as_mut() {
-            let old = c.vmcs.get(f::GUEST_PENDING_DEBUG_EXCEPTIONS);
-            c.vmcs.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, old | PENDING_DEBUG_BS);
-        }
-    }
 }
 
 fn timer_expired(m: &Machine) -> bool {
@@ -109,15 +101,18 @@ pub(crate) fn after_insn(m: &mut Machine) -> bool {
     m.nested.vmx.vectoring = None;
     if std::mem::take(&mut m.nested.vmx.tpr_check_pending) && super::tpr_shadow::below_threshold(m)
     {
-        simple_exit(m, R::TPR_BELOW_THRESHOLD, true);
+        simple_exit(m, R::TPR_BELOW_THRESHOLD);
         return true;
     }
     if mtf_after_insn(m) {
-        simple_exit(m, R::MONITOR_TRAP_FLAG, true);
+        simple_exit(m, R::MONITOR_TRAP_FLAG);
         return true;
     }
-    if timer_expired(m) {
-        simple_exit(m, R::PREEMPTION_TIMER, false);
+    // A single-step trap of the instruction has priority over the timer (Vol. 3A 7.9:
+    // "traps on the previous instruction"): the timer exit then waits for the next
+    // boundary, after the #DB delivery.
+    if timer_expired(m) && !m.cpu.flags.bit(TF) {
+        simple_exit(m, R::PREEMPTION_TIMER);
         return true;
     }
     false
@@ -201,11 +196,11 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
     // Trap-like exits of an instruction that retired with a fault-free stop (HLT,
     // MWAIT), and the MTF exit pending after an injection or a delivered exception.
     if std::mem::take(&mut m.nested.vmx.mtf_pending) {
-        simple_exit(m, R::MONITOR_TRAP_FLAG, false);
+        simple_exit(m, R::MONITOR_TRAP_FLAG);
         return Some(Ok(false));
     }
     if mtf_after_insn(m) {
-        simple_exit(m, R::MONITOR_TRAP_FLAG, true);
+        simple_exit(m, R::MONITOR_TRAP_FLAG);
         return Some(Ok(false));
     }
     // 26.5.1: the timer exit also wakes HLT.
@@ -213,7 +208,7 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         idle_to_timer(m);
     }
     if timer_expired(m) {
-        simple_exit(m, R::PREEMPTION_TIMER, false);
+        simple_exit(m, R::PREEMPTION_TIMER);
         return Some(Ok(false));
     }
     let s = &m.nested.vmx;
@@ -224,7 +219,7 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
     // if there is no virtual-NMI blocking and there is no blocking of events by MOV SS"
     // (hvsim also waits out blocking by STI, which the SDM allows).
     if s.proc_on(proc::NMI_WINDOW_EXITING) && !m.cpu.nmi_blocked && !shadowed {
-        simple_exit(m, R::NMI_WINDOW, false);
+        simple_exit(m, R::NMI_WINDOW);
         return Some(Ok(false));
     }
     // 26.2: an NMI exits with "NMI exiting"; blocking by NMI holds it back only when it
@@ -247,7 +242,7 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
     // 26.7.5 "Interrupt-Window Exiting": RFLAGS.IF = 1 and no blocking by STI or MOV SS;
     // it takes priority over external interrupts.
     if s.proc_on(proc::INTERRUPT_WINDOW_EXITING) && m.cpu.flags.bit(IF) && !shadowed {
-        simple_exit(m, R::INTERRUPT_WINDOW, false);
+        simple_exit(m, R::INTERRUPT_WINDOW);
         return Some(Ok(false));
     }
     // With external-interrupt exiting, RFLAGS.IF does not block interrupts (25.3).
@@ -342,4 +337,28 @@ pub(crate) fn vectoring_insn_length(m: &Machine, insn_len: u8) -> u32 {
     } else {
         0
     }
+}
+
+/// A #DB trap of a guest instruction that the exception bitmap selects (bit 1): a VM
+/// exit with reason 0 whose qualification holds the DR6-format bits B3-B0, BD and BS;
+/// DR6 itself is not written (SDM Vol. 3C 28.2.1 Table 28-1, "Debug exceptions ... the
+/// exit qualification ... DR6 is not modified"). The saved RIP is the next
+/// instruction's.
+pub(crate) fn debug_trap(m: &mut Machine, dr6: u64) -> Option<Option<StopReason>> {
+    let db = Exception::new(vector::DB);
+    if !exception_exits(m, &db) {
+        return None;
+    }
+    const QUALIFICATION_BITS: u64 = 0xF | 1 << 13 | PENDING_DEBUG_BS;
+    let info = InterruptionInfo::new(vector::DB, InterruptionType::HardwareException, false);
+    vm_exit(
+        m,
+        ExitInfo {
+            reason: u32::from(R::EXCEPTION_NMI.0),
+            qualification: dr6 & QUALIFICATION_BITS,
+            interruption_info: info.encode(),
+            ..ExitInfo::default()
+        },
+    );
+    Some(None)
 }

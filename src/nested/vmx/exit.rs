@@ -5,6 +5,8 @@
 
 use super::entry::{activity, interruptibility, AR_UNUSABLE};
 use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::debug::{DR6_BREAKPOINTS, DR6_BS};
+use crate::cpu::flags::TF;
 use crate::cpu::msr;
 use crate::cpu::regs::{attr, cr0, cr4, efer, DescriptorTable, SegReg, Segment};
 use crate::machine::Machine;
@@ -66,7 +68,7 @@ pub fn vm_exit(m: &mut Machine, info: ExitInfo) {
         info.idt_vectoring_info = vectoring;
         info.idt_vectoring_error_code = code;
     }
-    save_guest(m, &mut cur.vmcs);
+    save_guest(m, &mut cur.vmcs, &info);
     // 28.2.x: the valid bit of the VM-entry interruption-information field is cleared.
     let ei = cur.vmcs.get(f::VM_ENTRY_INTERRUPTION_INFO);
     cur.vmcs.set(f::VM_ENTRY_INTERRUPTION_INFO, ei & !u64::from(InterruptionInfo::VALID));
@@ -157,7 +159,7 @@ fn ar_of(s: &Segment, null_is_unusable: bool) -> u64 {
 }
 
 /// Saves the guest state (SDM Vol. 3C 28.3 "Saving Guest State").
-fn save_guest(m: &Machine, v: &mut Vmcs) {
+fn save_guest(m: &Machine, v: &mut Vmcs, info: &ExitInfo) {
     let c = &m.cpu;
     let exit = v.get(f::PRIMARY_VM_EXIT_CONTROLS) as u32;
     v.set(f::GUEST_CR0, c.cr0);
@@ -213,7 +215,7 @@ fn save_guest(m: &Machine, v: &mut Vmcs) {
     }
     v.set(f::GUEST_INTERRUPTIBILITY_STATE, int);
     v.set(f::GUEST_ACTIVITY_STATE, if c.halted { activity::HLT } else { activity::ACTIVE });
-    v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+    v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, pending_debug_exceptions(m, info));
     // 28.3.4: with "save VMX-preemption timer value" the timer's value is saved (0 for
     // an exit caused by its expiry).
     if exit & exit_ctl::SAVE_PREEMPTION_TIMER_VALUE != 0 {
@@ -221,6 +223,29 @@ fn save_guest(m: &Machine, v: &mut Vmcs) {
             v.set(f::VMX_PREEMPTION_TIMER_VALUE, u64::from(t.remaining(m.clock())));
         }
     }
+}
+
+/// The pending-debug-exceptions field a VM exit saves (SDM Vol. 3C 28.3.4 "Saving
+/// Non-Register State"): clear, except for exits with reason "TPR below threshold" or
+/// "monitor trap flag" and for exits not caused by a debug exception while MOV SS blocks
+/// debug exceptions; those record the debug exceptions pending: the matched breakpoints
+/// (B3-B0) and BS when RFLAGS.TF = 1 (a single-step trap of the last instruction, or of
+/// the MOV SS whose trap is held back).
+fn pending_debug_exceptions(m: &Machine, info: &ExitInfo) -> u64 {
+    use hvsim_vmx_model::VmxExitReason as R;
+    let c = &m.cpu;
+    let basic = info.reason as u16;
+    let mov_ss = (c.insn_count == c.shadow_at || c.shadow_pending) && m.nested.vmx.shadow_by_mov_ss;
+    let debug_exit = basic == R::EXCEPTION_NMI.0
+        && InterruptionInfo::decode(info.interruption_info).vector == crate::cpu::fault::vector::DB;
+    let records = basic == R::TPR_BELOW_THRESHOLD.0
+        || basic == R::MONITOR_TRAP_FLAG.0
+        || (mov_ss && !debug_exit);
+    if !records {
+        return 0;
+    }
+    let single_step = if c.flags.bit(TF) { DR6_BS } else { 0 };
+    (c.debug.pending & DR6_BREAKPOINTS) | single_step
 }
 
 /// A host data segment: usable flat (type 3, DPL 0, D/B, G) unless the selector is 0.
