@@ -237,6 +237,9 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
             ..ExitInfo::default()
         };
         vm_exit(m, e);
+        // SDM Vol. 3C 28.5 "Loading Host State", event blocking: "VM exits caused
+        // directly by non-maskable interrupts (NMIs) cause blocking by NMI".
+        m.cpu.nmi_blocked = true;
         return Some(Ok(false));
     }
     // 26.7.5 "Interrupt-Window Exiting": RFLAGS.IF = 1 and no blocking by STI or MOV SS;
