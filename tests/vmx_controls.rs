@@ -1307,3 +1307,52 @@ fn single_step_exits_through_the_exception_bitmap() {
     assert_eq!(vmcs_field(&m, f::GUEST_RIP), insn_addr(&bytes, 1));
     assert_eq!(m.cpu.dr[6], dr6_before);
 }
+
+/// 28.2.2 bit 12 "NMI unblocking due to IRET": with virtual NMIs, an IRET that ends
+/// virtual-NMI blocking and then faults (here #GP(0) for a null CS in its frame, which
+/// the exception bitmap selects) exits with bit 12 set and the blocking ended.
+#[test]
+fn iret_fault_reports_nmi_unblocking() {
+    let mut m = setup(
+        |a| {
+            a.mov(rax, rsp)?;
+            a.push(0x10)?;
+            a.push(rax)?;
+            a.pushfq()?;
+            a.push(0)?;
+            a.push(AFTER_IRET as i32)?;
+            a.iretq()
+        },
+        |v| {
+            pin_bits(v, pin::NMI_EXITING | pin::VIRTUAL_NMIS);
+            v.set(f::GUEST_INTERRUPTIBILITY_STATE, BLOCKING_BY_NMI);
+            v.set(f::EXCEPTION_BITMAP, 1 << 13);
+        },
+    );
+    expect_exit(&mut m, 0);
+    assert_eq!(exit_info(&m), 0x8000_1B0D);
+    assert_eq!(vmcs_field(&m, f::VM_EXIT_INTERRUPTION_ERROR_CODE), 0);
+    assert_eq!(vmcs_field(&m, f::GUEST_INTERRUPTIBILITY_STATE) & BLOCKING_BY_NMI, 0);
+}
+
+/// 28.2.2: the same fault without prior NMI blocking leaves bit 12 clear.
+#[test]
+fn iret_fault_without_nmi_blocking_has_no_unblocking_bit() {
+    let mut m = setup(
+        |a| {
+            a.mov(rax, rsp)?;
+            a.push(0x10)?;
+            a.push(rax)?;
+            a.pushfq()?;
+            a.push(0)?;
+            a.push(AFTER_IRET as i32)?;
+            a.iretq()
+        },
+        |v| {
+            pin_bits(v, pin::NMI_EXITING | pin::VIRTUAL_NMIS);
+            v.set(f::EXCEPTION_BITMAP, 1 << 13);
+        },
+    );
+    expect_exit(&mut m, 0);
+    assert_eq!(exit_info(&m), 0x8000_0B0D);
+}

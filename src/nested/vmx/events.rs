@@ -143,11 +143,18 @@ pub(crate) fn exception_exit(
     vectoring_code: u32,
     instruction_length: u32,
 ) {
-    let info = InterruptionInfo::new(
+    let mut info = InterruptionInfo::new(
         e.vector,
         InterruptionType::HardwareException,
         e.error_code.is_some(),
-    );
+    )
+    .encode();
+    // 28.2.2: bit 12 "NMI unblocking due to IRET": the fault came from an IRET that had
+    // ended (virtual-)NMI blocking (which stays ended; the VMM restores it before
+    // re-executing the IRET). Not for faults during an event delivery.
+    if vectoring == 0 && std::mem::take(&mut m.nested.vmx.iret_unblocked_nmi) {
+        info |= InterruptionInfo::NMI_UNBLOCKING;
+    }
     let qualification = match e.vector {
         vector::PF => e.cr2,
         _ => 0,
@@ -157,7 +164,7 @@ pub(crate) fn exception_exit(
         ExitInfo {
             reason: u32::from(R::EXCEPTION_NMI.0),
             qualification,
-            interruption_info: info.encode(),
+            interruption_info: info,
             interruption_error_code: e.error_code.unwrap_or(0),
             idt_vectoring_info: vectoring,
             idt_vectoring_error_code: vectoring_code,

@@ -448,6 +448,7 @@ fn io_exit(m: &mut Machine, i: &Insn) -> Option<Exit> {
 /// happened, with `rip` saved as the guest's RIP and the instruction's length).
 pub fn check_insn(m: &mut Machine, i: &Insn, rip: u64, _next: u64) -> bool {
     m.nested.vmx.vectoring = None;
+    m.nested.vmx.iret_unblocked_nmi = false;
     if !simple_exceptions_pass(m, i) {
         return false;
     }

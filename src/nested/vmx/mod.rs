@@ -107,6 +107,8 @@ pub struct VmxState {
     /// and error code): an exit during its delivery reports it as IDT-vectoring
     /// information (SDM Vol. 3C 28.2.4).
     pub vectoring: Option<(u32, u32)>,
+    /// The current guest instruction is an IRET that ended (virtual-)NMI blocking.
+    pub iret_unblocked_nmi: bool,
     /// Successful VM entries and VM exits (for reports and benches).
     pub entries: u64,
     /// See `entries`.
@@ -131,6 +133,7 @@ impl Default for VmxState {
             ple: None,
             host_nmi_blocked: false,
             vectoring: None,
+            iret_unblocked_nmi: false,
             entries: 0,
             exits: 0,
         }
@@ -288,9 +291,15 @@ pub(crate) fn disabled_in_guest(m: &Machine, control: u32) -> bool {
 /// Whether IRET ends NMI blocking (SDM Vol. 3C 26.3, IRET): normally yes; in a VMX
 /// guest with "NMI exiting" it does not affect NMI blocking, unless "virtual NMIs" is
 /// also 1, when it ends virtual-NMI blocking (which `cpu.nmi_blocked` then holds).
-pub(crate) fn iret_unblocks_nmi(m: &Machine) -> bool {
+/// In a guest, notes whether this IRET ends (virtual-)NMI blocking, for bit 12 of the
+/// interruption information of an exit caused by a fault of the IRET (28.2.2).
+pub(crate) fn iret_unblocks_nmi(m: &mut Machine) -> bool {
     let s = &m.nested.vmx;
-    !s.non_root
+    let unblocks = !s.non_root
         || !s.pin_on(hvsim_vmx_model::controls::pin::NMI_EXITING)
-        || s.pin_on(hvsim_vmx_model::controls::pin::VIRTUAL_NMIS)
+        || s.pin_on(hvsim_vmx_model::controls::pin::VIRTUAL_NMIS);
+    if s.non_root {
+        m.nested.vmx.iret_unblocked_nmi = unblocks && m.cpu.nmi_blocked;
+    }
+    unblocks
 }
