@@ -196,7 +196,7 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Rdpmc => when(proc_on(m, proc::RDPMC_EXITING), R::RDPMC),
         Mnemonic::Pause => when(pause_exits(m), R::PAUSE),
         Mnemonic::Monitor => when(proc_on(m, proc::MONITOR_EXITING), R::MONITOR),
-        // 28.2.1 Table 28-? "Exit Qualification for MWAIT": bit 0 is 1 if the monitoring
+        // 28.2.1 "Exit Qualification for VM Exits Due to MWAIT": bit 0 is 1 if the monitoring
         // hardware is armed.
         Mnemonic::Mwait => proc_on(m, proc::MWAIT_EXITING)
             .then(|| (R::MWAIT, u64::from(m.cpu.monitor.armed.is_some()), 0)),
