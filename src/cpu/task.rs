@@ -135,6 +135,9 @@ impl Machine {
         if self.cpu.efer & efer::LMA != 0 {
             return gp(0);
         }
+        if crate::nested::task_switch_exits(self, tss_selector, source) {
+            return Ok(());
+        }
         let sel = tss_selector;
         let err = selector_error(sel);
         // IRET finds a bad back link: #TS; JMP/CALL/INT find a bad TSS descriptor: #GP.

@@ -154,6 +154,9 @@ impl Machine {
     /// processor clears B0-B3 for the conditions it reports, SDM Vol. 3A §18.2.3 "Debug
     /// Status Register (DR6)"), BS and BT are added.
     fn raise_debug_trap(&mut self, dr6: u64) -> Option<StopReason> {
+        if let Some(r) = crate::nested::debug_trap(self, dr6) {
+            return r;
+        }
         let hits = dr6 & DR6_BREAKPOINTS;
         let mut v = self.cpu.dr[6] | (dr6 & (DR6_BS | DR6_BT));
         if hits != 0 {

@@ -169,6 +169,7 @@ impl Machine {
             }
             let saved_rf = self.cpu.flags.bit(RF);
             self.record_event(&ev);
+            crate::nested::delivering(self, &ev);
             match self.deliver(ev) {
                 Ok(()) => {
                     if ev.vector == vector::DB {
@@ -179,6 +180,9 @@ impl Machine {
                     return None;
                 }
                 Err(Fault::Exception(e2)) => {
+                    if let Some(r) = crate::nested::exception_during_delivery(self, &ev, &e2) {
+                        return r;
+                    }
                     self.cpu.flags.set_bit(RF, saved_rf);
                     if e2.vector == vector::PF {
                         // A page fault loads CR2 when it is detected, also when it turns

@@ -128,9 +128,9 @@ pub struct Machine {
     /// The PC's devices (see [`platform`]).
     platform: Box<PcPlatform>,
     /// The virtual-clock value at which the next device event is due (`u64::MAX`: none).
-    next_device_event: u64,
+    pub(crate) next_device_event: u64,
     /// Virtual time that passed while every vCPU was halted (part of [`Machine::clock`]).
-    idle: u64,
+    pub(crate) idle: u64,
     /// Everything written to the console (COM1 and the BIOS teletype).
     console: Vec<u8>,
     /// Console input waiting for room in COM1's receiver.

@@ -66,7 +66,7 @@ pub(crate) fn intercept_insn(m: &mut Machine, insn: &Insn, rip: u64, next_rip: u
 /// intercept (a CR or EFER write trap) exited to L1.
 pub(crate) fn after_insn(m: &mut Machine) -> bool {
     match m.cpuid.vendor() {
-        Vendor::Intel => false,
+        Vendor::Intel => vmx::events::after_insn(m),
         Vendor::Amd => svm::intercepts::after_insn(m),
     }
 }
@@ -85,6 +85,66 @@ pub(crate) fn on_exception(
     }
 }
 
+/// Called before an event is delivered through the IDT (by the ordinary delivery of
+/// exceptions, NMIs and interrupts): a VMX exit during the delivery reports the event as
+/// IDT-vectoring information.
+#[inline]
+pub(crate) fn delivering(m: &mut Machine, ev: &crate::cpu::interrupt::Event) {
+    if m.nested.vmx.non_root {
+        vmx::events::delivering(m, ev);
+    }
+}
+
+/// Called when delivering `ev` raised exception `e` in a nested guest, before the
+/// #DF/shutdown rules: `Some(outcome)` if the nested layer turned it into an exit.
+pub(crate) fn exception_during_delivery(
+    m: &mut Machine,
+    ev: &crate::cpu::interrupt::Event,
+    e: &Exception,
+) -> Option<Option<StopReason>> {
+    match m.cpuid.vendor() {
+        Vendor::Intel => vmx::events::exception_during_delivery(m, ev, e),
+        Vendor::Amd => None,
+    }
+}
+
+/// Called by INT n, INT3, INTO and INT1 before they deliver `ev`: `Some(result)` if the
+/// nested layer turned the event into an exit (the VMX exception bitmap selects the
+/// software exceptions #BP, #OF and INT1's #DB).
+#[inline]
+pub(crate) fn software_event(
+    m: &mut Machine,
+    ev: &crate::cpu::interrupt::Event,
+) -> Option<crate::cpu::fault::ExecResult> {
+    if !m.nested.vmx.non_root {
+        return None;
+    }
+    vmx::events::software_event(m, ev)
+}
+
+/// Called when a task switch starts (after the gate and descriptor privilege checks of
+/// its caller): `true` if it exited to L1 instead (VMX task switches exit
+/// unconditionally).
+#[inline]
+pub(crate) fn task_switch_exits(
+    m: &mut Machine,
+    tss_selector: u16,
+    source: crate::cpu::task::TaskSwitchSource,
+) -> bool {
+    m.nested.vmx.non_root && vmx::intercepts::task_switch(m, tss_selector, source)
+}
+
+/// Called for a #DB trap (single step, data or I/O breakpoint, task switch) of a guest
+/// instruction, with the DR6 bits it reports, before DR6 is written: `Some(outcome)` if
+/// the nested layer turned it into an exit.
+#[inline]
+pub(crate) fn debug_trap(m: &mut Machine, dr6: u64) -> Option<Option<StopReason>> {
+    if !m.nested.vmx.non_root {
+        return None;
+    }
+    vmx::events::debug_trap(m, dr6)
+}
+
 /// Called for [`Fault::NestedPageFault`](crate::cpu::fault::Fault::NestedPageFault),
 /// with RIP back at the faulting instruction: performs the recorded #VMEXIT.
 pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<StopReason> {
@@ -96,7 +156,7 @@ pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<
 /// `Some(result)` replaces the ordinary event processing; `None` lets it run.
 pub(crate) fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
     match m.cpuid.vendor() {
-        Vendor::Intel => vmx::intercepts::service_events(m),
+        Vendor::Intel => vmx::events::service_events(m),
         Vendor::Amd => svm::events::service_events(m),
     }
 }

@@ -23,6 +23,9 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 /// return address. A fault during delivery is a fault of the instruction.
 fn software(m: &mut Machine, vector: u8, source: EventSource) -> ExecResult {
     let ev = Event { vector, source, error_code: None };
+    if let Some(r) = crate::nested::software_event(m, &ev) {
+        return r;
+    }
     m.record_event(&ev);
     m.deliver(ev)
 }

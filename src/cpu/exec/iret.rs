@@ -25,7 +25,9 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 
 fn iret<const SIZE: u8>(m: &mut Machine, _i: &Insn) -> ExecResult {
     // IRET ends NMI blocking even if it faults (SDM Vol. 3A §6.7.1).
-    m.cpu.nmi_blocked = false;
+    if crate::nested::vmx::iret_unblocks_nmi(m) {
+        m.cpu.nmi_blocked = false;
+    }
     let r = match m.cpu.mode {
         CpuMode::Real => real(m, SIZE),
         CpuMode::V86 => v86(m, SIZE),

@@ -210,7 +210,9 @@ fn tsc_aux(m: &Machine) -> u64 {
 
 fn rdtscp(m: &mut Machine, i: &Insn) -> ExecResult {
     // #UD if CPUID.80000001H:EDX.RDTSCP = 0.
-    if !m.cpuid.has(Feature::Rdtscp) {
+    if !m.cpuid.has(Feature::Rdtscp)
+        || crate::nested::vmx::disabled_in_guest(m, hvsim_vmx_model::controls::proc2::ENABLE_RDTSCP)
+    {
         return ud();
     }
     rdtsc(m, i)?;

@@ -38,7 +38,14 @@ pub(super) fn select(i: &Instruction) -> Option<Handler> {
 fn invpcid(m: &mut Machine, i: &Insn) -> ExecResult {
     // "#UD: The INVPCID instruction is not recognized in virtual-8086 mode", and "If
     // CPUID.(EAX=07H, ECX=0H):EBX.INVPCID (bit 10) = 0".
-    if m.cpu.mode == CpuMode::V86 || i.ops[1] != Op::Mem || !m.cpuid.has(Feature::Invpcid) {
+    if m.cpu.mode == CpuMode::V86
+        || i.ops[1] != Op::Mem
+        || !m.cpuid.has(Feature::Invpcid)
+        || crate::nested::vmx::disabled_in_guest(
+            m,
+            hvsim_vmx_model::controls::proc2::ENABLE_INVPCID,
+        )
+    {
         return ud();
     }
     if m.cpu.cpl != 0 {

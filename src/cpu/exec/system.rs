@@ -165,7 +165,7 @@ fn mov_from_cr(m: &mut Machine, i: &Insn) -> ExecResult {
         2 => m.cpu.cr2,
         3 => m.cpu.cr3,
         4 => crate::nested::vmx::cr_read_value(m, 4, m.cpu.cr4),
-        _ => m.cpu.cr8 & 0xF,
+        _ => crate::nested::vmx::tpr_shadow::read_cr8(m).unwrap_or(m.cpu.cr8 & 0xF),
     };
     set_gpr_operand(m, i, 0, v);
     Ok(())
@@ -187,6 +187,9 @@ fn mov_to_cr(m: &mut Machine, i: &Insn) -> ExecResult {
             // CR8: TPR in bits 3:0; bits 63:4 reserved.
             if v & !0xF != 0 {
                 return gp(0);
+            }
+            if crate::nested::vmx::tpr_shadow::write_cr8(m, v) {
+                return Ok(());
             }
             m.cpu.cr8 = v;
             Ok(())

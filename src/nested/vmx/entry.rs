@@ -6,7 +6,8 @@
 use super::exit::{entry_failure_exit, SEG_FIELDS};
 use super::instructions::{fail, fail_invalid, succeed};
 use crate::cpu::access::MAXPHYADDR;
-use crate::cpu::fault::{ExecResult, Fault};
+use crate::cpu::debug::{DR6_BREAKPOINTS, DR6_BS};
+use crate::cpu::fault::{vector, Exception, ExecResult, Fault};
 use crate::cpu::interrupt::{Event, EventSource};
 use crate::cpu::msr;
 use crate::cpu::regs::{attr, cr0, efer, DescriptorTable, Segment};
@@ -19,7 +20,7 @@ use hvsim_vmx_model::entry_checks::{
 };
 use hvsim_vmx_model::exit_info::{InterruptionInfo, InterruptionType};
 use hvsim_vmx_model::vmcs_fields as f;
-use hvsim_vmx_model::{LaunchState, VmInstructionError, Vmcs};
+use hvsim_vmx_model::{ExitInfo, LaunchState, VmInstructionError, Vmcs, VmxExitReason};
 
 /// Interruptibility-state bits (SDM Vol. 3C 25.4.2 Table 25-3).
 pub mod interruptibility {
@@ -118,6 +119,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     };
     m.nested.vmx.last_entry_failure = None;
     succeed(m);
+    m.nested.vmx.host_nmi_blocked = m.cpu.nmi_blocked;
     load_guest(m, &plan);
     if let Some(c) = m.nested.vmx.current.as_mut() {
         c.vmcs.launch_state = LaunchState::Launched;
@@ -125,6 +127,9 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     m.nested.vmx.non_root = true;
     m.nested.vmx.entries += 1;
     tracing::debug!(target: "hvsim::nested", vmcs = pa, rip = m.cpu.rip, launch, "VM entry");
+    let injecting =
+        InterruptionInfo::decode(m.nested.vmx.field(f::VM_ENTRY_INTERRUPTION_INFO) as u32).valid;
+    super::events::on_entry(m, injecting);
     inject(m)
 }
 
@@ -217,7 +222,7 @@ fn inject(m: &mut Machine) -> ExecResult {
     let raw = m.nested.vmx.field(f::VM_ENTRY_INTERRUPTION_INFO) as u32;
     let info = InterruptionInfo::decode(raw);
     if !info.valid {
-        return Ok(());
+        return pending_debug_exception(m);
     }
     let len = m.nested.vmx.field(f::VM_ENTRY_INSTRUCTION_LENGTH);
     let source = match info.kind {
@@ -245,9 +250,16 @@ fn inject(m: &mut Machine) -> ExecResult {
     let error_code = info
         .deliver_error_code
         .then(|| m.nested.vmx.field(f::VM_ENTRY_EXCEPTION_ERROR_CODE) as u32);
-    match m.deliver(Event { vector: info.vector, source, error_code }) {
+    let ev = Event { vector: info.vector, source, error_code };
+    super::events::delivering(m, &ev);
+    match m.deliver(ev) {
         Ok(()) => Ok(()),
         Err(Fault::Exception(e)) => {
+            // An exception during the injection that the exception bitmap selects
+            // exits with the injected event as IDT-vectoring information (28.2.4).
+            if super::events::exception_during_delivery(m, &ev, &e).is_some() {
+                return Ok(());
+            }
             // Delivered (or turned into #DF or shutdown, or a VM exit through the
             // exception bitmap) by the run loop, in the guest.
             m.cpu.rip_committed = true;
@@ -255,4 +267,40 @@ fn inject(m: &mut Machine) -> ExecResult {
         }
         Err(f) => Err(f),
     }
+}
+
+/// SDM Vol. 3C 27.7.3 "Delivery of Pending Debug Exceptions after VM Entry": without
+/// event injection and blocking by MOV SS, the B3-B0 and BS bits of the guest's
+/// pending-debug-exceptions field become a #DB trap before the first guest instruction.
+/// The exception bitmap may turn it into an exit (reason 0, the bits as the exit
+/// qualification, 28.2.1); otherwise DR6 receives the bits (B3-B0 replacing the old
+/// ones) and the #DB is delivered in the guest, followed by a pending MTF exit.
+fn pending_debug_exception(m: &mut Machine) -> ExecResult {
+    let bits = m.nested.vmx.field(f::GUEST_PENDING_DEBUG_EXCEPTIONS) & (DR6_BREAKPOINTS | DR6_BS);
+    let mov_ss = m.nested.vmx.field(f::GUEST_INTERRUPTIBILITY_STATE) & interruptibility::MOV_SS;
+    if bits == 0 || mov_ss != 0 {
+        return Ok(());
+    }
+    let db = Exception::new(vector::DB);
+    if super::intercepts::exception_exits(m, &db) {
+        let info = InterruptionInfo::new(vector::DB, InterruptionType::HardwareException, false);
+        super::exit::vm_exit(
+            m,
+            ExitInfo {
+                reason: u32::from(VmxExitReason::EXCEPTION_NMI.0),
+                qualification: bits,
+                interruption_info: info.encode(),
+                ..ExitInfo::default()
+            },
+        );
+        return Ok(());
+    }
+    let dr6 = m.cpu.dr[6];
+    let dr6 = if bits & DR6_BREAKPOINTS != 0 { dr6 & !DR6_BREAKPOINTS } else { dr6 };
+    m.cpu.dr[6] = dr6 | bits;
+    // VMLAUNCH/VMRESUME does not retire with the #DB (whose delivery makes an MTF exit
+    // pending, see `intercepts::on_exception`).
+    m.nested.vmx.mtf_since = m.cpu.insn_count;
+    m.cpu.rip_committed = true;
+    Err(Fault::from(db))
 }

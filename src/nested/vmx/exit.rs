@@ -5,11 +5,14 @@
 
 use super::entry::{activity, interruptibility, AR_UNUSABLE};
 use crate::cpu::access::MAXPHYADDR;
+use crate::cpu::debug::{DR6_BREAKPOINTS, DR6_BS};
+use crate::cpu::flags::TF;
 use crate::cpu::msr;
 use crate::cpu::regs::{attr, cr0, cr4, efer, DescriptorTable, SegReg, Segment};
 use crate::machine::Machine;
 use hvsim_mmu::Gpa;
-use hvsim_vmx_model::controls::{entry as entry_ctl, exit as exit_ctl};
+use hvsim_vmx_model::controls::{entry as entry_ctl, exit as exit_ctl, pin};
+use hvsim_vmx_model::entry_checks::msr_load::{ENTRY_SIZE, IA32_SMM_MONITOR_CTL};
 use hvsim_vmx_model::exit_info::InterruptionInfo;
 use hvsim_vmx_model::vmcs_fields as f;
 use hvsim_vmx_model::{ExitInfo, Vmcs, VmxExitReason};
@@ -18,6 +21,8 @@ use hvsim_vmx_model::{ExitInfo, Vmcs, VmxExitReason};
 pub mod abort {
     /// Host checking of the PDPTEs failed.
     pub const HOST_PDPTE: u32 = 2;
+    /// Saving guest MSRs (the VM-exit MSR-store area) failed.
+    pub const GUEST_MSR_SAVE: u32 = 1;
     /// Loading host MSRs failed.
     pub const HOST_MSR_LOAD: u32 = 4;
 }
@@ -41,6 +46,9 @@ impl SegFields {
     }
 }
 
+/// IA32_SMBASE (readable and writable only in SMM).
+const IA32_SMBASE: u32 = 0x9E;
+
 /// DR7 after a VM exit (28.5.1: "DR7 is set to 400H").
 const DR7_EXIT: u64 = 0x400;
 
@@ -54,16 +62,82 @@ pub fn vm_exit(m: &mut Machine, info: ExitInfo) {
     let Some(mut cur) = m.nested.vmx.current.take() else {
         return;
     };
-    save_guest(m, &mut cur.vmcs);
+    let mut info = info;
+    // 28.2.4: an exit during the delivery of an event records that event.
+    if let (0, Some((vectoring, code))) = (info.idt_vectoring_info, m.nested.vmx.vectoring) {
+        info.idt_vectoring_info = vectoring;
+        info.idt_vectoring_error_code = code;
+    }
+    save_guest(m, &mut cur.vmcs, &info);
     // 28.2.x: the valid bit of the VM-entry interruption-information field is cleared.
     let ei = cur.vmcs.get(f::VM_ENTRY_INTERRUPTION_INFO);
     cur.vmcs.set(f::VM_ENTRY_INTERRUPTION_INFO, ei & !u64::from(InterruptionInfo::VALID));
     cur.vmcs.set_exit_info(&info);
+    let virtual_nmis = cur.vmcs.get(f::PIN_BASED_CONTROLS) & u64::from(pin::VIRTUAL_NMIS) != 0;
+    let pa = cur.pa;
     m.nested.vmx.current = Some(cur);
-    m.nested.vmx.non_root = false;
-    m.nested.vmx.exits += 1;
+    let s = &mut m.nested.vmx;
+    s.non_root = false;
+    s.exits += 1;
+    s.timer = None;
+    s.mtf_pending = false;
+    s.tpr_check_pending = false;
+    s.vectoring = None;
+    // Blocking by NMI was virtual-NMI blocking in the guest: L1's own returns.
+    if virtual_nmis {
+        m.cpu.nmi_blocked = m.nested.vmx.host_nmi_blocked;
+    }
+    // The exit takes the instruction boundary: a single-step trap or a data breakpoint
+    // of the guest instruction is not delivered to L1 (the pending-debug-exceptions
+    // field holds what the guest had pending).
+    m.cpu.delivered = true;
+    m.cpu.debug.pending = 0;
     tracing::debug!(target: "hvsim::nested", reason = info.reason, qualification = info.qualification, rip = m.cpu.rip, "VM exit: {}", VmxExitReason(info.reason as u16));
+    // 28.4 "Saving MSRs": the VM-exit MSR-store area, after the guest state.
+    if store_guest_msrs(m).is_err() {
+        return vmx_abort(m, pa, abort::GUEST_MSR_SAVE);
+    }
     load_host(m);
+}
+
+/// An MSR that VM exits neither store nor load (SDM Vol. 3C 28.4, 28.6): the x2APIC
+/// MSRs (bits 31:8 = 000008H), IA32_SMBASE and IA32_SMM_MONITOR_CTL.
+fn msr_area_excluded(index: u32) -> bool {
+    index >> 8 == 0x8 || index == IA32_SMBASE || index == IA32_SMM_MONITOR_CTL
+}
+
+/// Reads entry `k` of an MSR area (16 bytes: index, reserved bits 63:32, data).
+fn msr_area_entry(m: &mut Machine, area: u64, k: u64) -> (u64, u64) {
+    let mut e = [0u8; 16];
+    m.phys_read(Gpa(area.wrapping_add(ENTRY_SIZE * k)), &mut e);
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&e[..8]);
+    hi.copy_from_slice(&e[8..]);
+    (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
+}
+
+/// 28.4 "Saving MSRs": for each entry of the VM-exit MSR-store area, the MSR's value is
+/// stored in the entry's data field; an entry with reserved bits set, an excluded MSR or
+/// one RDMSR cannot read fails (a VMX abort).
+fn store_guest_msrs(m: &mut Machine) -> Result<(), ()> {
+    let count = m.nested.vmx.field(f::VM_EXIT_MSR_STORE_COUNT);
+    let area = m.nested.vmx.field(f::VM_EXIT_MSR_STORE_ADDR);
+    let max = u64::from(m.nested.vmx.caps.max_msr_list());
+    for k in 0..count.min(max + 1) {
+        if k == max {
+            return Err(());
+        }
+        let (lo, _) = msr_area_entry(m, area, k);
+        let index = lo as u32;
+        if lo >> 32 != 0 || msr_area_excluded(index) {
+            return Err(());
+        }
+        let value = crate::cpu::exec::read_msr(m, index).ok_or(())?;
+        let at = area.wrapping_add(ENTRY_SIZE * k + 8);
+        m.phys_write(Gpa(at), &value.to_le_bytes());
+    }
+    Ok(())
 }
 
 /// A VM-entry failure exit (27.8): exit reason (with bit 31) and qualification, then
@@ -85,7 +159,7 @@ fn ar_of(s: &Segment, null_is_unusable: bool) -> u64 {
 }
 
 /// Saves the guest state (SDM Vol. 3C 28.3 "Saving Guest State").
-fn save_guest(m: &Machine, v: &mut Vmcs) {
+fn save_guest(m: &Machine, v: &mut Vmcs, info: &ExitInfo) {
     let c = &m.cpu;
     let exit = v.get(f::PRIMARY_VM_EXIT_CONTROLS) as u32;
     v.set(f::GUEST_CR0, c.cr0);
@@ -141,7 +215,37 @@ fn save_guest(m: &Machine, v: &mut Vmcs) {
     }
     v.set(f::GUEST_INTERRUPTIBILITY_STATE, int);
     v.set(f::GUEST_ACTIVITY_STATE, if c.halted { activity::HLT } else { activity::ACTIVE });
-    v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+    v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, pending_debug_exceptions(m, info));
+    // 28.3.4: with "save VMX-preemption timer value" the timer's value is saved (0 for
+    // an exit caused by its expiry).
+    if exit & exit_ctl::SAVE_PREEMPTION_TIMER_VALUE != 0 {
+        if let Some(t) = m.nested.vmx.timer {
+            v.set(f::VMX_PREEMPTION_TIMER_VALUE, u64::from(t.remaining(m.clock())));
+        }
+    }
+}
+
+/// The pending-debug-exceptions field a VM exit saves (SDM Vol. 3C 28.3.4 "Saving
+/// Non-Register State"): clear, except for exits with reason "TPR below threshold" or
+/// "monitor trap flag" and for exits not caused by a debug exception while MOV SS blocks
+/// debug exceptions; those record the debug exceptions pending: the matched breakpoints
+/// (B3-B0) and BS when RFLAGS.TF = 1 (a single-step trap of the last instruction, or of
+/// the MOV SS whose trap is held back).
+fn pending_debug_exceptions(m: &Machine, info: &ExitInfo) -> u64 {
+    use hvsim_vmx_model::VmxExitReason as R;
+    let c = &m.cpu;
+    let basic = info.reason as u16;
+    let mov_ss = (c.insn_count == c.shadow_at || c.shadow_pending) && m.nested.vmx.shadow_by_mov_ss;
+    let debug_exit = basic == R::EXCEPTION_NMI.0
+        && InterruptionInfo::decode(info.interruption_info).vector == crate::cpu::fault::vector::DB;
+    let records = basic == R::TPR_BELOW_THRESHOLD.0
+        || basic == R::MONITOR_TRAP_FLAG.0
+        || (mov_ss && !debug_exit);
+    if !records {
+        return 0;
+    }
+    let single_step = if c.flags.bit(TF) { DR6_BS } else { 0 };
+    (c.debug.pending & DR6_BREAKPOINTS) | single_step
 }
 
 /// A host data segment: usable flat (type 3, DPL 0, D/B, G) unless the selector is 0.
@@ -248,14 +352,19 @@ fn load_host(m: &mut Machine) {
     crate::cpu::exec::paging_changed(m);
     m.cpu.cpl = 0;
     // 28.6 "Loading MSRs": the VM-exit MSR-load area.
+    // An entry with reserved bits set, an excluded MSR (28.6: x2APIC MSRs, IA32_SMBASE,
+    // IA32_SMM_MONITOR_CTL) or a value WRMSR would refuse is a VMX abort.
     let count = m.nested.vmx.field(f::VM_EXIT_MSR_LOAD_COUNT);
     let area = m.nested.vmx.field(f::VM_EXIT_MSR_LOAD_ADDR);
-    for k in 0..count.min(512) {
-        let mut e = [0u8; 16];
-        m.phys_read(Gpa(area.wrapping_add(16 * k)), &mut e);
-        let index = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
-        let value = u64::from_le_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
-        if crate::cpu::exec::write_msr(m, index, value).is_err() {
+    let max = u64::from(m.nested.vmx.caps.max_msr_list());
+    for k in 0..count.min(max + 1) {
+        let (lo, value) = msr_area_entry(m, area, k);
+        let index = lo as u32;
+        if k == max
+            || lo >> 32 != 0
+            || msr_area_excluded(index)
+            || crate::cpu::exec::write_msr(m, index, value).is_err()
+        {
             return vmx_abort(m, pa, abort::HOST_MSR_LOAD);
         }
     }

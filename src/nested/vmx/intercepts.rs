@@ -10,18 +10,18 @@
 use super::exit::vm_exit;
 use super::instructions::ud_conditions;
 use crate::cpu::fault::Exception;
-use crate::cpu::flags::{IF, IOPL};
+use crate::cpu::flags::IOPL;
 use crate::cpu::insn::{gpr_of, Insn, Op, NO_REG};
 use crate::cpu::regs::{cr0, cr4, SegReg};
+use crate::cpu::task::TaskSwitchSource;
 use crate::cpu::{vector, CpuMode};
 use crate::machine::{Machine, StopReason};
 use hvsim_decoder::iced::{Code, Mnemonic, OpKind};
 use hvsim_mmu::Gpa;
-use hvsim_vmx_model::controls::{exit as exit_ctl, pin, proc, proc2};
+use hvsim_vmx_model::controls::{proc, proc2};
 use hvsim_vmx_model::exit_info::{
     displacement_qualification, linear_address_qualification, AddressSize, CrAccessQualification,
-    CrAccessType, InsOutsInfo, InstructionInfo, InterruptionInfo, InterruptionType,
-    IoQualification, MovDrQualification,
+    CrAccessType, InsOutsInfo, InstructionInfo, IoQualification, MovDrQualification,
 };
 use hvsim_vmx_model::vmcs_fields as f;
 use hvsim_vmx_model::{ExitInfo, VmxExitReason as R};
@@ -40,16 +40,11 @@ fn field(m: &Machine, e: u32) -> u64 {
 }
 
 fn proc_on(m: &Machine, bit: u32) -> bool {
-    field(m, f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(bit) != 0
+    m.nested.vmx.proc_on(bit)
 }
 
 fn proc2_on(m: &Machine, bit: u32) -> bool {
-    proc_on(m, proc::ACTIVATE_SECONDARY_CONTROLS)
-        && field(m, f::SECONDARY_PROC_BASED_CONTROLS) & u64::from(bit) != 0
-}
-
-fn pin_on(m: &Machine, bit: u32) -> bool {
-    field(m, f::PIN_BASED_CONTROLS) & u64::from(bit) != 0
+    m.nested.vmx.proc2_on(bit)
 }
 
 /// The exceptions with priority over an instruction's exit (see the module docs):
@@ -83,7 +78,17 @@ fn simple_exceptions_pass(m: &Machine, i: &Insn) -> bool {
         | Mnemonic::Xsetbv
         | Mnemonic::Mov => cpl0,
         Mnemonic::Rdpmc => cpl0 || m.cpu.cr4 & cr4::PCE != 0,
-        Mnemonic::Rdtsc | Mnemonic::Rdtscp => cpl0 || m.cpu.cr4 & cr4::TSD == 0,
+        Mnemonic::Rdtsc => cpl0 || m.cpu.cr4 & cr4::TSD == 0,
+        // 26.3: RDTSCP is #UD without "enable RDTSCP".
+        Mnemonic::Rdtscp => {
+            proc2_on(m, proc2::ENABLE_RDTSCP) && (cpl0 || m.cpu.cr4 & cr4::TSD == 0)
+        }
+        // 26.3: INVPCID is #UD without "enable INVPCID"; #GP at CPL > 0.
+        Mnemonic::Invpcid => proc2_on(m, proc2::ENABLE_INVPCID) && cpl0,
+        // MONITOR/MWAIT: #UD at CPL > 0, in virtual-8086 mode or without CPUID.MONITOR.
+        Mnemonic::Monitor | Mnemonic::Mwait => {
+            cpl0 && m.cpu.mode != CpuMode::V86 && m.cpuid.has(crate::cpuid::Feature::Monitor)
+        }
         Mnemonic::Sgdt | Mnemonic::Sidt | Mnemonic::Sldt | Mnemonic::Str | Mnemonic::Smsw => {
             cpl0 || m.cpu.cr4 & cr4::UMIP == 0
         }
@@ -137,6 +142,21 @@ fn instruction_info(i: &Insn, rm: usize, reg2: Option<u32>) -> u32 {
     .encode()
 }
 
+/// The instruction information of RDRAND and RDSEED (SDM Vol. 3C 28.2.5, "Format of the
+/// VM-Exit Instruction-Information Field as Used for RDRAND, RDSEED, TPAUSE, and
+/// UMWAIT"): bits 6:3 the destination register, bits 12:11 the operand size (0 16-bit,
+/// 1 32-bit, 2 64-bit).
+fn random_instruction_info(i: &Insn) -> u32 {
+    const REG_SHIFT: u32 = 3;
+    const SIZE_SHIFT: u32 = 11;
+    let size = match i.osize {
+        2 => 0,
+        4 => 1,
+        _ => 2,
+    };
+    u32::from(gpr_operand(i, 0) & 0xF) << REG_SHIFT | size << SIZE_SHIFT
+}
+
 /// The displacement qualification of an instruction with a memory operand.
 fn displacement(i: &Insn) -> u64 {
     if i.ops.contains(&Op::Mem) {
@@ -174,12 +194,25 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Rdtsc => when(proc_on(m, proc::RDTSC_EXITING), R::RDTSC),
         Mnemonic::Rdtscp => when(proc_on(m, proc::RDTSC_EXITING), R::RDTSCP),
         Mnemonic::Rdpmc => when(proc_on(m, proc::RDPMC_EXITING), R::RDPMC),
-        Mnemonic::Pause => when(proc_on(m, proc::PAUSE_EXITING), R::PAUSE),
+        Mnemonic::Pause => when(pause_exits(m), R::PAUSE),
+        Mnemonic::Monitor => when(proc_on(m, proc::MONITOR_EXITING), R::MONITOR),
+        // 28.2.1 "Exit Qualification for VM Exits Due to MWAIT": bit 0 is 1 if the monitoring
+        // hardware is armed.
+        Mnemonic::Mwait => proc_on(m, proc::MWAIT_EXITING)
+            .then(|| (R::MWAIT, u64::from(m.cpu.monitor.armed.is_some()), 0)),
+        // 26.1.3: INVPCID exits with "INVLPG exiting" (and "enable INVPCID", checked
+        // above); qualification and instruction information as for INVEPT (28.2.5).
+        Mnemonic::Invpcid => proc_on(m, proc::INVLPG_EXITING)
+            .then(|| (R::INVPCID, displacement(i), instruction_info(i, 1, Some(0)))),
         Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => {
             when(proc2_on(m, proc2::WBINVD_EXITING), R::WBINVD)
         }
-        Mnemonic::Rdrand => when(proc2_on(m, proc2::RDRAND_EXITING), R::RDRAND),
-        Mnemonic::Rdseed => when(proc2_on(m, proc2::RDSEED_EXITING), R::RDSEED),
+        Mnemonic::Rdrand => {
+            proc2_on(m, proc2::RDRAND_EXITING).then(|| (R::RDRAND, 0, random_instruction_info(i)))
+        }
+        Mnemonic::Rdseed => {
+            proc2_on(m, proc2::RDSEED_EXITING).then(|| (R::RDSEED, 0, random_instruction_info(i)))
+        }
         Mnemonic::Invlpg => proc_on(m, proc::INVLPG_EXITING).then(|| {
             let lin = m.cpu.seg(i.mem.seg).base.wrapping_add(i.ea(m));
             let q = linear_address_qualification(lin, m.cpu.mode == CpuMode::Long64);
@@ -211,6 +244,28 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Mov => mov_cr_dr_exit(m, i),
         _ => io_exit(m, i),
     }
+}
+
+/// PAUSE (26.1.3): always exits with "PAUSE exiting"; otherwise, at CPL 0 with
+/// "PAUSE-loop exiting", when the PAUSE loop it belongs to has run longer than
+/// PLE_Window. A PAUSE more than PLE_Gap TSC ticks after the previous one (or the first
+/// after VM entry) starts a new loop. Times are TSC values of the deterministic clock.
+fn pause_exits(m: &mut Machine) -> bool {
+    if proc_on(m, proc::PAUSE_EXITING) {
+        return true;
+    }
+    if !proc2_on(m, proc2::PAUSE_LOOP_EXITING) || m.cpu.cpl != 0 {
+        return false;
+    }
+    let now = m.clock();
+    let gap = field(m, f::PLE_GAP) & 0xFFFF_FFFF;
+    let window = field(m, f::PLE_WINDOW) & 0xFFFF_FFFF;
+    let first = match m.nested.vmx.ple {
+        Some((last, first)) if now.saturating_sub(last) <= gap => first,
+        _ => now,
+    };
+    m.nested.vmx.ple = Some((now, first));
+    now.saturating_sub(first) > window
 }
 
 fn cr_qual(cr: u8, access: CrAccessType, gpr: u8, lmsw_source: u16, lmsw_memory: bool) -> u64 {
@@ -392,6 +447,8 @@ fn io_exit(m: &mut Machine, i: &Insn) -> Option<Exit> {
 /// The hook before each guest instruction: `true` if it exited (the VM exit has
 /// happened, with `rip` saved as the guest's RIP and the instruction's length).
 pub fn check_insn(m: &mut Machine, i: &Insn, rip: u64, _next: u64) -> bool {
+    m.nested.vmx.vectoring = None;
+    m.nested.vmx.iret_unblocked_nmi = false;
     if !simple_exceptions_pass(m, i) {
         return false;
     }
@@ -431,84 +488,67 @@ pub fn exception_exits(m: &Machine, e: &Exception) -> bool {
 /// An exception in the guest: a VM exit through the exception bitmap (reason 0, with
 /// the interruption information, the error code and for #PF the linear address as the
 /// qualification, CR2 unchanged; 28.2.2), else delivered in the guest, where a triple
-/// fault is a VM exit (26.2 "Other Causes of VM Exits").
+/// fault is a VM exit (26.2 "Other Causes of VM Exits"). With the monitor trap flag an
+/// MTF exit is pending after the delivery (26.7.2).
 pub fn on_exception(
     m: &mut Machine,
     e: Exception,
     insn: Option<&Insn>,
 ) -> Option<Option<StopReason>> {
     if exception_exits(m, &e) {
-        let info = InterruptionInfo::new(
-            e.vector,
-            InterruptionType::HardwareException,
-            e.error_code.is_some(),
-        );
-        let qualification = if e.vector == vector::PF { e.cr2 } else { 0 };
-        vm_exit(
-            m,
-            ExitInfo {
-                reason: u32::from(R::EXCEPTION_NMI.0),
-                qualification,
-                interruption_info: info.encode(),
-                interruption_error_code: e.error_code.unwrap_or(0),
-                ..ExitInfo::default()
-            },
-        );
+        // A fault of INT n / INT3 delivery: the event was being delivered (28.2.4).
+        let length = super::events::vectoring_insn_length(m, insn.map_or(0, |i| i.len));
+        super::events::exception_exit(m, &e, 0, 0, length);
         return Some(None);
     }
     let r = m.raise_exception(e, insn);
     if matches!(r, Some(StopReason::Shutdown { .. })) {
-        vm_exit(m, ExitInfo { reason: u32::from(R::TRIPLE_FAULT.0), ..ExitInfo::default() });
+        if m.nested.vmx.non_root {
+            m.nested.vmx.vectoring = None;
+            vm_exit(m, ExitInfo { reason: u32::from(R::TRIPLE_FAULT.0), ..ExitInfo::default() });
+        }
         return Some(None);
+    }
+    if m.nested.vmx.non_root && proc_on(m, proc::MONITOR_TRAP_FLAG) {
+        m.nested.vmx.mtf_pending = true;
     }
     Some(r)
 }
 
-/// The event check in non-root operation (and after a VMX abort): NMI exiting,
-/// external-interrupt exiting and interrupt-window exiting (26.2, 25.6.1, 25.6.2).
-/// `None` lets the ordinary processing deliver through the guest IDT.
-pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
-    if let Some(indicator) = m.nested.vmx.abort {
-        return Some(Err(StopReason::VmxAbort { indicator }));
+/// Task switches exit unconditionally (SDM Vol. 3C 26.1.2 "Instructions That Cause VM
+/// Exits Unconditionally" and 26.4.2 "Treatment of Task Switches"): reason 9 with the
+/// new TSS selector and the source in the qualification (28.2.1); for CALL, JMP and IRET
+/// the saved RIP is the instruction's and its length is recorded; through a task gate in
+/// the IDT the event being delivered is the IDT-vectoring information.
+pub(crate) fn task_switch(m: &mut Machine, tss_selector: u16, source: TaskSwitchSource) -> bool {
+    use hvsim_vmx_model::exit_info::{TaskSwitchQualification, TaskSwitchSource as Q};
+    let (q_source, instruction) = match source {
+        TaskSwitchSource::Call => (Q::Call, true),
+        TaskSwitchSource::Iret => (Q::Iret, true),
+        TaskSwitchSource::Jmp => (Q::Jmp, true),
+        TaskSwitchSource::Interrupt => (Q::TaskGate, false),
+    };
+    let length = (m.cpu.rip.wrapping_sub(m.insn_rip) & m.cpu.ip_mask()) as u32;
+    let instruction_length = if instruction {
+        m.cpu.rip = m.insn_rip;
+        length
+    } else {
+        super::events::vectoring_insn_length(m, length as u8)
+    };
+    if !instruction && instruction_length != 0 {
+        // INT n through a task gate: RIP references the instruction.
+        m.cpu.rip = m.insn_rip;
     }
-    if !m.nested.vmx.non_root {
-        return None;
-    }
-    let shadowed = m.cpu.insn_count == m.cpu.shadow_at;
-    if m.cpu.nmi_pending && pin_on(m, pin::NMI_EXITING) && !shadowed {
-        m.cpu.nmi_pending = false;
-        let info = InterruptionInfo::new(vector::NMI, InterruptionType::Nmi, false);
-        let e = ExitInfo {
-            reason: u32::from(R::EXCEPTION_NMI.0),
-            interruption_info: info.encode(),
+    let qualification =
+        TaskSwitchQualification { selector: tss_selector, source: q_source }.encode();
+    vm_exit(
+        m,
+        ExitInfo {
+            reason: u32::from(R::TASK_SWITCH.0),
+            qualification,
+            instruction_length,
             ..ExitInfo::default()
-        };
-        vm_exit(m, e);
-        return Some(Ok(false));
-    }
-    // With external-interrupt exiting, RFLAGS.IF does not block interrupts (25.3).
-    if m.pending_interrupt().is_some() && pin_on(m, pin::EXTERNAL_INTERRUPT_EXITING) && !shadowed {
-        let ack = field(m, f::PRIMARY_VM_EXIT_CONTROLS)
-            & u64::from(exit_ctl::ACKNOWLEDGE_INTERRUPT_ON_EXIT)
-            != 0;
-        let interruption_info = if ack {
-            m.cpu.intr.take().map_or(0, |v| {
-                InterruptionInfo::new(v, InterruptionType::ExternalInterrupt, false).encode()
-            })
-        } else {
-            0
-        };
-        let e = ExitInfo {
-            reason: u32::from(R::EXTERNAL_INTERRUPT.0),
-            interruption_info,
-            ..ExitInfo::default()
-        };
-        vm_exit(m, e);
-        return Some(Ok(false));
-    }
-    if proc_on(m, proc::INTERRUPT_WINDOW_EXITING) && m.cpu.flags.bit(IF) && !shadowed {
-        vm_exit(m, ExitInfo { reason: u32::from(R::INTERRUPT_WINDOW.0), ..ExitInfo::default() });
-        return Some(Ok(false));
-    }
-    None
+        },
+    );
+    true
 }

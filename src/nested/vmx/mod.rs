@@ -9,15 +9,20 @@
 //! VMXOFF) write a VMCS to its region in hvsim's own format (`Vmcs::to_region`).
 //!
 //! What the Intel model advertises is [`intel_capabilities`]: `hvsim_default()` without
-//! EPT, unrestricted guest, VPID, VM functions, the VMX-preemption timer, virtual NMIs,
-//! TPR shadow, the monitor trap flag and PAUSE-loop exiting (none of which is
-//! implemented in this round). An L2 guest cannot itself use VMX: its VMX instructions
-//! exit to L1.
+//! EPT, unrestricted guest, VPID and VM functions (not implemented in this round). An L2
+//! guest cannot itself use VMX: its VMX instructions exit to L1.
+//!
+//! Events between guest instructions (the VMX-preemption timer, NMI and interrupt
+//! windows, pending MTF exits) are in [`events`]; the timer's arithmetic in
+//! [`preemption_timer`]; CR8 through the virtual-APIC page in [`tpr_shadow`].
 
 pub mod entry;
+pub mod events;
 pub mod exit;
 pub mod instructions;
 pub mod intercepts;
+pub mod preemption_timer;
+pub mod tpr_shadow;
 
 use crate::cpu::access::MAXPHYADDR;
 use crate::cpu::fault::{gp, Fault};
@@ -25,7 +30,7 @@ use crate::cpu::regs::cr0;
 use crate::cpuid::Feature;
 use crate::machine::Machine;
 use hvsim_mmu::Gpa;
-use hvsim_vmx_model::controls::{exit as exit_ctl, pin, proc, proc2};
+use hvsim_vmx_model::controls::{proc, proc2};
 use hvsim_vmx_model::vmcs::REGION_USED_BYTES;
 use hvsim_vmx_model::{vmcs_fields as f, ControlCaps, EntryFailure, Vmcs, VmxCapabilities};
 
@@ -41,24 +46,13 @@ pub fn intel_capabilities() -> VmxCapabilities {
         must_be_one: caps.must_be_one & !u64::from(bits),
         may_be_one: caps.may_be_one & !u64::from(bits),
     };
-    c.pin = drop(c.pin, pin::VIRTUAL_NMIS | pin::ACTIVATE_PREEMPTION_TIMER);
-    c.proc = drop(
-        c.proc,
-        proc::USE_TPR_SHADOW
-            | proc::NMI_WINDOW_EXITING
-            | proc::MONITOR_TRAP_FLAG
-            | proc::MWAIT_EXITING
-            | proc::MONITOR_EXITING,
-    );
     c.proc2 = drop(
         c.proc2,
         proc2::ENABLE_EPT
             | proc2::ENABLE_VPID
             | proc2::UNRESTRICTED_GUEST
-            | proc2::ENABLE_VM_FUNCTIONS
-            | proc2::PAUSE_LOOP_EXITING,
+            | proc2::ENABLE_VM_FUNCTIONS,
     );
-    c.exit = drop(c.exit, exit_ctl::SAVE_PREEMPTION_TIMER_VALUE);
     c.vmfunc = ControlCaps::default();
     c.ept_vpid_cap = 0;
     c
@@ -92,6 +86,29 @@ pub struct VmxState {
     pub abort: Option<u32>,
     /// Interrupts are blocked by MOV SS / POP SS (not STI) while `cpu.shadow_at` holds.
     pub shadow_by_mov_ss: bool,
+    /// The running VMX-preemption timer (pin-based control bit 6), from VM entry to VM
+    /// exit.
+    pub timer: Option<preemption_timer::PreemptionTimer>,
+    /// An MTF VM exit is pending at the next instruction boundary (after an injected
+    /// event or an exception delivered in the guest, SDM Vol. 3C 26.7.2, 27.7.2).
+    pub mtf_pending: bool,
+    /// The instruction count at VM entry: with the monitor trap flag an instruction
+    /// retired since then is followed by an MTF VM exit.
+    pub mtf_since: u64,
+    /// A MOV to CR8 through the TPR shadow retired: the TPR-threshold check follows it.
+    pub tpr_check_pending: bool,
+    /// PAUSE-loop exiting: the TSC of the last PAUSE at CPL 0 and of the first PAUSE of
+    /// the current loop (`None` after VM entry: the next PAUSE starts a loop).
+    pub ple: Option<(u64, u64)>,
+    /// NMI blocking of L1 while a guest with "virtual NMIs" runs (the guest's blocking
+    /// bit is then virtual-NMI blocking, SDM Vol. 3C 25.4.2 Table 25-3).
+    pub host_nmi_blocked: bool,
+    /// The event being delivered in the guest (VM-exit interruption-information format
+    /// and error code): an exit during its delivery reports it as IDT-vectoring
+    /// information (SDM Vol. 3C 28.2.4).
+    pub vectoring: Option<(u32, u32)>,
+    /// The current guest instruction is an IRET that ended (virtual-)NMI blocking.
+    pub iret_unblocked_nmi: bool,
     /// Successful VM entries and VM exits (for reports and benches).
     pub entries: u64,
     /// See `entries`.
@@ -109,6 +126,14 @@ impl Default for VmxState {
             last_entry_failure: None,
             abort: None,
             shadow_by_mov_ss: false,
+            timer: None,
+            mtf_pending: false,
+            mtf_since: 0,
+            tpr_check_pending: false,
+            ple: None,
+            host_nmi_blocked: false,
+            vectoring: None,
+            iret_unblocked_nmi: false,
             entries: 0,
             exits: 0,
         }
@@ -125,6 +150,26 @@ impl VmxState {
     #[inline]
     pub fn field(&self, encoding: u32) -> u64 {
         self.current.as_ref().map_or(0, |c| c.vmcs.get(encoding))
+    }
+
+    /// Whether `bit` of the pin-based VM-execution controls is set.
+    #[inline]
+    pub fn pin_on(&self, bit: u32) -> bool {
+        self.field(f::PIN_BASED_CONTROLS) & u64::from(bit) != 0
+    }
+
+    /// Whether `bit` of the primary processor-based VM-execution controls is set.
+    #[inline]
+    pub fn proc_on(&self, bit: u32) -> bool {
+        self.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(bit) != 0
+    }
+
+    /// Whether `bit` of the secondary processor-based VM-execution controls is in effect
+    /// (set, with "activate secondary controls").
+    #[inline]
+    pub fn proc2_on(&self, bit: u32) -> bool {
+        self.proc_on(proc::ACTIVATE_SECONDARY_CONTROLS)
+            && self.field(f::SECONDARY_PROC_BASED_CONTROLS) & u64::from(bit) != 0
     }
 
     /// The TSC offset in effect: TSC_OFFSET in non-root operation with "use TSC
@@ -233,4 +278,28 @@ pub(crate) fn cr_read_value(m: &Machine, n: u8, v: u64) -> u64 {
     };
     let mask = s.field(mask);
     (v & !mask) | (s.field(shadow) & mask)
+}
+
+/// Whether an instruction that a secondary control enables (`control`: "enable RDTSCP",
+/// "enable INVPCID") is #UD because the vCPU runs a VMX guest without it (SDM Vol. 3C
+/// 26.3 "Changes to Instruction Behavior in VMX Non-Root Operation": "If the 'enable
+/// RDTSCP' VM-execution control is 0, RDTSCP causes an invalid-opcode exception").
+pub(crate) fn disabled_in_guest(m: &Machine, control: u32) -> bool {
+    m.nested.vmx.non_root && !m.nested.vmx.proc2_on(control)
+}
+
+/// Whether IRET ends NMI blocking (SDM Vol. 3C 26.3, IRET): normally yes; in a VMX
+/// guest with "NMI exiting" it does not affect NMI blocking, unless "virtual NMIs" is
+/// also 1, when it ends virtual-NMI blocking (which `cpu.nmi_blocked` then holds).
+/// In a guest, notes whether this IRET ends (virtual-)NMI blocking, for bit 12 of the
+/// interruption information of an exit caused by a fault of the IRET (28.2.2).
+pub(crate) fn iret_unblocks_nmi(m: &mut Machine) -> bool {
+    let s = &m.nested.vmx;
+    let unblocks = !s.non_root
+        || !s.pin_on(hvsim_vmx_model::controls::pin::NMI_EXITING)
+        || s.pin_on(hvsim_vmx_model::controls::pin::VIRTUAL_NMIS);
+    if s.non_root {
+        m.nested.vmx.iret_unblocked_nmi = unblocks && m.cpu.nmi_blocked;
+    }
+    unblocks
 }
