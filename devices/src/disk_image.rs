@@ -446,7 +446,10 @@ mod tests {
         let mut other = vec![7u8; 4 * SECTOR_SIZE];
         other[5] = 8;
         assert_ne!(DiskImage::from_bytes(other).unwrap().fingerprint(), before);
-        assert_ne!(DiskImage::from_bytes(vec![7u8; 8 * SECTOR_SIZE]).unwrap().fingerprint(), before);
+        assert_ne!(
+            DiskImage::from_bytes(vec![7u8; 8 * SECTOR_SIZE]).unwrap().fingerprint(),
+            before
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub const ATTR_L: u64 = 1 << 9;
 pub const ATTR_D: u64 = 1 << 10;
 
 /// Why VMRUN failed: the check and the field value it rejected.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 #[error("VMEXIT_INVALID: {} (VMCB offset {field:#05x} = {value:#x}; {})", .check.info().description, .check.info().section)]
 pub struct InvalidVmcb {
     /// The failed check.

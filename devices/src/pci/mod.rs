@@ -53,7 +53,9 @@ pub const CONFIG_ENABLE: u32 = 1 << 31;
 pub const CONFIG_ADDRESS_MASK: u32 = CONFIG_ENABLE | 0x00FF_FFFC;
 
 /// A PCI function's address (bus, device, function).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Bdf {
     /// Bus number.
     pub bus: u8,
