@@ -216,7 +216,10 @@ impl Machine {
                 cfg.cpus
             )));
         }
-        let mut m = Machine::new(&cfg).map_err(|e| bad(e.to_string()))?;
+        // The machine is built with a token RAM, replaced by the saved one (whose map is
+        // what counts; a damaged size in the configuration allocates nothing).
+        let small = MachineConfig { mem_size: 0x1000, ..cfg.clone() };
+        let mut m = Machine::new(&small).map_err(|e| bad(e.to_string()))?;
         m.mem = s.memory.restore()?;
         let mut cpus = s.cpus;
         for c in &mut cpus {
