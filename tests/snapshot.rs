@@ -265,8 +265,7 @@ fn nested_svm() -> Machine {
     img.set_u64(vmcb::RSP, L2_STACK);
     img.set_u64(vmcb::RFLAGS, 2);
     img.write(vmcb::GUEST_ASID, 4, 1);
-    let vmrun_and_vmmcall =
-        icpt::INTERCEPT_VMRUN.mask() | icpt::INTERCEPT_VMMCALL.mask();
+    let vmrun_and_vmmcall = icpt::INTERCEPT_VMRUN.mask() | icpt::INTERCEPT_VMMCALL.mask();
     assert_eq!(icpt::INTERCEPT_VMRUN.word, icpt::INTERCEPT_VMMCALL.word);
     img.write(icpt::INTERCEPT_VMRUN.word, 4, u64::from(vmrun_and_vmmcall));
     img.set_u64(vmcb::MSRPM_BASE_PA, MSRPM);
@@ -389,11 +388,8 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn hvsim(args: &[&std::ffi::OsStr]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hvsim"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_hvsim")).args(args).stdin(Stdio::null()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!err.contains("panicked"), "{err}");
     (out.status.code().unwrap_or(-1), err)
