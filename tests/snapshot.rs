@@ -453,5 +453,13 @@ fn cli_snapshot_restore_and_damaged_files() {
     damaged("version.snap", &version, "snapshot format version 99 is not supported");
     let (status, err) = restore(&dir.join("missing.snap"));
     assert_eq!(status, 2, "{err}");
+    // The disk's base image is not in the snapshot, only its fingerprint: a changed
+    // file is refused.
+    let mut disk = std::fs::read(&img).unwrap();
+    disk[100] ^= 0xFF;
+    std::fs::write(&img, &disk).unwrap();
+    let (status, err) = restore(&snap);
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("changed since the snapshot was taken"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

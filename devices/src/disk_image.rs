@@ -348,12 +348,13 @@ impl DiskImage {
     }
 
     fn from_saved(s: SavedImage) -> Result<Self, String> {
-        let mut image = match (s.memory, &s.path) {
-            (Some(bytes), _) => Self::from_bytes(bytes).map_err(|e| e.to_string())?,
-            (None, Some(path)) => Self::open(path, s.persistent).map_err(|e| e.to_string())?,
-            (None, None) => return Err("a disk image with neither a file nor contents".into()),
-        };
         let name = s.path.as_ref().map_or("<memory>".into(), |p| p.display().to_string());
+        let mut image = match (s.memory, &s.path) {
+            (Some(bytes), _) => Self::from_bytes(bytes),
+            (None, Some(path)) => Self::open(path, s.persistent),
+            (None, None) => return Err("disk image: neither a file nor contents".into()),
+        }
+        .map_err(|e| format!("disk image {name}: {e}"))?;
         if image.sectors != s.sectors {
             return Err(format!(
                 "disk image {name} has {} sectors, the snapshot was taken with {}",
