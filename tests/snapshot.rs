@@ -18,6 +18,8 @@ use std::process::{Command, Stdio};
 
 #[path = "support/svm_l1.rs"]
 mod svm_l1;
+#[path = "support/vmx_l1.rs"]
+mod vmx_l1;
 
 /// Enough for every guest here to finish.
 const LIMIT: u64 = 50_000_000;
@@ -286,6 +288,65 @@ fn nested_svm_guest() {
     assert_eq!(probe.nested.svm.vmruns, 20);
     let points: Vec<u64> = (1..12).map(|k| end.clock * k / 12 + k).collect();
     let states = check_split(nested_svm, &points);
+    assert!(states.iter().any(|(_, in_guest)| *in_guest), "no point fell inside L2");
+    assert!(states.iter().any(|(_, in_guest)| !*in_guest), "no point fell inside L1");
+}
+
+// ---- Nested VMX -------------------------------------------------------------------------
+
+/// L1 (SDM Vol. 3C ch. 26-28): VMLAUNCHes L2; its exit handler advances GUEST_RIP by
+/// the exit's instruction length and VMRESUMEs, 15 times, then exits through
+/// isa-debug-exit. L2 counts in RBX, writes to the POST port and spins before each
+/// VMCALL (which exits unconditionally, SDM Vol. 3C §26.1.2).
+fn nested_vmx() -> Machine {
+    use vmx_l1::*;
+    let host = |a: Asm| -> Result<(), IcedError> {
+        let mut done = a.create_label();
+        a.mov(eax, f::GUEST_RIP)?;
+        a.vmread(rdx, rax)?;
+        a.mov(eax, f::VM_EXIT_INSTRUCTION_LENGTH)?;
+        a.vmread(rcx, rax)?;
+        a.add(rdx, rcx)?;
+        a.mov(eax, f::GUEST_RIP)?;
+        a.vmwrite(rax, rdx)?;
+        a.inc(r14)?;
+        a.cmp(r14, 15)?;
+        a.jae(done)?;
+        a.vmresume()?;
+        after_failed_entry(a)?;
+        a.set_label(&mut done)?;
+        a.mov(eax, r14d)?;
+        a.out(0xF4, al)?;
+        a.hlt()
+    };
+    let l2 = |a: Asm| -> Result<(), IcedError> {
+        let mut top = a.create_label();
+        let mut spin = a.create_label();
+        a.set_label(&mut top)?;
+        a.inc(rbx)?;
+        a.mov(eax, ebx)?;
+        a.out(0x80, al)?;
+        a.mov(ecx, 40)?;
+        a.set_label(&mut spin)?;
+        a.dec(ecx)?;
+        a.jnz(spin)?;
+        a.vmcall()?;
+        a.jmp(top)
+    };
+    setup_full(l1_launch, host, l2, |_| {})
+}
+
+/// A snapshot taken in VMX non-root operation restores the current VMCS (launched), the
+/// VMXON region, non-root state and the host state the exit loads; the run goes on.
+#[test]
+fn nested_vmx_guest() {
+    let mut probe = nested_vmx();
+    probe.enable_trace_hash();
+    let end = finish(&mut probe);
+    assert_eq!(end.reason, "DebugExit(15)", "{end:?}");
+    assert_eq!(probe.nested.vmx.entries, 15);
+    let points: Vec<u64> = (1..10).map(|k| end.clock * k / 10 + k).collect();
+    let states = check_split(nested_vmx, &points);
     assert!(states.iter().any(|(_, in_guest)| *in_guest), "no point fell inside L2");
     assert!(states.iter().any(|(_, in_guest)| !*in_guest), "no point fell inside L1");
 }
