@@ -161,6 +161,62 @@ fn restoring_twice_gives_the_same_run() {
     assert_eq!(x, finish(&mut m), "and both as the original machine continued");
 }
 
+// ---- The BIOS and a disk's copy-on-write overlay ---------------------------------------
+
+/// A hard disk (in memory, 16 sectors) booted through the built-in BIOS: the boot sector
+/// writes CHS sector 3 (LBA 2) with INT 13h AH=03h (it goes to the overlay), reads it back with
+/// AH=02h and exits with one of its bytes.
+fn bios_disk() -> Machine {
+    use hvsim::firmware::bios::{Bios, DriveKind};
+    use hvsim_devices::disk_image::DiskImage;
+    let mut a = CodeAssembler::new(16).unwrap();
+    a.xor(ax, ax).unwrap();
+    a.mov(ds, ax).unwrap();
+    a.mov(es, ax).unwrap();
+    a.cld().unwrap();
+    a.mov(di, 0x2000u32).unwrap();
+    a.mov(cx, 512u32).unwrap();
+    a.mov(al, 0xABu32).unwrap();
+    a.rep().stosb().unwrap();
+    for (ah_al, buf) in [(0x0301u32, 0x2000u32), (0x0201, 0x3000)] {
+        a.mov(ax, ah_al).unwrap();
+        a.mov(bx, buf).unwrap();
+        a.mov(cx, 3u32).unwrap();
+        a.mov(dx, 0x80u32).unwrap();
+        a.int(0x13).unwrap();
+    }
+    a.mov(al, byte_ptr(0x3000 + 100)).unwrap();
+    a.out(0xF4, al).unwrap();
+    let mut disk = a.assemble(0x7C00).unwrap();
+    disk.resize(510, 0);
+    disk.extend_from_slice(&[0x55, 0xAA]);
+    disk.resize(16 * 512, 0);
+    let mut m = Machine::new(&MachineConfig::default()).unwrap();
+    let mut bios = Bios::new().unwrap();
+    bios.add_drive(DriveKind::HardDisk, DiskImage::from_bytes(disk).unwrap()).unwrap();
+    m.install_bios(bios).unwrap();
+    m.boot_bios().unwrap();
+    m
+}
+
+/// The BIOS's state and the disk overlay are saved: a snapshot after the write restores
+/// the written sector (in the overlay, not the base image) and the run ends the same.
+#[test]
+fn bios_disk_overlay() {
+    let mut probe = bios_disk();
+    probe.enable_trace_hash();
+    let end = finish(&mut probe);
+    assert_eq!(end.reason, format!("{:?}", StopReason::DebugExit(0xAB)), "{end:?}");
+    let states = check_split(bios_disk, &[10, end.clock / 2, end.clock - 3]);
+    let late = Machine::restore_snapshot(&states[2].0, false).unwrap().machine;
+    let image = &late.bios().unwrap().drive(0x80).unwrap().image;
+    assert_eq!(image.overlay_sectors(), 1);
+    // CHS sector 3 of cylinder 0, head 0 is LBA 2.
+    assert_eq!(image.read_sector(2).unwrap(), [0xAB; 512]);
+    let early = Machine::restore_snapshot(&states[0].0, false).unwrap().machine;
+    assert_eq!(early.bios().unwrap().drive(0x80).unwrap().image.overlay_sectors(), 0);
+}
+
 // ---- SMP --------------------------------------------------------------------------------
 
 const AP_VECTOR: u8 = 0x09;
@@ -523,4 +579,43 @@ fn cli_snapshot_restore_and_damaged_files() {
     assert_eq!(status, 2, "{err}");
     assert!(err.contains("changed since the snapshot was taken"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The trace hash records a software interrupt (INT n, SDM Vol. 2A "INT n/INTO/INT3/INT1")
+/// with the exact retired count wherever a run is split: INT n starts its own decoded
+/// block, as the port I/O instructions do, so a run cut (or snapshotted) in the middle
+/// of the instructions before it counts the same.
+#[test]
+fn software_interrupt_counts_do_not_depend_on_where_a_run_is_cut() {
+    let build = || {
+        let mut a = CodeAssembler::new(32).unwrap();
+        for _ in 0..8 {
+            a.inc(ebx).unwrap();
+        }
+        a.int(0x30).unwrap();
+        a.mov(al, 7u32).unwrap();
+        a.out(0xF4, al).unwrap();
+        let code = a.assemble(0x1000).unwrap();
+        let mut h = CodeAssembler::new(32).unwrap();
+        h.iretd().unwrap();
+        let handler = h.assemble(0x1800).unwrap();
+        let mut m = Machine::new(&MachineConfig::default()).unwrap();
+        m.load(0x1000, &code).unwrap();
+        m.load(0x1800, &handler).unwrap();
+        m.load(u64::from(IDT) + 0x30 * 8, &[0x00, 0x18, 0x18, 0x00, 0x00, 0x8E, 0x00, 0x00])
+            .unwrap();
+        m.enter_mode(GuestMode::Protected32, 0x1000, 0x8000).unwrap();
+        m.cpu.idtr = hvsim::cpu::regs::DescriptorTable { base: u64::from(IDT), limit: 0x7FF };
+        m
+    };
+    let mut whole = build();
+    whole.enable_trace_hash();
+    let end = finish(&mut whole);
+    assert_eq!(end.reason, "DebugExit(7)", "{end:?}");
+    for cut in 1..9 {
+        let mut m = build();
+        m.enable_trace_hash();
+        run_to(&mut m, cut);
+        assert_eq!(finish(&mut m), end, "cut at {cut}");
+    }
 }
