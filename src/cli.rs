@@ -139,7 +139,7 @@ pub struct RunArgs {
     /// Write a snapshot of the whole machine when the virtual clock (retired
     /// instructions, the clock of --trace-hash) reaches N, then run on (see README,
     /// "Snapshots and record/replay").
-    #[arg(long, value_name = "N", requires = "snapshot_file")]
+    #[arg(long, value_name = "N", requires = "snapshot_file", conflicts_with = "gdb")]
     pub snapshot_at: Option<u64>,
     /// Where --snapshot-at writes the snapshot.
     #[arg(long, value_name = "FILE", requires = "snapshot_at")]

@@ -4,8 +4,8 @@
 //! The only input that enters a machine from outside its configuration and images is the
 //! console: bytes from the host (stdin) that reach COM1's receiver. Host bytes arrive
 //! at any host time, but the machine takes them only at its input polls: every
-//! [`INPUT_POLL_NS`](crate::machine) of virtual time, and when a halted machine waits
-//! for input. Polls happen at the same points in every run that behaves the same, so an
+//! millisecond of virtual time (`INPUT_POLL_NS` in `src/machine/platform.rs`), and when
+//! a halted machine has waited long for input. Polls happen at the same points in every run that behaves the same, so an
 //! input is pinned down by the number of the poll that took it. The log records, for
 //! every byte (and for the end of the input), that poll number and the virtual-clock
 //! value at it; a replay hands each byte to the guest at the same poll instead of
