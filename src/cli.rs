@@ -64,7 +64,7 @@ pub enum CpuModel {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The image to boot.
-    #[arg(required_unless_present = "kernel", conflicts_with = "kernel")]
+    #[arg(required_unless_present_any = ["kernel", "restore"], conflicts_with = "kernel")]
     pub image: Option<PathBuf>,
     /// Guest RAM, in bytes or with a K, M or G suffix.
     #[arg(long, short = 'm', default_value = "32M", value_parser = parse_size)]
@@ -136,6 +136,27 @@ pub struct RunArgs {
     /// Number of vCPUs described by the firmware tables (1 to 255; "N" or "cpus=N").
     #[arg(long, default_value = "1", value_parser = parse_smp)]
     pub smp: u32,
+    /// Write a snapshot of the whole machine when the virtual clock (retired
+    /// instructions, the clock of --trace-hash) reaches N, then run on (see README,
+    /// "Snapshots and record/replay").
+    #[arg(long, value_name = "N", requires = "snapshot_file", conflicts_with = "gdb")]
+    pub snapshot_at: Option<u64>,
+    /// Where --snapshot-at writes the snapshot.
+    #[arg(long, value_name = "FILE", requires = "snapshot_at")]
+    pub snapshot_file: Option<PathBuf>,
+    /// Stop after writing the --snapshot-at snapshot instead of running on.
+    #[arg(long, requires = "snapshot_at")]
+    pub snapshot_stop: bool,
+    /// Continue a run from a snapshot (the machine's configuration comes from it:
+    /// --mem, --smp, --cpu and the image flags do not apply).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "kernel", "bios"])]
+    pub restore: Option<PathBuf>,
+    /// Record the console input (stdin) with the points at which the guest took it.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Feed the console input recorded by --record instead of reading stdin.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
 }
 
 /// The largest `--smp` value (xAPIC IDs are 8 bits and 0xFF is the broadcast ID).
@@ -340,8 +361,29 @@ fn machine_config(args: &RunArgs) -> MachineConfig {
 
 /// Runs a machine that is ready to start, with the observers the flags ask for (traces,
 /// the debugger, the trace hash, MMU reports), and reports the stop.
-fn run_machine(args: &RunArgs, mut m: Machine) -> Result<i32, CliError> {
-    m.set_console_source(stdin_reader());
+fn run_machine(args: &RunArgs, m: Machine) -> Result<i32, CliError> {
+    run_machine_with_input(args, m, true)
+}
+
+/// [`run_machine`], connecting stdin to COM1 only if `stdin_input` (a restored machine
+/// whose input had closed stays closed).
+fn run_machine_with_input(
+    args: &RunArgs,
+    mut m: Machine,
+    stdin_input: bool,
+) -> Result<i32, CliError> {
+    if let Some(path) = &args.replay {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let events = crate::snapshot::replay::parse_log(&text)
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        m.replay_input(events);
+    } else if stdin_input {
+        m.set_console_source(stdin_reader());
+    }
+    if args.record.is_some() {
+        m.start_input_recording();
+    }
     if !args.trace.is_empty() {
         crate::trace::install(args.trace_format);
         let until = args.trace_until.unwrap_or(u64::MAX);
@@ -359,8 +401,36 @@ fn run_machine(args: &RunArgs, mut m: Machine) -> Result<i32, CliError> {
                 return Ok(0);
             }
         },
-        None => m.run(args.max_insns),
+        None => match (&args.snapshot_at, &args.snapshot_file) {
+            (Some(at), Some(file)) => {
+                let (report, outcome) = crate::snapshot::run_with_snapshot(
+                    &mut m,
+                    *at,
+                    file,
+                    args.snapshot_stop,
+                    args.max_insns,
+                )
+                .map_err(|e| usage(format!("{}: {e}", file.display())))?;
+                match outcome {
+                    crate::snapshot::SnapshotOutcome::Written(clock) => {
+                        eprintln!("hvsim: snapshot at {clock} written to {}", file.display())
+                    }
+                    crate::snapshot::SnapshotOutcome::NotReached => {
+                        eprintln!("hvsim: the run stopped before {at}: no snapshot was written")
+                    }
+                }
+                report
+            }
+            _ => m.run(args.max_insns),
+        },
     };
+    if let Some(path) = &args.record {
+        let log = crate::snapshot::replay::format_log(m.recorded_input());
+        std::fs::write(path, log).map_err(|e| CliError {
+            message: format!("cannot write {}: {e}", path.display()),
+            status: 1,
+        })?;
+    }
     eprintln!("hvsim: {report}");
     if let Some(e) = &m.nested.svm.last_invalid {
         // The last VMRUN failed its consistency checks: name the check, as `hvsim explain`
@@ -414,7 +484,27 @@ fn check_boot_sector(path: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `run --restore`: the machine from a snapshot, run on with the flags' observers.
+fn run_restored(args: &RunArgs, path: &std::path::Path) -> Result<i32, CliError> {
+    let r = Machine::read_snapshot(path, true)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    eprintln!(
+        "hvsim: restored {} (clock {}, {} vCPU(s), {} bytes of RAM)",
+        path.display(),
+        r.header.clock,
+        r.header.vcpus,
+        r.header.mem_size
+    );
+    if args.trace_hash && r.machine.trace_hash().is_none() {
+        eprintln!("hvsim: note: the snapshot was taken without --trace-hash: hashing starts here");
+    }
+    run_machine_with_input(args, r.machine, r.input_was_open)
+}
+
 fn run(args: RunArgs) -> Result<i32, CliError> {
+    if let Some(path) = &args.restore {
+        return run_restored(&args, path);
+    }
     if let Some(kernel) = &args.kernel {
         return run_kernel(&args, kernel);
     }

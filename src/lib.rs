@@ -14,6 +14,7 @@ pub mod firmware;
 pub mod gdb;
 pub mod machine;
 pub mod nested;
+pub mod snapshot;
 pub mod trace;
 
 pub use cpu::fault::{Exception, Fault};

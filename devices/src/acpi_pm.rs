@@ -64,7 +64,7 @@ fn time_of_ticks(ticks: u64) -> u64 {
 }
 
 /// The PM block.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AcpiPm {
     base: u16,
     sts: u16,

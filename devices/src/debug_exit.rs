@@ -7,7 +7,7 @@ use std::any::Any;
 pub use crate::pc::DEBUG_EXIT_PORT;
 
 /// isa-debug-exit: remembers the value written until the machine takes it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DebugExit {
     pending: Option<u32>,
 }

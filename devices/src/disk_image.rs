@@ -291,6 +291,113 @@ impl DiskImage {
     }
 }
 
+/// Bytes of the image that [`DiskImage::fingerprint`] samples at each of its points.
+const FINGERPRINT_SAMPLE: usize = 4096;
+/// How many evenly spaced points the fingerprint samples.
+const FINGERPRINT_POINTS: usize = 64;
+
+/// What a snapshot keeps of an image: not the base image of a file (only its path, size
+/// and fingerprint, checked when the snapshot is restored), but the copy-on-write
+/// overlay; an image built in memory has no file to reopen and is kept whole.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedImage {
+    path: Option<PathBuf>,
+    sectors: u64,
+    persistent: bool,
+    write_protected: bool,
+    fingerprint: u64,
+    memory: Option<Vec<u8>>,
+    overlay: Vec<(u64, Vec<u8>)>,
+}
+
+impl DiskImage {
+    /// A cheap fingerprint of the base image (not the overlay): 64-bit FNV-1a over its
+    /// size and 4 KiB at 64 evenly spaced points. It tells a snapshot whether the file
+    /// it refers to is still the one it was taken with.
+    pub fn fingerprint(&self) -> u64 {
+        let bytes = self.backing.bytes();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |data: &[u8]| {
+            for &b in data {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        eat(&(bytes.len() as u64).to_le_bytes());
+        let span = bytes.len().saturating_sub(FINGERPRINT_SAMPLE);
+        for k in 0..FINGERPRINT_POINTS {
+            let at = span / (FINGERPRINT_POINTS - 1) * k;
+            eat(&bytes[at..(at + FINGERPRINT_SAMPLE).min(bytes.len())]);
+        }
+        h
+    }
+
+    fn saved(&self) -> SavedImage {
+        SavedImage {
+            path: self.path.clone(),
+            sectors: self.sectors,
+            persistent: self.is_persistent(),
+            write_protected: self.write_protected,
+            fingerprint: self.fingerprint(),
+            memory: match &self.backing {
+                Backing::Memory(v) => Some(v.clone()),
+                _ => None,
+            },
+            overlay: self.overlay.iter().map(|(lba, s)| (*lba, s.to_vec())).collect(),
+        }
+    }
+
+    fn from_saved(s: SavedImage) -> Result<Self, String> {
+        let name = s.path.as_ref().map_or("<memory>".into(), |p| p.display().to_string());
+        let mut image = match (s.memory, &s.path) {
+            (Some(bytes), _) => Self::from_bytes(bytes),
+            (None, Some(path)) => Self::open(path, s.persistent),
+            (None, None) => return Err("disk image: neither a file nor contents".into()),
+        }
+        .map_err(|e| format!("disk image {name}: {e}"))?;
+        if image.sectors != s.sectors {
+            return Err(format!(
+                "disk image {name} has {} sectors, the snapshot was taken with {}",
+                image.sectors, s.sectors
+            ));
+        }
+        let fp = image.fingerprint();
+        if fp != s.fingerprint {
+            return Err(format!(
+                "disk image {name} changed since the snapshot was taken (fingerprint \
+                 {fp:016x}, expected {:016x})",
+                s.fingerprint
+            ));
+        }
+        image.write_protected = s.write_protected;
+        for (lba, data) in s.overlay {
+            let sector: Sector = data
+                .try_into()
+                .map_err(|_| format!("disk image {name}: an overlay sector of the wrong size"))?;
+            if lba >= image.sectors {
+                return Err(format!("disk image {name}: overlay sector {lba} is out of range"));
+            }
+            image.overlay.insert(lba, Box::new(sector));
+        }
+        Ok(image)
+    }
+}
+
+impl serde::Serialize for DiskImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.saved().serialize(s)
+    }
+}
+
+/// Restoring reopens the file (or rebuilds the in-memory image), refuses a file whose
+/// size or fingerprint changed, and puts the overlay back.
+impl<'de> serde::Deserialize<'de> for DiskImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let saved = SavedImage::deserialize(d)?;
+        Self::from_saved(saved).map_err(serde::de::Error::custom)
+    }
+}
+
 impl Drop for DiskImage {
     fn drop(&mut self) {
         // Errors cannot be reported from Drop; callers that care call `flush` first.
@@ -329,6 +436,21 @@ mod tests {
         assert!(d.read_sector(u64::MAX).is_err());
         d.set_write_protected(true);
         assert!(matches!(d.write_sector(0, &sector(1)), Err(DiskImageError::WriteProtected)));
+    }
+
+    #[test]
+    fn fingerprint_sees_base_changes_not_overlay_writes() {
+        let mut d = DiskImage::from_bytes(vec![7u8; 4 * SECTOR_SIZE]).unwrap();
+        let before = d.fingerprint();
+        d.write_sector(0, &sector(1)).unwrap();
+        assert_eq!(d.fingerprint(), before, "overlay writes are not part of the base");
+        let mut other = vec![7u8; 4 * SECTOR_SIZE];
+        other[5] = 8;
+        assert_ne!(DiskImage::from_bytes(other).unwrap().fingerprint(), before);
+        assert_ne!(
+            DiskImage::from_bytes(vec![7u8; 8 * SECTOR_SIZE]).unwrap().fingerprint(),
+            before
+        );
     }
 
     #[test]

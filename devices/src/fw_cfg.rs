@@ -74,7 +74,7 @@ pub enum FwCfgError {
 }
 
 /// The fw_cfg device.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FwCfg {
     items: BTreeMap<u16, Vec<u8>>,
     /// Files sorted by name.

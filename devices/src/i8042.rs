@@ -146,7 +146,7 @@ pub const INTERFACE_OK: u8 = 0x00;
 pub const KBD_QUEUE: usize = 16;
 
 /// Where the next data-port write goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 enum DataTarget {
     /// A keyboard command or its parameter.
     #[default]
@@ -159,7 +159,7 @@ enum DataTarget {
 }
 
 /// A keyboard command waiting for its parameter byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum KbdParam {
     Leds,
     Typematic,
@@ -167,7 +167,7 @@ enum KbdParam {
 }
 
 /// The controller and its keyboard.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct I8042 {
     command_byte: u8,
     output_port: u8,

@@ -12,7 +12,7 @@ use crate::lapic::LocalApic;
 pub const BROADCAST: u32 = u32::MAX;
 
 /// Delivery mode, ICR/LVT/redirection-entry bits 10:8 (SDM Vol. 3A 11.6.1, Figure 11-12).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeliveryMode {
     /// 000: the vector, to IRR.
     Fixed,
@@ -60,7 +60,7 @@ impl DeliveryMode {
 }
 
 /// Destination shorthand, ICR bits 19:18 (SDM Vol. 3A 11.6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Shorthand {
     /// 00: the destination field names the targets.
     None,
@@ -85,7 +85,7 @@ impl Shorthand {
 }
 
 /// Trigger mode (ICR bit 15, LVT bit 15, redirection entry bit 15).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TriggerMode {
     /// Edge triggered.
     Edge,
@@ -95,7 +95,7 @@ pub enum TriggerMode {
 }
 
 /// One interrupt message on the APIC bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct InterruptMessage {
     /// The sending local APIC's ID (xAPIC ID register or x2APIC ID); `None` for the
     /// IOAPIC and other non-APIC sources.

@@ -69,7 +69,7 @@ pub const RTE_WRITABLE: u64 = RTE_VECTOR
 const PINS: usize = pc::IOAPIC_PINS as usize;
 
 /// The IOAPIC.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IoApic {
     id: u8,
     ioregsel: u8,

@@ -44,6 +44,7 @@ pub mod platform;
 pub mod port92;
 pub mod post;
 pub mod rtc;
+pub mod serde_array;
 pub mod serial;
 pub mod uart16550;
 

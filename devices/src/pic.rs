@@ -71,7 +71,7 @@ mod ocw2 {
 }
 
 /// Where the next write to the data port goes during initialization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 enum Init {
     /// Initialized: data-port writes are OCW1.
     #[default]
@@ -85,7 +85,7 @@ enum Init {
 }
 
 /// One 8259A.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Chip {
     /// Interrupt request register.
     pub irr: u8,
@@ -270,7 +270,7 @@ impl Chip {
 }
 
 /// The master/slave pair and its ELCR.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pic {
     /// The master (index 0) and slave (index 1).
     pub chips: [Chip; 2],

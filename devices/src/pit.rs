@@ -60,7 +60,7 @@ pub fn ns_at(clocks: u64) -> u64 {
 }
 
 /// How a counter's bytes are read and written (control word bits 5:4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Access {
     /// Least significant byte only.
     Lsb = 1,
@@ -83,7 +83,7 @@ impl Access {
 
 /// When a written count reaches the counting element; the status byte reports NULL COUNT
 /// until then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Transfer {
     /// No time yet: after a control word, or waiting for a gate trigger (modes 1 and 5).
     Pending,
@@ -92,7 +92,7 @@ enum Transfer {
 }
 
 /// A latched count waiting to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Latch {
     value: u16,
     /// The MSB is next (LSB-then-MSB access, after the LSB was read).
@@ -100,7 +100,7 @@ struct Latch {
 }
 
 /// One counter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Channel {
     /// The programmed mode (control word bits 3:1 with 6 and 7 read as 2 and 3).
     pub mode: u8,
@@ -546,7 +546,7 @@ fn to_bcd(value: u32) -> u16 {
 }
 
 /// The i8254 and port B.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pit {
     /// Channels 0 (IRQ 0), 1 (refresh) and 2 (speaker, gated by port B).
     pub channels: [Channel; 3],

@@ -50,7 +50,7 @@ pub struct PcConfig {
 }
 
 /// Something the machine must act on, taken from the platform.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PlatformRequest {
     /// A system reset (keyboard controller pulse, port 0x92, or the PIIX reset control).
     Reset,
@@ -61,6 +61,7 @@ pub enum PlatformRequest {
 }
 
 /// The PC's devices and their wiring.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct PcPlatform {
     /// The 8259A pair (with ELCR).
     pub pic: Pic,

@@ -17,7 +17,7 @@ pub const PORT_A_RESET: u8 = 1 << 0;
 pub const PORT_A_A20: u8 = 1 << 1;
 
 /// Port 0x92.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PortA {
     value: u8,
     reset_requested: bool,

@@ -8,7 +8,7 @@ use std::any::Any;
 pub use crate::pc::POST_PORT;
 
 /// Port 0x80.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PostPort {
     last: Option<u8>,
     writes: u64,

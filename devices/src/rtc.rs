@@ -150,7 +150,7 @@ const NS_PER_S: u128 = 1_000_000_000;
 const DAY: i64 = 86_400;
 
 /// A calendar date and time of day (24-hour, full year).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DateTime {
     /// Year, e.g. 2026.
     pub year: i64,
@@ -219,7 +219,7 @@ impl DateTime {
 }
 
 /// Boot devices as the CMOS boot-order nibbles name them (QEMU/SeaBIOS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BootDevice {
     /// Floppy (QEMU `a`).
     Floppy = 1,
@@ -232,7 +232,7 @@ pub enum BootDevice {
 }
 
 /// Floppy drive types of the CMOS floppy byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FloppyType {
     /// No drive.
     None = 0,
@@ -249,8 +249,9 @@ pub enum FloppyType {
 }
 
 /// The RTC and its NVRAM.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rtc {
+    #[serde(with = "crate::serde_array")]
     cmos: [u8; 128],
     index: u8,
     nmi_disabled: bool,

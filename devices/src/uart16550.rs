@@ -130,7 +130,7 @@ pub const FIFO_SIZE: usize = 16;
 pub const RX_TRIGGER_LEVELS: [usize; 4] = [1, 4, 8, 14];
 
 /// A 16550A UART.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Uart16550 {
     base: u16,
     ier: u8,

@@ -10,7 +10,7 @@ use crate::addr::{Gfn, Gpa, PAGE_SIZE};
 use memmap2::{MmapMut, MmapOptions};
 
 /// What a range of guest physical space is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RegionKind {
     /// Guest RAM.
     Ram,
@@ -19,7 +19,7 @@ pub enum RegionKind {
 }
 
 /// One range of the physical address map.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Region {
     /// First address.
     pub base: Gpa,
@@ -30,7 +30,7 @@ pub struct Region {
 }
 
 /// The guest physical address map.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct MemoryMap {
     regions: Vec<Region>,
 }

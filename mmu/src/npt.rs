@@ -29,7 +29,7 @@ pub const NPF_FINAL_TRANSLATION: u64 = 1 << 32;
 pub const NPF_GUEST_TABLE: u64 = 1 << 33;
 
 /// The host paging state that shapes the nested tables.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NestedMode {
     /// Format of the nested tables (the host's paging mode at VMRUN).
     pub paging: PagingMode,
@@ -42,7 +42,7 @@ pub struct NestedMode {
 }
 
 /// What the guest-physical address being translated is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NestedOrigin {
     /// The final physical address of the guest's own access.
     FinalTranslation,
@@ -52,7 +52,7 @@ pub enum NestedOrigin {
 }
 
 /// A nested translation request.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NestedAccess {
     /// Read, write or fetch (a guest walker's A/D update is a write).
     pub kind: AccessKind,
@@ -61,7 +61,7 @@ pub struct NestedAccess {
 }
 
 /// A nested page fault: the #NPF #VMEXIT's information.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NestedPageFault {
     /// The guest-physical address that failed (EXITINFO2).
     pub gpa: Gpa,

@@ -49,7 +49,7 @@ pub const PFEC_I: u32 = 1 << 4;
 pub const PFEC_PK: u32 = 1 << 5;
 
 /// The paging mode, from CR0.PG, CR4.PAE, EFER.LMA and CR4.LA57.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PagingMode {
     /// 32-bit paging (two levels of 4-byte entries).
     Legacy32,
@@ -62,7 +62,7 @@ pub enum PagingMode {
 }
 
 /// The kind of access being translated.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AccessKind {
     /// A data read.
     Read,

@@ -38,7 +38,7 @@ pub const TSS_T: u64 = 1;
 /// it (SDM Vol. 3A §18.3.1, §6.9 "Priority Among Concurrent Exceptions and Interrupts":
 /// the task-switch trap and "traps on the previous instruction" come before NMI and
 /// external interrupts).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DebugState {
     /// Data or I/O breakpoints are enabled and the front-end TLB is kept empty for them
     /// (set by the run loop, which flushes the TLB when it arms).
@@ -49,7 +49,7 @@ pub struct DebugState {
 }
 
 /// The condition of breakpoint `n` (DR7.R/Wn).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BreakOn {
     /// Instruction execution (R/W = 00).
     Execute,
@@ -62,7 +62,7 @@ pub enum BreakOn {
 }
 
 /// A decoded DR7 slot.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Breakpoint {
     /// Which DRn.
     pub index: usize,

@@ -47,7 +47,7 @@ pub const ARITH: u64 = CF | PF | AF | ZF | SF | OF;
 pub const WRITABLE: u64 = ARITH | TF | IF | DF | IOPL | NT | RF | VM | AC | VIF | VIP | ID;
 
 /// The operation whose result defines the arithmetic flags.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum LazyOp {
     /// Flags are materialised in `bits`.
@@ -65,7 +65,7 @@ pub enum LazyOp {
 }
 
 /// RFLAGS with lazily evaluated arithmetic flags.
-#[derive(Copy, Clone, Debug)]
+#[derive(Copy, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Flags {
     bits: u64,
     op: LazyOp,

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use tlb::Tlb;
 
 /// The operating mode, derived from CR0.PE, EFLAGS.VM, EFER.LMA and CS.L.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CpuMode {
     /// Real-address mode.
     Real,
@@ -36,7 +36,7 @@ pub enum CpuMode {
 }
 
 /// Architectural state of one vCPU.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cpu {
     /// RAX..R15.
     pub gpr: [u64; 16],
@@ -121,7 +121,8 @@ pub struct Cpu {
     pub code_bits: u8,
     /// Derived: the current privilege level.
     pub cpl: u8,
-    /// The front-end TLB.
+    /// The front-end TLB (a cache: not saved in snapshots, empty after a restore).
+    #[serde(skip)]
     pub tlb: Tlb,
     /// Set by instructions that change state a decoded block depends on (mode, paging,
     /// self-modifying writes): the run loop leaves the block after this instruction.

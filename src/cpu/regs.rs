@@ -77,7 +77,7 @@ pub mod attr {
 }
 
 /// A segment register: the visible selector and the hidden descriptor cache.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     /// The selector.
     pub selector: u16,
@@ -163,7 +163,7 @@ impl Segment {
 }
 
 /// GDTR or IDTR.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DescriptorTable {
     /// Linear base.
     pub base: u64,

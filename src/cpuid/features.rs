@@ -157,7 +157,7 @@ impl Feature {
 }
 
 /// A set of features (bit n = `Feature` with discriminant n).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureSet(u128);
 
 impl FeatureSet {

@@ -18,7 +18,7 @@ use crate::cpu::regs::cr4;
 use crate::cpu::Cpu;
 
 /// Which vendor the guest sees.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Vendor {
     /// "GenuineIntel".
     #[default]
@@ -94,7 +94,7 @@ pub const CR4_FEATURES: &[(u64, Option<Feature>)] = &[
 ];
 
 /// The CPUID table of a CPU model.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cpuid {
     vendor: Vendor,
     features: FeatureSet,

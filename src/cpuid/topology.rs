@@ -3,7 +3,7 @@
 //! "Topology Identification"), and AMD's core count in leaf 80000008h:ECX.
 
 /// The topology of one logical processor's package.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Topology {
     /// This logical processor's (x2)APIC ID.
     pub apic_id: u32,

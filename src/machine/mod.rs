@@ -28,7 +28,7 @@ use std::rc::Rc;
 use trace_hash::TraceHash;
 
 /// How to build a machine.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MachineConfig {
     /// Guest RAM in bytes, from physical address 0.
     pub mem_size: u64,
@@ -95,22 +95,22 @@ pub struct Machine {
     pub cpuid: Cpuid,
     /// Decoded blocks by guest-physical address.
     pub(crate) code: BlockCache<Block>,
-    tracer: Option<InsnTracer>,
+    pub(crate) tracer: Option<InsnTracer>,
     /// Vectors (bit n = vector n) that stop the run instead of being delivered.
-    catch: u32,
+    pub(crate) catch: u32,
     /// The vCPUs that are not running, in index order (see [`smp`]).
-    parked: Vec<Cpu>,
+    pub(crate) parked: Vec<Cpu>,
     /// The index of the running vCPU.
-    current: usize,
+    pub(crate) current: usize,
     /// Instructions retired by the parked vCPUs (for [`Machine::clock`]).
-    retired_parked: u64,
+    pub(crate) retired_parked: u64,
     /// The scheduling quantum, and what is left of the current vCPU's.
-    quantum: u64,
-    quantum_left: u64,
+    pub(crate) quantum: u64,
+    pub(crate) quantum_left: u64,
     /// What `--trace` records.
     trace: crate::trace::TraceConfig,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
-    trace_hash: Option<TraceHash>,
+    pub(crate) trace_hash: Option<TraceHash>,
     /// The shadow page cache, unless `--no-shadow-cache`.
     pub(crate) shadow: Option<hvsim_mmu::shadow::ShadowMmu>,
     /// The shadow cache's tracking epoch the TLB's write permissions reflect.
@@ -126,19 +126,22 @@ pub struct Machine {
     /// Nested virtualization (SVM) state.
     pub nested: crate::nested::NestedState,
     /// The PC's devices (see [`platform`]).
-    platform: Box<PcPlatform>,
+    pub(crate) platform: Box<PcPlatform>,
     /// The virtual-clock value at which the next device event is due (`u64::MAX`: none).
     pub(crate) next_device_event: u64,
     /// Virtual time that passed while every vCPU was halted (part of [`Machine::clock`]).
     pub(crate) idle: u64,
     /// Everything written to the console (COM1 and the BIOS teletype).
-    console: Vec<u8>,
+    pub(crate) console: Vec<u8>,
     /// Console input waiting for room in COM1's receiver.
-    console_in: std::collections::VecDeque<u8>,
+    pub(crate) console_in: std::collections::VecDeque<u8>,
     /// Echo console output to the host's stdout.
-    echo_serial: bool,
+    pub(crate) echo_serial: bool,
     /// Host console input (`hvsim run`'s stdin reader), if connected.
-    console_source: Option<crossbeam::channel::Receiver<u8>>,
+    pub(crate) console_source: Option<crossbeam::channel::Receiver<u8>>,
+    /// Console input recording and replay (`--record`, `--replay`; see
+    /// [`crate::snapshot::replay`]).
+    pub(crate) input: crate::snapshot::replay::InputState,
     /// Some vCPU may have a MONITOR line armed: physical writes check the lines (see
     /// `cpu/exec/monitor.rs`).
     pub(crate) monitor_watch: bool,
@@ -214,6 +217,7 @@ impl Machine {
             bios: None,
             nested: crate::nested::NestedState::default(),
             monitor_watch: false,
+            input: Default::default(),
         })
     }
 

@@ -10,6 +10,7 @@
 
 use super::Machine;
 use crate::cpu::fault::Fault;
+use crate::snapshot::replay::InputKind;
 use hvsim_devices::platform::{PcPlatform, PlatformRequest};
 use std::io::Write;
 
@@ -145,7 +146,7 @@ impl Machine {
             let retry = (self.clock() / CHAR_TIME_NS + 1) * CHAR_TIME_NS;
             self.next_device_event = self.next_device_event.min(retry);
         }
-        if self.console_source.is_some() {
+        if self.input_connected() {
             let poll = (self.clock() / INPUT_POLL_NS + 1) * INPUT_POLL_NS;
             self.next_device_event = self.next_device_event.min(poll);
         }
@@ -194,14 +195,41 @@ impl Machine {
         self.after_platform();
     }
 
-    /// Takes what the host source has delivered so far.
+    /// Whether console input is connected: a host source, or a replayed log that has
+    /// not reached its end. Polls happen only then (and are counted: see
+    /// [`crate::snapshot::replay`]).
+    fn input_connected(&self) -> bool {
+        self.console_source.is_some() || self.input.replay.as_ref().is_some_and(|r| r.open)
+    }
+
+    /// Takes what the host source has delivered so far (or, replaying, what the recorded
+    /// run took at this poll).
     fn poll_console_source(&mut self) {
+        if !self.input_connected() {
+            return;
+        }
+        self.input.polls += 1;
+        let clock = self.clock();
+        if let Some(r) = self.input.replay.as_mut() {
+            let poll = self.input.polls;
+            for e in r.take(poll).to_vec() {
+                match e.kind {
+                    InputKind::Byte(b) => self.console_in.push_back(b),
+                    InputKind::Closed => r.open = false,
+                }
+            }
+            return;
+        }
         let Some(rx) = &self.console_source else { return };
         loop {
             match rx.try_recv() {
-                Ok(b) => self.console_in.push_back(b),
+                Ok(b) => {
+                    self.console_in.push_back(b);
+                    self.input.note(clock, InputKind::Byte(b));
+                }
                 Err(crossbeam::channel::TryRecvError::Empty) => break,
                 Err(crossbeam::channel::TryRecvError::Disconnected) => {
+                    self.input.note(clock, InputKind::Closed);
                     self.console_source = None;
                     break;
                 }
@@ -210,16 +238,43 @@ impl Machine {
     }
 
     /// Blocks until the host source delivers a byte (or closes); `false` if there is no
-    /// source or it closed.
+    /// source or it closed. Replaying, the recorded run's outcome of this wait is used.
     fn wait_for_console_input(&mut self) -> bool {
+        if !self.input_connected() {
+            return false;
+        }
+        self.input.polls += 1;
+        let clock = self.clock();
+        if let Some(r) = self.input.replay.as_mut() {
+            let poll = self.input.polls;
+            let mut got = false;
+            for e in r.take(poll).to_vec() {
+                match e.kind {
+                    InputKind::Byte(b) => {
+                        self.console_in.push_back(b);
+                        got = true;
+                    }
+                    InputKind::Closed => r.open = false,
+                }
+            }
+            if !got {
+                // The recorded run ended in this wait, or its input closed here.
+                r.open = false;
+                return false;
+            }
+            self.platform_tick();
+            return true;
+        }
         let Some(rx) = &self.console_source else { return false };
         match rx.recv() {
             Ok(b) => {
                 self.console_in.push_back(b);
+                self.input.note(clock, InputKind::Byte(b));
                 self.platform_tick();
                 true
             }
             Err(_) => {
+                self.input.note(clock, InputKind::Closed);
                 self.console_source = None;
                 false
             }

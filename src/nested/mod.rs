@@ -22,7 +22,7 @@ use crate::cpuid::Vendor;
 use crate::machine::{Machine, StopReason};
 
 /// Nested-virtualization state of the vCPU.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct NestedState {
     /// AMD SVM.
     pub svm: svm::SvmState,

@@ -25,9 +25,29 @@ pub trait VmcbRead {
 }
 
 /// One VMCB page.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VmcbImage {
+    #[serde(with = "page_bytes")]
     bytes: Box<[u8; VMCB_SIZE]>,
+}
+
+/// Serde for the VMCB page: its bytes as one byte string; another length is an error.
+mod page_bytes {
+    use super::VMCB_SIZE;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8; VMCB_SIZE], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8; VMCB_SIZE]>, D::Error> {
+        let v = Vec::<u8>::deserialize(d)?;
+        let len = v.len();
+        v.into_boxed_slice()
+            .try_into()
+            .map_err(|_| D::Error::custom(format!("a VMCB of {len} bytes (expected {VMCB_SIZE})")))
+    }
 }
 
 impl Default for VmcbImage {

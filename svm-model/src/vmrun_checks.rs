@@ -51,7 +51,9 @@ pub const ATTR_L: u64 = 1 << 9;
 pub const ATTR_D: u64 = 1 << 10;
 
 /// Why VMRUN failed: the check and the field value it rejected.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 #[error("VMEXIT_INVALID: {} (VMCB offset {field:#05x} = {value:#x}; {})", .check.info().description, .check.info().section)]
 pub struct InvalidVmcb {
     /// The failed check.
@@ -84,7 +86,7 @@ const S525: &str = "APM Vol. 2 §15.25.3 \"Enabling Nested Paging\"";
 macro_rules! vmrun_checks {
     ($( $id:ident, $section:expr, $desc:literal, $test:expr; )*) => {
         /// A VMRUN consistency check.
-        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum CheckId {
             $(
                 #[doc = $desc]

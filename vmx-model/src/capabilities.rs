@@ -92,7 +92,7 @@ pub mod cr {
 pub const HVSIM_CR4_FIXED1: u64 = 0x0076_3FFC;
 
 /// The allowed settings of one control field.
-#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ControlCaps {
     /// Bits that must be 1 (the allowed 0-settings of the TRUE MSR: a 1 bit here means
     /// the control may not be 0).
@@ -132,7 +132,7 @@ pub struct BadBits {
 }
 
 /// The implemented VMX feature set.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct VmxCapabilities {
     /// VMCS revision identifier (IA32_VMX_BASIC bits 30:0).
     pub revision_id: u32,

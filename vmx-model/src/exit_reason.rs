@@ -23,7 +23,9 @@ const INSTR_INFO: &str = "not used; operands in the VM-exit instruction-informat
 
 /// A basic exit reason (bits 15:0 of the exit-reason field). Open: any value is
 /// representable; use [`VmxExitReason::info`] to see whether it is defined.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct VmxExitReason(pub u16);
 
 /// One row of SDM Table C-1.

@@ -13,7 +13,9 @@ const REF: &str =
     "SDM Vol. 3C \"VM Instruction Error Numbers\" (Table \"VM-Instruction Error Numbers\")";
 
 /// A VM-instruction error number. Open: any value is representable.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct VmInstructionError(pub u32);
 
 /// One row of the SDM's VM-instruction error table.

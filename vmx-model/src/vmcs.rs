@@ -51,7 +51,7 @@ pub const VMCS_FIELD_COUNT: usize = VMCS_FIELDS.len();
 pub const SHADOW_VMCS_INDICATOR: u32 = 1 << 31;
 
 /// Launch state of a VMCS (SDM Vol. 3C "VMCS Data Organization"... "launch state").
-#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub enum LaunchState {
     /// After VMCLEAR: VMLAUNCH is allowed, VMRESUME fails with error 5.
     #[default]
@@ -94,7 +94,7 @@ pub struct ExitInfo {
 }
 
 /// The contents of one VMCS.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Vmcs {
     values: Box<[u64]>,
     /// Launch state.

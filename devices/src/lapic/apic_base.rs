@@ -5,7 +5,7 @@
 use super::{regs, ApicFault, LocalApic};
 
 /// The APIC mode IA32_APIC_BASE bits 11:10 select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ApicMode {
     /// EN = 0, EXTD = 0: globally disabled.
     Disabled,

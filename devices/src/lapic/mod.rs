@@ -58,7 +58,7 @@ pub enum ApicFault {
 }
 
 /// How a local APIC is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LapicConfig {
     /// The initial APIC ID (`CPUID.1:EBX[31:24]` / CPUID.0BH:EDX); the x2APIC ID.
     pub apic_id: u32,
@@ -87,7 +87,7 @@ impl Default for LapicConfig {
 }
 
 /// A local vector table entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Lvt {
     /// The APIC timer.
     Timer,
@@ -152,7 +152,7 @@ impl Lvt {
 }
 
 /// A 256-bit vector register (ISR, TMR, IRR) as eight 32-bit registers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VectorBits(pub [u32; 8]);
 
 impl VectorBits {
@@ -181,7 +181,7 @@ impl VectorBits {
 }
 
 /// One local APIC.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LocalApic {
     config: LapicConfig,
     /// IA32_APIC_BASE (bit 8 reflects `config.bsp`).

@@ -20,7 +20,7 @@ pub fn divisor(config: u32) -> u64 {
 
 /// How the TSC relates to virtual time: `tsc(t) = t * hz / 10^9 + offset` (the machine
 /// updates `offset` when the guest writes the TSC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TscClock {
     /// TSC ticks per second of virtual time.
     pub hz: u64,
@@ -48,7 +48,7 @@ impl TscClock {
 }
 
 /// The counting state of the one-shot/periodic timer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CountDown {
     /// Timer input clock (before the divider), in Hz.
     pub timer_hz: u64,

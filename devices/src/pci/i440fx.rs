@@ -30,7 +30,7 @@ pub const SMRAM: u8 = 0x72;
 pub const SMRAM_RESET: u8 = 0x02;
 
 /// The i440FX host bridge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct HostBridge {
     config: ConfigSpace,
 }

@@ -53,7 +53,9 @@ pub const CONFIG_ENABLE: u32 = 1 << 31;
 pub const CONFIG_ADDRESS_MASK: u32 = CONFIG_ENABLE | 0x00FF_FFFC;
 
 /// A PCI function's address (bus, device, function).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Bdf {
     /// Bus number.
     pub bus: u8,
@@ -77,10 +79,13 @@ impl Bdf {
 
 /// A function's 256-byte configuration space: the bytes, which bits software may write,
 /// and which are write-one-to-clear.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConfigSpace {
+    #[serde(with = "crate::serde_array")]
     bytes: [u8; 256],
+    #[serde(with = "crate::serde_array")]
     writable: [u8; 256],
+    #[serde(with = "crate::serde_array")]
     w1c: [u8; 256],
 }
 
@@ -194,9 +199,10 @@ pub const RC_RESET_CPU: u8 = 1 << 2;
 /// (`pc::PCI_CONFIG_ADDRESS..=pc::PCI_CONFIG_DATA + 3`) and the functions of bus 0.
 /// Byte port 0xCF9 inside CONFIG_ADDRESS is the PIIX3 reset control register (82371SB
 /// datasheet, "RC - Reset Control Register"), so it lives here too.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct PciHost {
     address: u32,
+    #[serde(with = "saved_functions")]
     functions: Vec<(Bdf, Box<dyn PciFunction>)>,
     reset_control: u8,
     reset_requested: bool,
@@ -348,3 +354,57 @@ impl PortDevice for PciHost {
 
 #[cfg(test)]
 mod tests;
+
+/// Snapshots of the bus's functions: each is saved as the concrete model it is (a trait
+/// object has no serialized form); a function of another type cannot be saved.
+mod saved_functions {
+    use super::{Bdf, HostBridge, IsaBridge, PciFunction, PmFunction};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    enum Saved {
+        HostBridge(HostBridge),
+        IsaBridge(IsaBridge),
+        PmFunction(PmFunction),
+    }
+
+    pub fn serialize<S: Serializer>(
+        fns: &[(Bdf, Box<dyn PciFunction>)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut saved = Vec::with_capacity(fns.len());
+        for (bdf, f) in fns {
+            let any = f.as_any();
+            let one = if let Some(h) = any.downcast_ref::<HostBridge>() {
+                Saved::HostBridge(h.clone())
+            } else if let Some(i) = any.downcast_ref::<IsaBridge>() {
+                Saved::IsaBridge(i.clone())
+            } else if let Some(p) = any.downcast_ref::<PmFunction>() {
+                Saved::PmFunction(p.clone())
+            } else {
+                return Err(serde::ser::Error::custom(format!(
+                    "PCI function {bdf:?} is of a type snapshots do not know"
+                )));
+            };
+            saved.push((*bdf, one));
+        }
+        saved.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(Bdf, Box<dyn PciFunction>)>, D::Error> {
+        let saved = Vec::<(Bdf, Saved)>::deserialize(d)?;
+        Ok(saved
+            .into_iter()
+            .map(|(bdf, f)| {
+                let f: Box<dyn PciFunction> = match f {
+                    Saved::HostBridge(h) => Box::new(h),
+                    Saved::IsaBridge(i) => Box::new(i),
+                    Saved::PmFunction(p) => Box::new(p),
+                };
+                (bdf, f)
+            })
+            .collect())
+    }
+}

@@ -43,7 +43,7 @@ pub const PMREGMISC: u8 = 0x80;
 pub const PMIOSE: u8 = 1;
 
 /// The PIIX3 ISA bridge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IsaBridge {
     config: ConfigSpace,
 }
@@ -101,7 +101,7 @@ impl PciFunction for IsaBridge {
 }
 
 /// The PIIX4 power-management function.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PmFunction {
     config: ConfigSpace,
 }

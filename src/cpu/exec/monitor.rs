@@ -40,7 +40,7 @@ pub const CPUID5_ECX_INTERRUPT_BREAK: u32 = 1 << 1;
 pub const MWAIT_ECX_INTERRUPT_BREAK: u32 = 1 << 0;
 
 /// The monitor of one vCPU. INIT and RESET clear it (the vCPU state is rebuilt).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Monitor {
     /// The physical address of the armed line (aligned to [`MONITOR_LINE_SIZE`]), until
     /// a write to it triggers the monitor or an MWAIT ends.

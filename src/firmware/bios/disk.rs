@@ -82,7 +82,7 @@ pub const HARD_DISK_HEADS: u32 = 16;
 pub const HARD_DISK_SECTORS: u32 = 63;
 
 /// A CHS geometry.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Geometry {
     /// Cylinders.
     pub cylinders: u32,

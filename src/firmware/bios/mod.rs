@@ -52,7 +52,7 @@ use rom::Rom;
 use std::collections::VecDeque;
 
 /// A floppy drive or a hard disk.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DriveKind {
     /// A diskette drive: numbers 00h, 01h.
     Floppy,
@@ -70,7 +70,7 @@ pub const MAX_FLOPPIES: usize = 2;
 pub const MAX_HARD_DISKS: usize = 4;
 
 /// One drive the BIOS serves.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Drive {
     /// The INT 13h drive number (DL).
     pub number: u8,
@@ -114,7 +114,7 @@ pub enum BiosError {
 }
 
 /// The BIOS's state: its drives, the pending keyboard input, the A20 gate and clocks.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Bios {
     rom: Rom,
     drives: Vec<Drive>,

@@ -80,11 +80,12 @@ pub const DISKETTE_PARAMS: [u8; 11] =
     [0xAF, 0x02, 0x25, 0x02, 18, 0x1B, 0xFF, 0x6C, 0xF6, 0x0F, 0x08];
 
 /// The assembled ROM and where things are in it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Rom {
     /// The 64 KiB image.
     pub bytes: Vec<u8>,
     /// The IVT entry (offset in segment F000) of each vector; `None` for a null vector.
+    #[serde(with = "hvsim_devices::serde_array")]
     pub vectors: [Option<u16>; 256],
     /// POST's entry (the reset vector jumps here).
     pub post: u16,

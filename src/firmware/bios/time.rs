@@ -31,7 +31,7 @@ const SECONDS_PER_DAY: u64 = 86_400;
 const NOT_SUPPORTED: u8 = 0x86;
 
 /// Offsets the guest set, and the rollover bookkeeping.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Clock {
     /// Added to the elapsed ticks (AH=01h).
     tick_offset: i64,

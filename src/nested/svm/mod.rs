@@ -50,7 +50,7 @@ pub const FEATURES_EDX: u32 = FEATURE_NP
     | FEATURE_DECODE_ASSISTS;
 
 /// The SVM state of a vCPU.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SvmState {
     /// The global interrupt flag (APM §15.17 "Global Interrupt Flag, STGI and CLGI").
     pub gif: bool,
@@ -71,6 +71,8 @@ pub struct SvmState {
     pub last_exit_vmcb: Option<(u64, VmcbImage)>,
     /// Fields changed under a set clean bit, in the order VMRUN found them (see
     /// [`clean_bits`]).
+    /// A diagnostic report: not saved in snapshots (a restored run starts it afresh).
+    #[serde(skip)]
     pub clean_bit_violations: Vec<clean_bits::CleanBitViolation>,
     /// Number of successful VMRUNs and of #VMEXITs (counters for reports and benches).
     pub vmruns: u64,
@@ -102,7 +104,7 @@ impl Default for SvmState {
 
 /// What VMRUN loaded and #VMEXIT needs: the VMCB's address, the control fields in
 /// effect while the guest runs (read once by VMRUN), and the host state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GuestContext {
     /// Physical address of the VMCB.
     pub vmcb_pa: u64,

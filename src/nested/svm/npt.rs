@@ -31,7 +31,7 @@ use hvsim_mmu::{Gpa, Gva};
 /// The nested-paging state of a running guest: nCR3 and the host paging mode that gives
 /// the nested tables their format (captured at VMRUN, §15.25.4 "Nested Paging and
 /// VMRUN/#VMEXIT": "the nested page tables ... use the same paging mode as the host").
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NestedPaging {
     /// nCR3 (VMCB N_CR3).
     pub ncr3: u64,

@@ -59,7 +59,7 @@ pub fn intel_capabilities() -> VmxCapabilities {
 }
 
 /// The current VMCS: its address and contents.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CurrentVmcs {
     /// Physical address of the VMCS region (the current-VMCS pointer).
     pub pa: u64,
@@ -68,7 +68,7 @@ pub struct CurrentVmcs {
 }
 
 /// The VMX state of a vCPU.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct VmxState {
     /// What the processor supports (the capability MSRs report it).
     pub caps: VmxCapabilities,

@@ -152,7 +152,7 @@ impl CheckInfo {
 macro_rules! entry_checks {
     ($( $name:ident = $kind:ident, $section:literal, $title:literal, $text:literal; )*) => {
         /// One VM-entry check. The discriminant indexes [`CHECKS`].
-        #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+        #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
         pub enum CheckId {
             $( #[doc = concat!($text, " (SDM Vol. 3C ", $section, " \"", $title, "\").")] $name, )*
         }
@@ -335,7 +335,7 @@ impl CheckId {
 }
 
 /// The architectural form of a failed VM entry.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum FailureForm {
     /// VMfailValid with this VM-instruction error (7 or 8); the guest-state area is not
     /// touched and the next instruction of the host runs.
@@ -363,7 +363,7 @@ impl FailureForm {
 }
 
 /// A failed VM entry: which check, about which field, in which form.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EntryFailure {
     /// The check that failed.
     pub check: CheckId,
