@@ -10,7 +10,7 @@
 //! instruction or idle nanosecond, a 1 GHz virtual TSC), without the guest's TSC offset.
 
 /// A running VMX-preemption timer.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PreemptionTimer {
     /// The TSC when VM entry loaded the timer.
     pub start: u64,
