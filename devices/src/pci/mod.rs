@@ -4,7 +4,7 @@
 //! bus 0 implement [`PciFunction`] over a 256-byte [`ConfigSpace`] with write masks.
 //!
 //! [`PciHost::pc`] builds the PC's chipset: the i440FX host bridge at 00:00.0, the PIIX3
-//! ISA bridge at 00:01.0 and the PIIX4 power-management function at 00:01.3.
+//! ISA bridge at 00:01.0, the PIIX3 IDE function at 00:01.1 ([`crate::ide`]) and the PIIX4 power-management function at 00:01.3.
 
 pub mod i440fx;
 pub mod piix;
@@ -219,12 +219,14 @@ impl PciHost {
         Self::default()
     }
 
-    /// The PC chipset: i440FX at 00:00.0, PIIX3 ISA at 00:01.0, PIIX4 PM at 00:01.3.
+    /// The PC chipset: i440FX at 00:00.0, PIIX3 ISA at 00:01.0, PIIX3 IDE at 00:01.1,
+    /// PIIX4 PM at 00:01.3.
     pub fn pc() -> Self {
         let mut host = Self::new();
-        let fns: [(Bdf, Box<dyn PciFunction>); 3] = [
+        let fns: [(Bdf, Box<dyn PciFunction>); 4] = [
             (HostBridge::BDF, Box::new(HostBridge::new())),
             (IsaBridge::BDF, Box::new(IsaBridge::new())),
+            (crate::ide::IdeFunction::BDF, Box::new(crate::ide::IdeFunction::new())),
             (PmFunction::BDF, Box::new(PmFunction::new())),
         ];
         for (bdf, f) in fns {
