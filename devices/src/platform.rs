@@ -24,7 +24,7 @@ use crate::i8042::I8042;
 use crate::ide::{self, AtaDrive, IdeChannel};
 use crate::interrupt::route;
 use crate::ioapic::{IoApic, IOAPIC_MMIO_SIZE};
-use crate::lapic::{LapicConfig, LocalApic, TscClock};
+use crate::lapic::{ApicFault, LapicConfig, LocalApic, TscClock};
 use crate::mmio::MmioDevice;
 use crate::pc;
 use crate::pci::{PciHost, PmFunction};
@@ -302,6 +302,36 @@ impl PcPlatform {
             self.lapics[vcpu].mmio_write(gpa - base, size, value);
         } else if gpa >= pc::IOAPIC_BASE && gpa < pc::IOAPIC_BASE + IOAPIC_MMIO_SIZE {
             self.ioapic.write(gpa - pc::IOAPIC_BASE, size, value);
+        }
+        self.sync();
+    }
+
+    /// RDMSR of vCPU `vcpu`'s local APIC MSR `msr` (x2APIC registers, IA32_TSC_DEADLINE)
+    /// at virtual time `now_ns`.
+    pub fn lapic_rdmsr(&mut self, vcpu: usize, msr: u32, now_ns: u64) -> Result<u64, ApicFault> {
+        self.advance(now_ns);
+        self.lapics.get(vcpu).ok_or(ApicFault::Reserved(msr))?.rdmsr(msr)
+    }
+
+    /// WRMSR of vCPU `vcpu`'s local APIC MSR `msr`; IPIs it sends are delivered.
+    pub fn lapic_wrmsr(
+        &mut self,
+        vcpu: usize,
+        msr: u32,
+        value: u64,
+        now_ns: u64,
+    ) -> Result<(), ApicFault> {
+        self.advance(now_ns);
+        let r = self.lapics.get_mut(vcpu).ok_or(ApicFault::Reserved(msr))?.wrmsr(msr, value);
+        self.sync();
+        r
+    }
+
+    /// Sets vCPU `vcpu`'s task priority (a MOV to CR8 in 64-bit mode).
+    pub fn set_lapic_tpr(&mut self, vcpu: usize, tpr: u8, now_ns: u64) {
+        self.advance(now_ns);
+        if let Some(a) = self.lapics.get_mut(vcpu) {
+            a.set_tpr(tpr);
         }
         self.sync();
     }
