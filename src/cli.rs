@@ -119,10 +119,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub persist: bool,
     /// Start an external BIOS image (e.g. SeaBIOS's bios.bin) instead of the built-in
-    /// BIOS: mapped below 4 GiB and at 0xE0000-0xFFFFF, started at its reset vector. It
-    /// does not see the disk image yet (hvsim has no disk controller).
+    /// BIOS: mapped below 4 GiB and, through the i440FX PAM registers, at
+    /// 0xE0000-0xFFFFF, started at its reset vector. The image is the IDE primary master.
     #[arg(long, value_name = "FILE")]
     pub bios: Option<PathBuf>,
+    /// Write what the guest writes to QEMU's debug console (port 0x402, SeaBIOS's log)
+    /// to FILE instead of the console.
+    #[arg(long, value_name = "FILE")]
+    pub debugcon: Option<PathBuf>,
     /// Boot this multiboot kernel (ELF32, ELF64 or a.out kludge) instead of a disk image.
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
@@ -462,6 +466,7 @@ fn run_machine_with_input(
     if let Some(b) = m.bios_mut() {
         b.flush_disks().map_err(|e| CliError { message: e.to_string(), status: 1 })?;
     }
+    m.platform_mut().flush_disks().map_err(|e| CliError { message: e.to_string(), status: 1 })?;
     Ok(report.exit_status())
 }
 
@@ -529,10 +534,13 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         let rom = std::fs::read(rom_path)
             .map_err(|e| usage(format!("cannot read {}: {e}", rom_path.display())))?;
         m.load_external_bios(&rom).map_err(|e| usage(format!("{}: {e}", rom_path.display())))?;
-        eprintln!(
-            "hvsim: note: an external BIOS does not see the disk image (no disk controller yet)"
-        );
-        drop(image);
+        // The external BIOS finds the image as the IDE primary master.
+        m.attach_ide_disk(image);
+        if let Some(path) = &args.debugcon {
+            let f = std::fs::File::create(path)
+                .map_err(|e| usage(format!("cannot create {}: {e}", path.display())))?;
+            m.set_debugcon_sink(Box::new(std::io::BufWriter::new(f)));
+        }
         return run_machine(&args, m);
     }
     let mut bios = Bios::new().map_err(|e| CliError { message: e.to_string(), status: 1 })?;

@@ -335,7 +335,9 @@ fn feature_control_lock() {
 // (bit 10) reserved without x2APIC, the base is MAXPHYADDR bits wide.
 #[test]
 fn apic_base_rules() {
-    let mut m = writer(Cpuid::new(Vendor::Intel).with(Feature::Apic));
+    let mut model = Cpuid::new(Vendor::Intel).with(Feature::Apic);
+    model.set_feature(Feature::X2apic, false);
+    let mut m = writer(model);
     let n = msr::IA32_APIC_BASE;
     assert_eq!(run_msr(&mut m, n, 0xFEC0_0000), Ok(0xFEC0_0100), "disable; BSP stays");
     assert_eq!(run_msr(&mut m, n, 0xFEE0_0900), Ok(0xFEE0_0900));
@@ -343,6 +345,11 @@ fn apic_base_rules() {
     assert_eq!(run_msr(&mut m, n, 0xFEE0_0901), Err(GP0), "bit 0");
     assert_eq!(run_msr(&mut m, n, 1 << 40 | 0x900), Err(GP0), "above MAXPHYADDR");
     assert_eq!(run_msr(&mut m, n, 0xFF_FFFF_F900), Ok(0xFF_FFFF_F900));
+    // With x2APIC advertised, EXTD enters x2APIC mode; back to xAPIC directly is
+    // illegal (§12.12.5 "x2APIC State Transitions").
+    let mut m = writer(Cpuid::new(Vendor::Intel));
+    assert_eq!(run_msr(&mut m, n, 0xFEE0_0D00), Ok(0xFEE0_0D00), "EXTD");
+    assert_eq!(run_msr(&mut m, n, 0xFEE0_0900), Err(GP0), "x2APIC -> xAPIC");
 }
 
 // SDM Vol. 4 Table 2-2 IA32_MISC_ENABLE: bits 11 and 12 are read-only; the model keeps

@@ -135,3 +135,83 @@ fn zero_vcpus_is_a_configuration_error() {
     let cfg = MachineConfig { cpus: 0, ..MachineConfig::default() };
     assert!(Machine::new(&cfg).is_err());
 }
+
+/// The MP initialization protocol driven by the guest (SDM Vol. 3A §9.4.4.1 "Typical
+/// BSP Initialization Sequence"): the BSP sends each of three APs, by APIC ID through
+/// the ICR (§11.6.1), an INIT IPI and two start-up IPIs, polling the delivery status
+/// between writes. Each AP starts in real mode at the SIPI vector, takes a spin lock,
+/// prints "AP n" with n its initial APIC ID (CPUID.1:EBX[31:24]) to COM1, and counts
+/// itself; the BSP exits when all three have.
+#[test]
+fn bsp_starts_three_aps_with_init_sipi_sipi_and_each_prints_its_apic_id() {
+    const LAPIC: u32 = 0xFEE0_0000;
+    const LOCK: u32 = 0x510;
+    let mut ap = CodeAssembler::new(16).unwrap();
+    let mut acquire = ap.create_label();
+    ap.xor(ax, ax).unwrap();
+    ap.mov(ds, ax).unwrap();
+    ap.set_label(&mut acquire).unwrap();
+    ap.mov(al, 1u32).unwrap();
+    ap.xchg(byte_ptr(LOCK), al).unwrap();
+    ap.test(al, al).unwrap();
+    ap.jnz(acquire).unwrap();
+    ap.mov(eax, 1u32).unwrap();
+    ap.cpuid().unwrap();
+    ap.shr(ebx, 24u32).unwrap();
+    ap.mov(dx, 0x3F8u32).unwrap();
+    for &c in b"AP " {
+        ap.mov(al, u32::from(c)).unwrap();
+        ap.out(dx, al).unwrap();
+    }
+    ap.mov(al, bl).unwrap();
+    ap.add(al, i32::from(b'0')).unwrap();
+    ap.out(dx, al).unwrap();
+    ap.mov(al, u32::from(b'\n')).unwrap();
+    ap.out(dx, al).unwrap();
+    ap.mov(byte_ptr(LOCK), 0u32).unwrap();
+    ap.lock().inc(word_ptr(COUNTER as u32)).unwrap();
+    ap.cli().unwrap();
+    ap.hlt().unwrap();
+    let ap = ap.assemble(u64::from(AP_VECTOR) << 12).unwrap();
+
+    let mut a = CodeAssembler::new(32).unwrap();
+    let icr_send = |a: &mut CodeAssembler, low: u32| {
+        let mut idle = a.create_label();
+        a.mov(dword_ptr(LAPIC + 0x300), low).unwrap();
+        a.set_label(&mut idle).unwrap();
+        a.test(dword_ptr(LAPIC + 0x300), 1u32 << 12).unwrap(); // delivery status
+        a.jnz(idle).unwrap();
+    };
+    a.mov(dword_ptr(LAPIC + 0xF0), 0x1FFu32).unwrap(); // SVR: APIC software-enabled
+    for id in 1..=3u32 {
+        a.mov(dword_ptr(LAPIC + 0x310), id << 24).unwrap();
+        icr_send(&mut a, 0x4500); // INIT, level assert
+        icr_send(&mut a, 0x4600 | u32::from(AP_VECTOR)); // start-up
+        icr_send(&mut a, 0x4600 | u32::from(AP_VECTOR)); // second start-up (ignored)
+    }
+    let mut spin = a.create_label();
+    a.set_label(&mut spin).unwrap();
+    a.pause().unwrap();
+    a.cmp(word_ptr(COUNTER as u32), 3u32).unwrap();
+    a.jb(spin).unwrap();
+    a.mov(al, 0x44u32).unwrap();
+    a.out(0xF4, al).unwrap();
+    let bsp = a.assemble(0x1000).unwrap();
+
+    let run = || {
+        let cfg = MachineConfig { cpus: 4, ..MachineConfig::default() };
+        let mut m = Machine::new(&cfg).unwrap();
+        m.load(u64::from(AP_VECTOR) << 12, &ap).unwrap();
+        m.load(0x1000, &bsp).unwrap();
+        m.enter_mode(GuestMode::Protected32, 0x1000, 0x8000).unwrap();
+        let r = m.run(Some(2_000_000));
+        assert_eq!(r.reason, StopReason::DebugExit(0x44), "{r}");
+        String::from_utf8(m.serial_output().to_vec()).unwrap()
+    };
+    let out = run();
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    lines.sort_unstable();
+    assert_eq!(lines, ["AP 1", "AP 2", "AP 3"]);
+    assert_eq!(run(), out, "the interleaving repeats exactly");
+}

@@ -89,6 +89,11 @@ impl AcpiPm {
         Self { base, sts: 0, en: 0, cnt: SCI_EN, now_ns: 0, timer_carries: 0, power_off: false }
     }
 
+    /// Moves the block to I/O `base` (the PIIX4 PMBA register was written).
+    pub fn set_base(&mut self, base: u16) {
+        self.base = base;
+    }
+
     /// Tells the block the virtual time; latches TMR_STS when bit 23 of the timer has
     /// changed (ACPI 4.8.3.3: "TMR_STS is set ... every time the last bit of the timer
     /// (bit 23 or bit 31) goes from 0 to 1 or 1 to 0").

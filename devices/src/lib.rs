@@ -12,10 +12,12 @@
 //! | [`rtc::Rtc`] (MC146818 + NVRAM) | 0x70-0x71 | 8 | `advance`, `next_event_ns`, `irq_level`, `nmi_disabled` |
 //! | [`uart16550::Uart16550`] | 0x3F8-0x3FF, 0x2F8-0x2FF | 4, 3 | `receive`, `can_receive`, `take_output`, `irq_level` |
 //! | [`i8042::I8042`] (+ PS/2 keyboard) | 0x60, 0x64 | 1 | `key`, `irq1_level`, `a20`, `take_reset` |
+//! | [`ide::IdeChannel`] (PIIX3 IDE, PIO) | 0x1F0-0x1F7 + 0x3F6, 0x170-0x177 + 0x376 | 14, 15 | `attach`, `irq_level` |
 //! | [`port92::PortA`] | 0x92 | - | `a20`, `take_reset` |
 //! | [`post::PostPort`] | 0x80 | - | `last` |
 //! | [`fw_cfg::FwCfg`] | 0x510-0x511 | - | `set_cmdline`, `add_file`, `set_item` |
 //! | [`debug_exit::DebugExit`] | 0xF4 | - | `take` |
+//! | [`debugcon::DebugCon`] | 0x402 | - | `take_output` |
 //!
 //! Devices with split port ranges are added with [`PortBus::add_ranges`]. Devices never
 //! call each other: interrupt lines, the A20 gate (the i8042's OR port 0x92's) and reset
@@ -29,9 +31,11 @@
 pub mod acpi_pm;
 pub mod bus;
 pub mod debug_exit;
+pub mod debugcon;
 pub mod disk_image;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod ide;
 pub mod interrupt;
 pub mod ioapic;
 pub mod lapic;

@@ -18,14 +18,16 @@
 use crate::acpi_pm::AcpiPm;
 use crate::bus::PortDevice;
 use crate::debug_exit::DebugExit;
+use crate::debugcon::{DebugCon, DEBUGCON_PORT};
 use crate::fw_cfg::FwCfg;
 use crate::i8042::I8042;
+use crate::ide::{self, AtaDrive, IdeChannel};
 use crate::interrupt::route;
 use crate::ioapic::{IoApic, IOAPIC_MMIO_SIZE};
-use crate::lapic::{LapicConfig, LocalApic, TscClock};
+use crate::lapic::{ApicFault, LapicConfig, LocalApic, TscClock};
 use crate::mmio::MmioDevice;
 use crate::pc;
-use crate::pci::PciHost;
+use crate::pci::{PciHost, PmFunction};
 use crate::pic::Pic;
 use crate::pit::Pit;
 use crate::port92::PortA;
@@ -87,10 +89,16 @@ pub struct PcPlatform {
     pub pm: AcpiPm,
     /// QEMU's isa-debug-exit.
     pub debug_exit: DebugExit,
+    /// QEMU's debug console (SeaBIOS's log).
+    pub debugcon: DebugCon,
+    /// The PIIX3 IDE channels: primary (0x1F0, IRQ 14) and secondary (0x170, IRQ 15).
+    pub ide: [IdeChannel; 2],
     /// The IOAPIC.
     pub ioapic: IoApic,
     /// One local APIC per vCPU, indexed by vCPU.
     pub lapics: Vec<LocalApic>,
+    /// Where the ACPI PM block decodes: the PIIX4 PM function's PMBA, if PMIOSE is set.
+    pm_base: Option<u16>,
     /// The ISA IRQ levels last propagated.
     isa_levels: [bool; 16],
     /// The 8259A INTR level last propagated to the BSP's LINT0.
@@ -135,8 +143,14 @@ impl PcPlatform {
             pci: PciHost::pc(),
             pm: AcpiPm::new(pc::ACPI_PM_BASE),
             debug_exit: DebugExit::default(),
+            debugcon: DebugCon::default(),
+            ide: [
+                IdeChannel::new(ide::PRIMARY_CMD_PORT, ide::PRIMARY_CTL_PORT),
+                IdeChannel::new(ide::SECONDARY_CMD_PORT, ide::SECONDARY_CTL_PORT),
+            ],
             ioapic: IoApic::new(pc::IOAPIC_ID),
             lapics,
+            pm_base: Some(pc::ACPI_PM_BASE),
             isa_levels: [false; 16],
             intr_level: false,
             now_ns: 0,
@@ -160,13 +174,27 @@ impl PcPlatform {
             p if p == pc::PORT_A => &mut self.port_a,
             p if p == pc::POST_PORT => &mut self.post,
             p if p == pc::DEBUG_EXIT_PORT => &mut self.debug_exit,
+            DEBUGCON_PORT => &mut self.debugcon,
             _ if in_range(pc::COM1_PORT, 8) => &mut self.com1,
             _ if in_range(pc::COM2_PORT, 8) => &mut self.com2,
             _ if in_range(pc::FW_CFG_PORT_SEL, 2) => &mut self.fw_cfg,
             _ if in_range(pc::PCI_CONFIG_ADDRESS, 8) => &mut self.pci,
-            _ if in_range(pc::ACPI_PM_BASE, 12) => &mut self.pm,
+            _ if self.pm_base.is_some_and(|b| in_range(b, 12)) => &mut self.pm,
+            _ if self.ide[0].claims(port) => &mut self.ide[0],
+            _ if self.ide[1].claims(port) => &mut self.ide[1],
             _ => return None,
         })
+    }
+
+    /// After a PCI configuration write: the PM block follows the PIIX4 PMBA register.
+    fn pci_config_written(&mut self) {
+        let base = self.pci.function::<PmFunction>().and_then(PmFunction::pm_base);
+        if base != self.pm_base {
+            self.pm_base = base;
+            if let Some(b) = base {
+                self.pm.set_base(b);
+            }
+        }
     }
 
     /// Whether a built-in device answers `port`.
@@ -176,22 +204,30 @@ impl PcPlatform {
 
     /// Whether the device at `port` has only byte registers: a wider access is a
     /// sequence of byte accesses to consecutive ports, as on the ISA bus.
-    fn byte_wide(port: u16) -> bool {
-        !matches!(port, pc::DEBUG_EXIT_PORT | 0x510..=0x511 | 0xCF8..=0xCFF)
-            && !(pc::ACPI_PM_BASE..pc::ACPI_PM_BASE + 12).contains(&port)
+    fn byte_wide(&self, port: u16) -> bool {
+        !matches!(
+            port,
+            pc::DEBUG_EXIT_PORT
+                | DEBUGCON_PORT
+                | ide::PRIMARY_CMD_PORT
+                | ide::SECONDARY_CMD_PORT
+                | 0x510..=0x511
+                | 0xCF8..=0xCFF
+        ) && !self.pm_base.is_some_and(|b| (b..b.saturating_add(12)).contains(&port))
     }
 
     /// A port read at virtual time `now_ns`; `None` if no built-in device answers.
     pub fn port_read(&mut self, port: u16, size: u8, now_ns: u64) -> Option<u32> {
         self.advance(now_ns);
-        let v = if size > 1 && Self::byte_wide(port) {
+        let v = if size > 1 && self.byte_wide(port) {
             self.port_device(port)?;
             let mut v = 0u32;
             for i in 0..u16::from(size.min(4)) {
                 let p = port.wrapping_add(i);
-                let b = match self.port_device(p) {
-                    Some(d) if Self::byte_wide(p) => d.read(p, 1) & 0xFF,
-                    _ => 0xFF,
+                let b = if self.byte_wide(p) {
+                    self.port_device(p).map_or(0xFF, |d| d.read(p, 1) & 0xFF)
+                } else {
+                    0xFF
                 };
                 v |= b << (8 * i);
             }
@@ -209,15 +245,21 @@ impl PcPlatform {
         if self.port_device(port).is_none() {
             return false;
         }
-        if size > 1 && Self::byte_wide(port) {
+        if size > 1 && self.byte_wide(port) {
             for i in 0..u16::from(size.min(4)) {
                 let p = port.wrapping_add(i);
-                if let Some(d) = self.port_device(p).filter(|_| Self::byte_wide(p)) {
+                if !self.byte_wide(p) {
+                    continue;
+                }
+                if let Some(d) = self.port_device(p) {
                     d.write(p, 1, (value >> (8 * i)) & 0xFF);
                 }
             }
         } else if let Some(d) = self.port_device(port) {
             d.write(port, size, value);
+        }
+        if (pc::PCI_CONFIG_DATA..pc::PCI_CONFIG_DATA + 4).contains(&port) {
+            self.pci_config_written();
         }
         self.sync();
         true
@@ -261,6 +303,36 @@ impl PcPlatform {
             self.lapics[vcpu].mmio_write(gpa - base, size, value);
         } else if gpa >= pc::IOAPIC_BASE && gpa < pc::IOAPIC_BASE + IOAPIC_MMIO_SIZE {
             self.ioapic.write(gpa - pc::IOAPIC_BASE, size, value);
+        }
+        self.sync();
+    }
+
+    /// RDMSR of vCPU `vcpu`'s local APIC MSR `msr` (x2APIC registers, IA32_TSC_DEADLINE)
+    /// at virtual time `now_ns`.
+    pub fn lapic_rdmsr(&mut self, vcpu: usize, msr: u32, now_ns: u64) -> Result<u64, ApicFault> {
+        self.advance(now_ns);
+        self.lapics.get(vcpu).ok_or(ApicFault::Reserved(msr))?.rdmsr(msr)
+    }
+
+    /// WRMSR of vCPU `vcpu`'s local APIC MSR `msr`; IPIs it sends are delivered.
+    pub fn lapic_wrmsr(
+        &mut self,
+        vcpu: usize,
+        msr: u32,
+        value: u64,
+        now_ns: u64,
+    ) -> Result<(), ApicFault> {
+        self.advance(now_ns);
+        let r = self.lapics.get_mut(vcpu).ok_or(ApicFault::Reserved(msr))?.wrmsr(msr, value);
+        self.sync();
+        r
+    }
+
+    /// Sets vCPU `vcpu`'s task priority (a MOV to CR8 in 64-bit mode).
+    pub fn set_lapic_tpr(&mut self, vcpu: usize, tpr: u8, now_ns: u64) {
+        self.advance(now_ns);
+        if let Some(a) = self.lapics.get_mut(vcpu) {
+            a.set_tpr(tpr);
         }
         self.sync();
     }
@@ -314,6 +386,8 @@ impl PcPlatform {
             (pc::COM1_IRQ, self.com1.irq_level()),
             (pc::RTC_IRQ, self.rtc.irq_level()),
             (pc::ACPI_SCI_IRQ, self.pm.sci_level()),
+            (ide::PRIMARY_IRQ, self.ide[0].irq_level()),
+            (ide::SECONDARY_IRQ, self.ide[1].irq_level()),
         ];
         for (irq, level) in levels {
             self.set_isa_irq(irq, level);
@@ -386,6 +460,26 @@ impl PcPlatform {
             return Some(PlatformRequest::PowerOff);
         }
         None
+    }
+
+    /// Attaches `drive` to IDE `channel` (0 primary, 1 secondary) at `position` (0
+    /// master, 1 slave).
+    pub fn attach_ide(&mut self, channel: usize, position: usize, drive: AtaDrive) {
+        if let Some(c) = self.ide.get_mut(channel) {
+            c.attach(position, drive);
+        }
+    }
+
+    /// Flushes the IDE drives' persistent images.
+    pub fn flush_disks(&mut self) -> Result<(), crate::disk_image::DiskImageError> {
+        for c in &mut self.ide {
+            for p in 0..2 {
+                if let Some(d) = c.drive_mut(p) {
+                    d.image.flush()?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether the A20 gate is open (either the keyboard controller's or port 0x92's).

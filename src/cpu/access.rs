@@ -229,7 +229,7 @@ impl Machine {
                         | (if t.executable { TLB_X } else { 0 });
                     let global = t.global && self.cpu.cr4 & cr4::PGE != 0;
                     if pk & paging::PKRU_AD != 0 {
-                        let gfn = t.gpa.0 >> 12;
+                        let gfn = self.chipset_gfn(t.gpa.0 >> 12);
                         return Ok(self.page_ref(gfn, self.ram_page(gfn), kind));
                     }
                     self.strict_filled(vpn, Some(t));
@@ -247,8 +247,9 @@ impl Machine {
             self.strict_filled(vpn, None);
             (vpn & 0xF_FFFF_FFFF, TLB_W | TLB_U | TLB_X | TLB_SW, false, 0)
         };
+        let gfn = self.chipset_gfn(gfn);
         let host = self.ram_page(gfn);
-        if self.write_tracked(gfn) || self.monitored_frame(gfn) {
+        if self.write_tracked(gfn) || self.monitored_frame(gfn) || self.pam_write_protected(gfn) {
             // Writes to a frame holding shadowed page tables or a line armed by MONITOR
             // must reach phys_write.
             perm &= !(TLB_W | TLB_SW);
@@ -341,7 +342,11 @@ impl Machine {
     /// monitors).
     #[inline]
     fn page_ref(&self, gfn: u64, host: usize, kind: AccessKind) -> PageRef {
-        if kind == AccessKind::Write && (self.write_tracked(gfn) || self.monitored_frame(gfn)) {
+        if kind == AccessKind::Write
+            && (self.write_tracked(gfn)
+                || self.monitored_frame(gfn)
+                || self.pam_write_protected(gfn))
+        {
             PageRef { gfn, host: usize::MAX }
         } else {
             PageRef { gfn, host }
@@ -479,7 +484,9 @@ impl Machine {
         if self.is_mmio(gpa.0) {
             return self.mmio_write(gpa.0, data);
         }
-        self.mem.write(gpa, data);
+        if !self.pam_write(gpa, data) {
+            self.mem.write(gpa, data);
+        }
         self.shadow_phys_written(gpa, data.len());
         if self.monitor_watch {
             self.monitor_written(gpa, data.len());

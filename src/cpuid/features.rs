@@ -102,8 +102,10 @@ features! {
     Smx = (0x1, 0, Ecx, 6), "Safer mode extensions (GETSEC).";
     Cx16 = (0x1, 0, Ecx, 13), "CMPXCHG16B.";
     Pcid = (0x1, 0, Ecx, 17), "Process-context identifiers (CR4.PCIDE).";
+    X2apic = (0x1, 0, Ecx, 21), "x2APIC mode (IA32_APIC_BASE.EXTD, MSRs 800H-8FFH).";
     Movbe = (0x1, 0, Ecx, 22), "MOVBE.";
     Popcnt = (0x1, 0, Ecx, 23), "POPCNT.";
+    TscDeadline = (0x1, 0, Ecx, 24), "APIC timer TSC-deadline mode (IA32_TSC_DEADLINE).";
     Xsave = (0x1, 0, Ecx, 26), "XSAVE/XRSTOR, XSETBV/XGETBV, XCR0, CR4.OSXSAVE.";
     Osxsave = (0x1, 0, Ecx, 27), "Mirror of CR4.OSXSAVE.";
     Rdrand = (0x1, 0, Ecx, 30), "RDRAND.";

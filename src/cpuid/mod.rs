@@ -199,6 +199,16 @@ impl Cpuid {
         if is(LEAF_EXT_FEATURES, 0) && self.has(Feature::Pku) && cpu.cr4 & cr4::PKE != 0 {
             r[2] |= 1 << Feature::Ospke.at().bit;
         }
+        // Each logical processor reports its own APIC ID (SDM Vol. 3A §10.4.5 "Identifying
+        // Logical Processors in an MP System"): the topology's is the BSP's, vCPU i's is
+        // that plus i, as the local APICs are numbered.
+        let id = self.topology.apic_id.wrapping_add(cpu.apic_id);
+        if leaf == LEAF_FEATURES {
+            r[1] = (r[1] & 0x00FF_FFFF) | (id & 0xFF) << 24;
+        }
+        if (leaf == LEAF_TOPOLOGY || leaf == LEAF_TOPOLOGY_V2) && self.query(leaf, 0)[1] != 0 {
+            r[3] = id;
+        }
         r
     }
 

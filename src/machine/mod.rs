@@ -2,6 +2,7 @@
 //! loop that executes decoded blocks until something stops the run.
 
 mod block;
+pub(crate) mod chipset;
 mod debug_step;
 mod events;
 pub mod mmu_cache;
@@ -145,6 +146,10 @@ pub struct Machine {
     /// Some vCPU may have a MONITOR line armed: physical writes check the lines (see
     /// `cpu/exec/monitor.rs`).
     pub(crate) monitor_watch: bool,
+    /// A20 gate and BIOS shadowing (see [`chipset`]).
+    pub(crate) chipset: chipset::Chipset,
+    /// The debug console's output (see [`platform::DebugConOutput`]).
+    debugcon: platform::DebugConOutput,
 }
 
 impl Machine {
@@ -218,6 +223,8 @@ impl Machine {
             nested: crate::nested::NestedState::default(),
             monitor_watch: false,
             input: Default::default(),
+            chipset: chipset::Chipset::default(),
+            debugcon: platform::DebugConOutput::default(),
         })
     }
 

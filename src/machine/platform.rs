@@ -26,7 +26,42 @@ pub const CHAR_TIME_NS: u64 = 86_800;
 /// How often (in virtual nanoseconds) the machine looks for host console input.
 pub const INPUT_POLL_NS: u64 = 1_000_000;
 
+/// Where QEMU's debug console (port 0x402) output goes: kept for
+/// [`Machine::debugcon_output`], and written to a sink (`--debugcon FILE`) or, without
+/// one, echoed to stdout with the console when the machine echoes COM1.
+#[derive(Default)]
+pub(crate) struct DebugConOutput {
+    log: Vec<u8>,
+    sink: Option<Box<dyn Write>>,
+}
+
 impl Machine {
+    /// Everything the guest wrote to the debug console (port 0x402).
+    pub fn debugcon_output(&self) -> &[u8] {
+        &self.debugcon.log
+    }
+
+    /// Sends the debug console's output to `sink` as it is written (`--debugcon FILE`).
+    pub fn set_debugcon_sink(&mut self, sink: Box<dyn Write>) {
+        self.debugcon.sink = Some(sink);
+    }
+
+    fn debugcon_write(&mut self, bytes: &[u8]) {
+        self.debugcon.log.extend_from_slice(bytes);
+        let r = match self.debugcon.sink.as_mut() {
+            Some(w) => w.write_all(bytes).and_then(|()| w.flush()),
+            None if self.echo_serial => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            None => Ok(()),
+        };
+        if r.is_err() {
+            // A sink that fails (a full disk) stops receiving; the log keeps everything.
+            self.debugcon.sink = None;
+        }
+    }
+
     /// The PC's devices.
     pub fn platform(&self) -> &PcPlatform {
         &self.platform
@@ -135,6 +170,11 @@ impl Machine {
         if !out.is_empty() {
             self.console_write(&out);
         }
+        let dbg = self.platform.debugcon.take_output();
+        if !dbg.is_empty() {
+            self.debugcon_write(&dbg);
+        }
+        self.sync_chipset();
         self.next_device_event = self
             .platform
             .next_event_ns()

@@ -94,6 +94,7 @@ impl Machine {
         fresh.msrs = std::mem::take(&mut c.msrs);
         fresh.insn_count = c.insn_count;
         fresh.rng_state = c.rng_state;
+        fresh.apic_id = c.apic_id;
         fresh.xcr0 = c.xcr0;
         if bsp {
             fresh.seg[SegReg::Cs as usize].selector = 0xF000;

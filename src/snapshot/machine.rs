@@ -143,6 +143,8 @@ saved_state! {
     monitor_watch: bool => bool,
     /// The built-in BIOS.
     bios: Option<&'a crate::firmware::bios::Bios> => Option<crate::firmware::bios::Bios>,
+    /// The chipset's address decoding (A20 gate, PAM shadowing of an external BIOS).
+    chipset: &'a crate::machine::chipset::Chipset => crate::machine::chipset::Chipset,
     /// Guest RAM.
     memory: &'a SavedMemory => SavedMemory,
 }
@@ -191,6 +193,7 @@ impl Machine {
             trace_hash: self.trace_hash.as_ref(),
             monitor_watch: self.monitor_watch,
             bios: self.bios.as_deref(),
+            chipset: &self.chipset,
             memory: &memory,
         };
         out(&state)
@@ -245,6 +248,7 @@ impl Machine {
         m.trace_hash = s.trace_hash;
         m.monitor_watch = s.monitor_watch;
         m.bios = s.bios.map(Box::new);
+        m.chipset = s.chipset;
         Ok((m, s.input_open))
     }
 }

@@ -4,7 +4,7 @@
 //! bus 0 implement [`PciFunction`] over a 256-byte [`ConfigSpace`] with write masks.
 //!
 //! [`PciHost::pc`] builds the PC's chipset: the i440FX host bridge at 00:00.0, the PIIX3
-//! ISA bridge at 00:01.0 and the PIIX4 power-management function at 00:01.3.
+//! ISA bridge at 00:01.0, the PIIX3 IDE function at 00:01.1 ([`crate::ide`]) and the PIIX4 power-management function at 00:01.3.
 
 pub mod i440fx;
 pub mod piix;
@@ -225,12 +225,14 @@ impl PciHost {
         Self::default()
     }
 
-    /// The PC chipset: i440FX at 00:00.0, PIIX3 ISA at 00:01.0, PIIX4 PM at 00:01.3.
+    /// The PC chipset: i440FX at 00:00.0, PIIX3 ISA at 00:01.0, PIIX3 IDE at 00:01.1,
+    /// PIIX4 PM at 00:01.3.
     pub fn pc() -> Self {
         let mut host = Self::new();
-        let fns: [(Bdf, Box<dyn PciFunction>); 3] = [
+        let fns: [(Bdf, Box<dyn PciFunction>); 4] = [
             (HostBridge::BDF, Box::new(HostBridge::new())),
             (IsaBridge::BDF, Box::new(IsaBridge::new())),
+            (crate::ide::IdeFunction::BDF, Box::new(crate::ide::IdeFunction::new())),
             (PmFunction::BDF, Box::new(PmFunction::new())),
         ];
         for (bdf, f) in fns {
@@ -359,6 +361,7 @@ mod tests;
 /// object has no serialized form); a function of another type cannot be saved.
 mod saved_functions {
     use super::{Bdf, HostBridge, IsaBridge, PciFunction, PmFunction};
+    use crate::ide::IdeFunction;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -366,6 +369,7 @@ mod saved_functions {
         HostBridge(HostBridge),
         IsaBridge(IsaBridge),
         PmFunction(PmFunction),
+        IdeFunction(IdeFunction),
     }
 
     pub fn serialize<S: Serializer>(
@@ -381,6 +385,8 @@ mod saved_functions {
                 Saved::IsaBridge(i.clone())
             } else if let Some(p) = any.downcast_ref::<PmFunction>() {
                 Saved::PmFunction(p.clone())
+            } else if let Some(i) = any.downcast_ref::<IdeFunction>() {
+                Saved::IdeFunction(i.clone())
             } else {
                 return Err(serde::ser::Error::custom(format!(
                     "PCI function {bdf:?} is of a type snapshots do not know"
@@ -402,6 +408,7 @@ mod saved_functions {
                     Saved::HostBridge(h) => Box::new(h),
                     Saved::IsaBridge(i) => Box::new(i),
                     Saved::PmFunction(p) => Box::new(p),
+                    Saved::IdeFunction(i) => Box::new(i),
                 };
                 (bdf, f)
             })

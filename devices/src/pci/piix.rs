@@ -37,6 +37,11 @@ pub const CLASS_OTHER_BRIDGE: [u8; 3] = [0x06, 0x80, 0x00];
 pub const PMBA: u8 = 0x40;
 /// PMBA's writable base bits.
 pub const PMBA_BASE_MASK: u32 = 0xFFC0;
+/// DEVACTB (device activity B, 0x58): bit 25 APMC_EN enables SMIs on writes to the APM
+/// control port 0xB2.
+pub const DEVACTB: u8 = 0x58;
+/// DEVACTB bit 25 (bit 1 of byte 0x5B).
+pub const DEVACTB_APMC_EN: u32 = 1 << 25;
 /// PMREGMISC: bit 0 (PMIOSE) enables the PM I/O space.
 pub const PMREGMISC: u8 = 0x80;
 /// PMREGMISC bit 0.
@@ -128,6 +133,10 @@ impl PmFunction {
         c.set_u32(PMBA, u32::from(pc::ACPI_PM_BASE) | 1);
         c.set_writable(PMBA, &PMBA_BASE_MASK.to_le_bytes());
         c.set_u8(PMREGMISC, PMIOSE);
+        // hvsim has no SMM: APMC_EN reads as already set and cannot change, which is how
+        // QEMU without SMM tells firmware that SMM is "already initialised" (SeaBIOS's
+        // piix4_apmc_smm_setup then skips SMM setup).
+        c.set_u32(DEVACTB, DEVACTB_APMC_EN);
         c.set_writable(PMREGMISC, &[PMIOSE]);
         Self { config: c }
     }

@@ -43,8 +43,31 @@ fn add_to_tsc(m: &mut Machine, delta: u64) {
     *off = off.wrapping_add(delta);
 }
 
+/// Whether `n` is a local APIC MSR other than IA32_APIC_BASE that this model has: the
+/// x2APIC registers 800H-8FFH with CPUID.1:ECX.x2APIC (SDM Vol. 3A §11.12.1.2), and
+/// IA32_TSC_DEADLINE (6E0H) with CPUID.1:ECX.TSC_Deadline (§11.5.4.1). The local APIC
+/// model decides the rest: x2APIC registers outside x2APIC mode, read-only and
+/// write-only registers and reserved bits are #GP(0) (§11.12.1.3).
+fn apic_msr(m: &Machine, n: u32) -> bool {
+    use hvsim_devices::lapic::regs;
+    if n == regs::IA32_TSC_DEADLINE {
+        m.cpuid.has(Feature::TscDeadline)
+    } else {
+        (regs::X2APIC_MSR_BASE..=regs::X2APIC_MSR_LAST).contains(&n) && m.cpuid.has(Feature::X2apic)
+    }
+}
+
+/// RDMSR of a local APIC MSR (see [`apic_msr`]), with the devices at the current time.
+fn read_apic_msr(m: &mut Machine, n: u32) -> Option<u64> {
+    let (vcpu, now) = (m.current_vcpu(), m.now_ns());
+    m.platform_mut().lapic_rdmsr(vcpu, n, now).ok()
+}
+
 /// Reads an MSR, or `None` if it does not exist on this model.
 pub(crate) fn read_msr(m: &Machine, n: u32) -> Option<u64> {
+    if apic_msr(m, n) {
+        return m.platform().lapics.get(m.current_vcpu())?.rdmsr(n).ok();
+    }
     if let Some(v) = crate::nested::svm::msrs::read(m, n) {
         return Some(v);
     }
@@ -79,6 +102,12 @@ fn efer_writable(m: &Machine) -> u64 {
 pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
     if let Some(r) = crate::nested::svm::msrs::write(m, n, v) {
         return r;
+    }
+    if apic_msr(m, n) {
+        let (vcpu, now) = (m.current_vcpu(), m.now_ns());
+        let r = m.platform_mut().lapic_wrmsr(vcpu, n, v, now);
+        m.after_platform();
+        return r.or_else(|_| gp(0));
     }
     let Some(info) = msr::on_model(&m.cpuid, n) else {
         return gp(0);
@@ -122,9 +151,10 @@ pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
             m.cpu.seg[s as usize].base = v;
         }
         msr::IA32_APIC_BASE => {
-            // The base (bits MAXPHYADDR-1:12) and the global enable are writable; BSP is
-            // read-only; x2APIC mode (EXTD) is not advertised, so reserved.
-            let writable = msr::APIC_BASE_ADDR | msr::APIC_BASE_EN;
+            // The base (bits MAXPHYADDR-1:12) and the global enable are writable, and
+            // EXTD (x2APIC mode) where x2APIC is advertised; BSP is read-only.
+            let extd = if m.cpuid.has(Feature::X2apic) { msr::APIC_BASE_EXTD } else { 0 };
+            let writable = msr::APIC_BASE_ADDR | msr::APIC_BASE_EN | extd;
             if v & !(writable | msr::APIC_BASE_BSP) != 0 {
                 return gp(0);
             }
@@ -175,7 +205,8 @@ pub(crate) fn write_msr(m: &mut Machine, n: u32, v: u64) -> ExecResult {
 fn rdmsr(m: &mut Machine, _i: &Insn) -> ExecResult {
     require_cpl0(m)?;
     let n = m.cpu.gpr[1] as u32;
-    match read_msr(m, n) {
+    let v = if apic_msr(m, n) { read_apic_msr(m, n) } else { read_msr(m, n) };
+    match v {
         Some(v) => {
             set_edx_eax(m, v);
             Ok(())

@@ -165,7 +165,13 @@ fn mov_from_cr(m: &mut Machine, i: &Insn) -> ExecResult {
         2 => m.cpu.cr2,
         3 => m.cpu.cr3,
         4 => crate::nested::vmx::cr_read_value(m, 4, m.cpu.cr4),
-        _ => crate::nested::vmx::tpr_shadow::read_cr8(m).unwrap_or(m.cpu.cr8 & 0xF),
+        _ => match crate::nested::vmx::tpr_shadow::read_cr8(m) {
+            Some(v) => v,
+            None => {
+                sync_cr8_from_tpr(m);
+                m.cpu.cr8 & 0xF
+            }
+        },
     };
     set_gpr_operand(m, i, 0, v);
     Ok(())
@@ -192,9 +198,33 @@ fn mov_to_cr(m: &mut Machine, i: &Insn) -> ExecResult {
                 return Ok(());
             }
             m.cpu.cr8 = v;
+            sync_tpr_from_cr8(m);
             Ok(())
         }
     }
+}
+
+/// CR8 is the local APIC's TPR (SDM Vol. 3A §11.8.6.1 "Interaction of Task Priorities
+/// between CR8 and APIC": "MOV CR8 ... operations ... write/read TPR[7:4]", CR8[3:0] =
+/// TPR[7:4]). In a nested guest CR8 is the hypervisor's to virtualize (SVM V_TPR), so
+/// the link is made only outside one.
+fn sync_cr8_from_tpr(m: &mut Machine) {
+    if m.nested.in_guest() {
+        return;
+    }
+    if let Some(a) = m.platform().lapics.get(m.current_vcpu()) {
+        m.cpu.cr8 = u64::from(a.tpr() >> 4);
+    }
+}
+
+/// A MOV to CR8 outside a nested guest sets TPR[7:4] (TPR[3:0] = 0).
+fn sync_tpr_from_cr8(m: &mut Machine) {
+    if m.nested.in_guest() {
+        return;
+    }
+    let (vcpu, now, tpr) = (m.current_vcpu(), m.now_ns(), (m.cpu.cr8 as u8 & 0xF) << 4);
+    m.platform_mut().set_lapic_tpr(vcpu, tpr, now);
+    m.after_platform();
 }
 
 /// MOV to CR0 (also LMSW): the combination checks, IA-32e activation and deactivation

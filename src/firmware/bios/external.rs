@@ -5,16 +5,22 @@
 //! instruction is the image's reset vector at physical FFFFFFF0h (SDM Vol. 3A §10.1.4
 //! "First Instruction Executed").
 //!
-//! Both copies are RAM: the guest can write them (on a real PC, chipset registers decide
-//! whether the low copy is ROM or shadow RAM). hvsim has no disk controller yet, so an
-//! external BIOS does not see the disk image.
+//! The low copy is the chipset's: the i440FX PAM registers decide whether
+//! 0xC0000-0xFFFFF read the ROM or shadow RAM and whether writes reach the RAM
+//! (`machine::chipset`); SeaBIOS copies itself to the shadow RAM and write-protects it.
+//! The boot disk is an ATA disk on the PIIX3 IDE primary channel
+//! ([`Machine::attach_ide_disk`]).
 
 use super::BiosError;
 use crate::cpu::regs::SegReg;
 use crate::machine::Machine;
+use hvsim_devices::disk_image::DiskImage;
+use hvsim_devices::ide::AtaDrive;
 use hvsim_devices::pc;
 use hvsim_mmu::{GuestMemory, MemoryMap, Region, RegionKind};
 
+/// The serial number of the boot disk's IDENTIFY data (QEMU's first IDE disk's).
+pub const IDE_DISK_SERIAL: &str = "QM00001";
 /// External images are whole 64 KiB blocks.
 pub const ROM_GRANULE: usize = 0x1_0000;
 /// The largest external image hvsim maps (SeaBIOS builds are 128 or 256 KiB).
@@ -28,6 +34,11 @@ pub const RESET_CS_BASE: u64 = 0xFFFF_0000;
 pub const RESET_IP: u64 = 0xFFF0;
 
 impl Machine {
+    /// Attaches `image` as the IDE primary master (the disk an external BIOS boots).
+    pub fn attach_ide_disk(&mut self, image: DiskImage) {
+        self.platform_mut().attach_ide(0, 0, AtaDrive::new(image, IDE_DISK_SERIAL));
+    }
+
     /// Maps an external BIOS image and puts the vCPU at its reset vector. Guest RAM is
     /// rebuilt (its contents are lost), so call this before loading anything else. The
     /// machine must not have RAM in the top 16 MiB below 4 GiB.
@@ -54,8 +65,9 @@ impl Machine {
         self.mem = GuestMemory::new(map).map_err(|e| BiosError::Memory(e.to_string()))?;
         self.load(base, rom).map_err(|e| BiosError::Memory(e.to_string()))?;
         let low = rom.len().min(LOW_ALIAS_SIZE);
-        self.load(pc::HIGH_MEMORY - low as u64, &rom[rom.len() - low..])
-            .map_err(|e| BiosError::Memory(e.to_string()))?;
+        // The low copy is the chipset's: the i440FX PAM registers decide whether
+        // 0xC0000-0xFFFFF read the ROM or shadow RAM (see `machine::chipset`).
+        self.install_bios_shadow(&rom[rom.len() - low..]);
         self.bios = None;
         let (count, rng) = (self.cpu.insn_count, self.cpu.rng_state);
         self.cpu = crate::cpu::Cpu { insn_count: count, rng_state: rng, ..crate::cpu::Cpu::new() };

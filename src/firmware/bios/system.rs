@@ -41,17 +41,31 @@ fn ok(m: &mut Machine, c: &mut Call) {
     c.set_cf(false);
 }
 
+/// Opens or closes the A20 gate as a BIOS does, through the hardware: the keyboard
+/// controller's enable/disable-A20 commands, and port 0x92's fast A20 bit (which would
+/// keep the gate open when closing it through the i8042 alone).
+fn set_a20_gate(m: &mut Machine, on: bool) {
+    use hvsim_devices::i8042::command;
+    use hvsim_devices::port92::PORT_A_A20;
+    let kbc = if on { command::ENABLE_A20 } else { command::DISABLE_A20 };
+    m.port_write(pc::I8042_CMD_PORT, 1, u32::from(kbc));
+    let port_a = m.port_read(pc::PORT_A, 1) as u8;
+    let port_a = if on { port_a | PORT_A_A20 } else { port_a & !PORT_A_A20 };
+    m.port_write(pc::PORT_A, 1, u32::from(port_a));
+}
+
 /// INT 15h.
 pub(super) fn int15(m: &mut Machine, c: &mut Call) -> Result<Outcome, Fault> {
     let ah = m.hi(reg::AX);
     let al = m.lo(reg::AX);
     match (ah, al) {
         (0x24, 0x00) | (0x24, 0x01) => {
+            set_a20_gate(m, al == 1);
             c.bios.a20_enabled = al == 1;
             ok(m, c);
         }
         (0x24, 0x02) => {
-            let on = c.bios.a20_enabled;
+            let on = m.platform().a20();
             m.set_lo(reg::AX, u8::from(on));
             ok(m, c);
         }
