@@ -109,6 +109,8 @@ pub struct Machine {
     quantum_left: u64,
     /// What `--trace` records.
     trace: crate::trace::TraceConfig,
+    /// Failed nested entries and the `nested` trace's memory of guest states.
+    pub(crate) nested_log: crate::trace::nested::NestedLog,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
     trace_hash: Option<TraceHash>,
     /// The shadow page cache, unless `--no-shadow-cache`.
@@ -204,6 +206,7 @@ impl Machine {
             catch: 0,
             trace_hash: None,
             trace: crate::trace::TraceConfig::default(),
+            nested_log: crate::trace::nested::NestedLog::default(),
             shadow: cfg
                 .shadow_cache
                 .then(|| hvsim_mmu::shadow::ShadowMmu::new(mmu_cache::SHADOW_PAGE_LIMIT)),

@@ -103,7 +103,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
         Ok(plan) => plan,
         Err(e) => {
             // hvsim names the check (stop report, `hvsim::nested` trace).
-            tracing::warn!(target: "hvsim::nested", vmcs = pa, "VM entry failed: {}", e.describe());
+            crate::trace::nested::vmx_entry_failed(m, pa, launch, &e);
             m.nested.vmx.last_entry_failure = Some(e);
             match e.form {
                 FailureForm::VmFailValid(err) => fail(m, err),
@@ -124,7 +124,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     }
     m.nested.vmx.non_root = true;
     m.nested.vmx.entries += 1;
-    tracing::debug!(target: "hvsim::nested", vmcs = pa, rip = m.cpu.rip, launch, "VM entry");
+    crate::trace::nested::vmx_entry(m, pa, launch);
     inject(m)
 }
 

@@ -12,7 +12,7 @@ use hvsim_mmu::Gpa;
 use hvsim_vmx_model::controls::{entry as entry_ctl, exit as exit_ctl};
 use hvsim_vmx_model::exit_info::InterruptionInfo;
 use hvsim_vmx_model::vmcs_fields as f;
-use hvsim_vmx_model::{ExitInfo, Vmcs, VmxExitReason};
+use hvsim_vmx_model::{ExitInfo, Vmcs};
 
 /// VMX-abort indicators (SDM Vol. 3C 28.7 "VMX Aborts").
 pub mod abort {
@@ -62,7 +62,7 @@ pub fn vm_exit(m: &mut Machine, info: ExitInfo) {
     m.nested.vmx.current = Some(cur);
     m.nested.vmx.non_root = false;
     m.nested.vmx.exits += 1;
-    tracing::debug!(target: "hvsim::nested", reason = info.reason, qualification = info.qualification, rip = m.cpu.rip, "VM exit: {}", VmxExitReason(info.reason as u16));
+    crate::trace::nested::vmx_exit(m, &info);
     load_host(m);
 }
 
