@@ -42,7 +42,8 @@ fn invalid_insn(ip: u64, bitness: u32) -> Insn {
 }
 
 /// Instructions that read the instruction-count clock, directly (RDTSC, RDMSR of the
-/// TSC) or through a device (port I/O: timers, and the trace hash's record of the count).
+/// TSC) or through a device (port I/O: timers, and the trace hash's record of the count),
+/// or record it (VMRUN, VMLAUNCH, VMRESUME: the `nested` trace and failed-entry log).
 /// The run loop adds up retired instructions per block, so these must be first in their
 /// block to see an exact count.
 fn reads_clock(i: &Instruction) -> bool {
@@ -61,6 +62,9 @@ fn reads_clock(i: &Instruction) -> bool {
             | M::Outsb
             | M::Outsw
             | M::Outsd
+            | M::Vmrun
+            | M::Vmlaunch
+            | M::Vmresume
     )
 }
 
