@@ -238,3 +238,24 @@ fn failures_are_logged_without_tracing() {
     assert!(out.is_empty(), "{out}");
     assert_eq!(m.nested_log().failure_count(), 1);
 }
+
+/// SDM Vol. 3C 27.8: `--explain`'s paragraphs for a VMX guest-state failure name the
+/// check, the exit reason 33 form, and the last exit's bit 31.
+#[test]
+fn vmx_explain_paragraphs() {
+    use hvsim::trace::nested::NestedExit;
+    let mut m = setup(l2_hlt, |v| {
+        let c = v.get(f::GUEST_CR0);
+        v.set(f::GUEST_CR0, c & !0x20);
+    });
+    run(&mut m);
+    let log = m.nested_log();
+    let p = hvsim::explain::failed_check_paragraph(&log.failures()[0].check);
+    assert!(p.contains("The check that failed is GuestCr0Fixed (SDM Vol. 3C 27.3.1.1"), "{p}");
+    assert!(p.contains("exit reason 33"), "{p}");
+    assert!(p.contains("hvsim explain vm-entry-check GuestCr0Fixed"), "{p}");
+    assert_eq!(log.last_exit(), Some(NestedExit::Vmx(0x8000_0021)));
+    let x = hvsim::explain::exit_paragraph(NestedExit::Vmx(0x8000_0021));
+    assert!(x.contains("basic exit reason 33 (ENTRY_FAIL_GUEST_STATE)"), "{x}");
+    assert!(x.contains("Bit 31"), "{x}");
+}

@@ -205,12 +205,24 @@ fn diff(old: Option<&GuestRegs>, new: &GuestRegs) -> String {
     out
 }
 
-/// What the nested layer remembers for reports: failed entries and, while the `nested`
-/// category is traced, the guest state of the last entry per vCPU and VMCB/VMCS.
+/// The last exit to L1 of the run: a #VMEXIT code, or a VMX exit-reason field (with bit
+/// 31 for a VM-entry failure).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NestedExit {
+    /// A #VMEXIT with this EXITCODE (VMEXIT_INVALID for a failed VMRUN).
+    Svm(SvmExitCode),
+    /// A VM exit or VM-entry failure with this exit-reason field.
+    Vmx(u32),
+}
+
+/// What the nested layer remembers for reports: failed entries, the last exit and,
+/// while the `nested` category is traced, the guest state of the last entry per vCPU
+/// and VMCB/VMCS.
 #[derive(Clone, Debug, Default)]
 pub struct NestedLog {
     failures: Vec<FailedEntry>,
     failure_count: u64,
+    last_exit: Option<NestedExit>,
     last_guest: BTreeMap<(usize, u64), GuestRegs>,
 }
 
@@ -223,6 +235,11 @@ impl NestedLog {
     /// How many VMRUNs / VM entries failed in the run.
     pub fn failure_count(&self) -> u64 {
         self.failure_count
+    }
+
+    /// The last #VMEXIT, VM exit or VM-entry failure exit of the run.
+    pub fn last_exit(&self) -> Option<NestedExit> {
+        self.last_exit
     }
 
     fn record(&mut self, f: FailedEntry) {
@@ -598,6 +615,7 @@ pub fn svm_vmrun_failed(m: &mut Machine, vmcb: u64, e: &InvalidVmcb) {
         control: vmcb,
         check,
     });
+    m.nested_log.last_exit = Some(NestedExit::Svm(SvmExitCode::INVALID));
     if !m.nested_traced() {
         return;
     }
@@ -610,7 +628,8 @@ pub fn svm_vmrun_failed(m: &mut Machine, vmcb: u64, e: &InvalidVmcb) {
 
 /// A #VMEXIT from L2 (call with the guest state still loaded, after the VMCB is
 /// written).
-pub fn svm_vmexit(m: &Machine, code: SvmExitCode, info: &crate::nested::svm::vmexit::ExitInfo) {
+pub fn svm_vmexit(m: &mut Machine, code: SvmExitCode, info: &crate::nested::svm::vmexit::ExitInfo) {
+    m.nested_log.last_exit = Some(NestedExit::Svm(code));
     if !m.nested_traced() {
         return;
     }
@@ -664,6 +683,9 @@ pub fn vmx_entry_failed(m: &mut Machine, vmcs: u64, launch: bool, e: &EntryFailu
     let check = FailedCheck::VmEntry(*e);
     let instruction = entry_insn(launch);
     m.nested_log.record(FailedEntry { insn: now, vcpu, instruction, control: vmcs, check });
+    if let Some(reason) = e.form.exit_reason_field() {
+        m.nested_log.last_exit = Some(NestedExit::Vmx(reason));
+    }
     if !m.nested_traced() {
         return;
     }
@@ -683,7 +705,8 @@ pub fn vmx_entry_failed(m: &mut Machine, vmcs: u64, launch: bool, e: &EntryFailu
 
 /// A VM exit from L2 (call with the guest state saved and still loaded, before the host
 /// state is loaded).
-pub fn vmx_exit(m: &Machine, info: &VmxExitInfo) {
+pub fn vmx_exit(m: &mut Machine, info: &VmxExitInfo) {
+    m.nested_log.last_exit = Some(NestedExit::Vmx(info.reason));
     if !m.nested_traced() {
         return;
     }
