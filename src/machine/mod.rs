@@ -223,7 +223,17 @@ impl Machine {
     /// Turns on instruction tracing: `sink` receives one line per retired instruction.
     pub fn set_insn_tracer(&mut self, sink: Option<InsnTracer>) {
         self.tracer = sink;
-        self.slow_blocks = self.tracer.is_some() || self.strict.is_some();
+        self.update_slow_blocks();
+    }
+
+    /// Blocks run one instruction at a time for the instruction tracer, `--strict-tlb`
+    /// and the `mmu` trace (whose records are drained after each instruction).
+    fn update_slow_blocks(&mut self) {
+        let mmu_trace = self.trace.has(crate::trace::Category::Mmu);
+        self.slow_blocks = self.tracer.is_some() || self.strict.is_some() || mmu_trace;
+        if let Some(s) = self.shadow.as_mut() {
+            s.set_event_log(mmu_trace);
+        }
     }
 
     /// Chooses the exception vectors that stop the run (bit n = vector n) instead of
@@ -242,6 +252,7 @@ impl Machine {
     /// Sets what is traced (as `tracing` events; see [`crate::trace`]).
     pub fn set_trace(&mut self, cfg: crate::trace::TraceConfig) {
         self.trace = cfg;
+        self.update_slow_blocks();
     }
 
     /// What is traced.
@@ -414,6 +425,9 @@ impl Machine {
             }
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
+            if self.trace.has(crate::trace::Category::Mmu) {
+                crate::trace::mmu::drain(self, count);
+            }
             let retired = match &r {
                 Ok(()) => true,
                 Err(f) => f.retired(),
