@@ -241,21 +241,29 @@ pub fn failed_check_paragraph(check: &crate::trace::nested::FailedCheck) -> Stri
              the hypervisor right after VMRUN, as if the guest had exited at once."
         }
         FailedCheck::VmEntry(e) => vmx_kind_paragraph(e.check.info().kind),
+        FailedCheck::Instruction(_) => {
+            "VMLAUNCH and VMRESUME first check the instruction itself: there must be a \
+             current VMCS, VMLAUNCH needs one whose launch state is clear and VMRESUME one \
+             that is launched, and events must not be blocked by MOV SS. One of these did \
+             not hold, so nothing else was checked and the guest was never entered: the \
+             instruction failed with VMfailInvalid (CF = 1, no current VMCS) or VMfailValid \
+             (ZF = 1) with the error number in the VM-instruction error field."
+        }
     };
     let field = check.field().map_or(String::new(), |f| format!(" The field involved: {f}."));
-    let key = match check {
-        FailedCheck::Vmrun(_) => "vmrun-check",
-        FailedCheck::VmEntry(_) => "vm-entry-check",
+    let explain = match check {
+        FailedCheck::Vmrun(_) => format!("hvsim explain vmrun-check {}", check.name()),
+        FailedCheck::VmEntry(_) => format!("hvsim explain vm-entry-check {}", check.name()),
+        FailedCheck::Instruction(Some(e)) => format!("hvsim explain vm-instruction-error {}", e.0),
+        FailedCheck::Instruction(None) => "hvsim explain vm-instruction-error".to_string(),
     };
     format!(
         "{stage} The check that failed is {} ({}): {}.{field} The hypervisor saw: {}. \
-         Fix that in the hypervisor's setup code (`hvsim explain {key} {}` shows the \
-         check).",
+         Fix that in the hypervisor's setup code (`{explain}` shows the check).",
         check.name(),
         check.reference(),
         check.requirement().trim_end_matches('.'),
         check.outcome(),
-        check.name()
     )
 }
 

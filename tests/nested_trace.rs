@@ -259,3 +259,34 @@ fn vmx_explain_paragraphs() {
     assert!(x.contains("basic exit reason 33 (ENTRY_FAIL_GUEST_STATE)"), "{x}");
     assert!(x.contains("Bit 31"), "{x}");
 }
+
+/// SDM Vol. 3C 27.1 "Basic VM-Entry Checks": VMRESUME of a VMCS whose launch state is
+/// clear fails with VMfailValid(5) before any other check; the record and the log name
+/// the error.
+#[test]
+fn vmx_basic_entry_check_failure_is_recorded() {
+    let mut m = setup_full(
+        |a| {
+            enter_and_load(a)?;
+            a.vmresume()?;
+            after_failed_entry(a)
+        },
+        host_handler,
+        l2_hlt,
+        |_| {},
+    );
+    let records = nested_records(&mut m);
+    assert_eq!(m.cpu.gpr[13], 5, "VMfailValid(5)");
+    let r = events(&records, "vm_entry_failed")[0];
+    check_common(r, 1, 1);
+    assert_eq!(r["instruction"], "VMRESUME");
+    assert_eq!(r["check"], "VMRESUME_NON_LAUNCHED_VMCS");
+    assert_eq!(r["vm_instruction_error"], 5);
+    assert_eq!(r["outcome"], "VMfailValid(5)");
+    assert_eq!(r["vmcs"], VMCS);
+    assert!(r["section"].as_str().unwrap().contains("27.1"));
+    let log = m.nested_log();
+    assert_eq!(log.failure_count(), 1);
+    let p = hvsim::explain::failed_check_paragraph(&log.failures()[0].check);
+    assert!(p.contains("hvsim explain vm-instruction-error 5"), "{p}");
+}

@@ -38,7 +38,7 @@ use hvsim_vmx_model::exit_info::{
     ept_violation, qualification_fields, CrAccessQualification, CrAccessType, InterruptionInfo,
     IoQualification, MovDrQualification,
 };
-use hvsim_vmx_model::{ExitInfo as VmxExitInfo, VmxExitReason};
+use hvsim_vmx_model::{ExitInfo as VmxExitInfo, VmInstructionError, VmxExitReason};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -64,7 +64,13 @@ pub enum FailedCheck {
     Vmrun(InvalidVmcb),
     /// A VM-entry check (SDM Vol. 3C chapter 27): VMfailValid or a VM-entry failure exit.
     VmEntry(EntryFailure),
+    /// A check of VMLAUNCH/VMRESUME itself (SDM Vol. 3C 27.1 "Basic VM-Entry Checks"):
+    /// VMfailValid with this error, or VMfailInvalid (`None`: no current VMCS).
+    Instruction(Option<VmInstructionError>),
 }
+
+/// Where the checks of VMLAUNCH/VMRESUME itself are stated.
+const BASIC_ENTRY_CHECKS: &str = "SDM Vol. 3C 27.1 \"Basic VM-Entry Checks\"";
 
 impl FailedCheck {
     /// The check's name in the model's table (what `hvsim explain vmrun-check` /
@@ -73,6 +79,10 @@ impl FailedCheck {
         match self {
             FailedCheck::Vmrun(e) => e.check.info().name,
             FailedCheck::VmEntry(e) => e.check.info().name,
+            FailedCheck::Instruction(Some(e)) => {
+                e.info().map_or("VM_INSTRUCTION_ERROR", |i| i.name)
+            }
+            FailedCheck::Instruction(None) => "NO_CURRENT_VMCS",
         }
     }
 
@@ -81,6 +91,7 @@ impl FailedCheck {
         match self {
             FailedCheck::Vmrun(e) => e.check.info().section.to_string(),
             FailedCheck::VmEntry(e) => e.check.info().reference(),
+            FailedCheck::Instruction(_) => BASIC_ENTRY_CHECKS.to_string(),
         }
     }
 
@@ -89,6 +100,10 @@ impl FailedCheck {
         match self {
             FailedCheck::Vmrun(e) => e.check.info().description,
             FailedCheck::VmEntry(e) => e.check.info().text,
+            FailedCheck::Instruction(Some(e)) => e.text().unwrap_or("VM-instruction error"),
+            FailedCheck::Instruction(None) => {
+                "VMLAUNCH/VMRESUME need a current VMCS (the current-VMCS pointer is not FFFFFFFF_FFFFFFFFH)"
+            }
         }
     }
 
@@ -104,6 +119,8 @@ impl FailedCheck {
                     reason.name().unwrap_or("unknown")
                 ),
             },
+            FailedCheck::Instruction(Some(e)) => format!("VMfailValid({})", e.0),
+            FailedCheck::Instruction(None) => "VMfailInvalid".to_string(),
         }
     }
 
@@ -123,6 +140,7 @@ impl FailedCheck {
                         format!("VMCS field {enc:#06x} {}", r.info.name)
                     })
             }),
+            FailedCheck::Instruction(_) => None,
         }
     }
 
@@ -701,6 +719,32 @@ pub fn vmx_entry_failed(m: &mut Machine, vmcs: u64, launch: bool, e: &EntryFailu
         requirement = check.requirement(), outcome = check.outcome().as_str(), exit_reason, exit_name,
         vm_instruction_error = error, field = field.as_deref(),
         "L1 -> L1: VM entry by {instruction} with the VMCS at {vmcs:#x} failed: {}", check.describe());
+}
+
+/// VMLAUNCH/VMRESUME failed its own checks (SDM Vol. 3C 27.1; call after VMfailInvalid
+/// or VMfailValid): VMfailInvalid without a current VMCS, else VMfailValid with the
+/// error the VM-instruction error field now holds.
+pub fn vmx_entry_refused(m: &mut Machine, launch: bool) {
+    use hvsim_vmx_model::vmcs_fields as f;
+    let err = m
+        .nested
+        .vmx
+        .current
+        .as_ref()
+        .map(|c| VmInstructionError(c.vmcs.get(f::VM_INSTRUCTION_ERROR) as u32));
+    let (now, vcpu) = (m.clock(), m.current_vcpu());
+    let check = FailedCheck::Instruction(err);
+    let instruction = entry_insn(launch);
+    let vmcs = m.nested.vmx.current.as_ref().map_or(u64::MAX, |c| c.pa);
+    m.nested_log.record(FailedEntry { insn: now, vcpu, instruction, control: vmcs, check });
+    if !m.nested_traced() {
+        return;
+    }
+    tracing::info!(target: NESTED, insn = now, vcpu, event = "vm_entry_failed", from_level = 1u8, to_level = 1u8,
+        vmcs, instruction, check = check.name(), section = BASIC_ENTRY_CHECKS,
+        requirement = check.requirement(), outcome = check.outcome().as_str(),
+        vm_instruction_error = err.map(|e| e.0),
+        "L1 -> L1: {instruction} failed: {}", check.describe());
 }
 
 /// A VM exit from L2 (call with the guest state saved and still loaded, before the host

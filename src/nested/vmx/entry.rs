@@ -67,6 +67,7 @@ impl EntryEnv for MachineEnv<'_> {
 pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     let Some(cur) = m.nested.vmx.current.take() else {
         fail_invalid(m);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     };
     let pa = cur.pa;
@@ -77,14 +78,17 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     let mov_ss = shadowed && m.nested.vmx.shadow_by_mov_ss;
     if mov_ss {
         fail(m, VmInstructionError::ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     }
     if launch && launched {
         fail(m, VmInstructionError::VMLAUNCH_NON_CLEAR_VMCS);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     }
     if !launch && !launched {
         fail(m, VmInstructionError::VMRESUME_NON_LAUNCHED_VMCS);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     }
     let ctx = EntryContext {
