@@ -146,3 +146,25 @@ fn many_failures_are_summarised() {
     assert_eq!(listed, 5, "{err}");
     assert!(err.contains("hvsim:   ... and 3 more"), "{err}");
 }
+
+/// Through the binary: `--trace nested --trace-format json` writes one JSON line per
+/// failed VMRUN on stderr, parsed back here.
+#[test]
+fn binary_json_trace_of_failed_vmruns() {
+    let kernel = kernel_file("json.elf", 2);
+    let err = run(&kernel, &["--trace", "nested", "--trace-format", "json"]);
+    let records: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{err}");
+    for (r, insn) in records.iter().zip([9, 11]) {
+        assert_eq!(r["target"], "hvsim::nested");
+        assert_eq!(r["event"], "vmrun_failed");
+        assert_eq!(r["insn"], insn);
+        assert_eq!(r["vmcb"], VMCB);
+        assert_eq!(r["check"], first_check());
+        assert_eq!(r["exit_name"], "VMEXIT_INVALID");
+    }
+}
