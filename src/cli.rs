@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// Print the MMU counters and the shadow cache size at the end.
     #[arg(long)]
     pub stats: bool,
+    /// With the report of failed VM entries / VMRUNs at the end, add a plain-language
+    /// paragraph about each failed check and about the last exit.
+    #[arg(long)]
+    pub explain: bool,
     /// Boot the image as floppy drive 00h (the default for 360K, 720K, 1.2M, 1.44M and
     /// 2.88M images; anything else boots as hard disk 80h).
     #[arg(long)]
@@ -436,19 +440,7 @@ fn run_machine_with_input(
         })?;
     }
     eprintln!("hvsim: {report}");
-    if let Some(e) = &m.nested.svm.last_invalid {
-        // The last VMRUN failed its consistency checks: name the check, as `hvsim explain`
-        // would.
-        let c = e.check.info();
-        eprintln!(
-            "hvsim: the last VMRUN failed with VMEXIT_INVALID: {} ({}): {}; VMCB offset {:#05x} = {:#x}",
-            c.name, c.section, c.description, e.field, e.value
-        );
-    }
-    if let Some(e) = &m.nested.vmx.last_entry_failure {
-        // The last VMLAUNCH/VMRESUME failed a VM-entry check: name it.
-        eprintln!("hvsim: the last VM entry failed: {}", e.describe());
-    }
+    print_failed_entries(&m, args.explain);
     if let Some(h) = m.trace_hash() {
         eprintln!("hvsim: trace hash {h:016x} ({} instructions)", m.cpu.insn_count);
     }
@@ -468,6 +460,82 @@ fn run_machine_with_input(
     }
     m.platform_mut().flush_disks().map_err(|e| CliError { message: e.to_string(), status: 1 })?;
     Ok(report.exit_status())
+}
+
+/// Failed entries the report lists one by one; the rest are counted.
+const FAILED_ENTRIES_LISTED: usize = 5;
+
+/// Reports every failed VMRUN (VMEXIT_INVALID) and VM entry the run passed through: the
+/// count, the first few with their instruction count and check, and, with `--explain`,
+/// a paragraph about each distinct failed check and about the last exit.
+fn print_failed_entries(m: &Machine, explain: bool) {
+    let log = m.nested_log();
+    let n = log.failure_count();
+    if n == 0 {
+        if let (true, Some(exit)) = (explain, log.last_exit()) {
+            print_paragraph(&crate::explain::exit_paragraph(exit));
+        }
+        return;
+    }
+    let entries = if n == 1 { "entry" } else { "entries" };
+    eprintln!(
+        "hvsim: {n} failed VM {entries} (VMRUN with VMEXIT_INVALID, or VMLAUNCH/VMRESUME \
+         failing a check) in this run:"
+    );
+    for f in log.failures().iter().take(FAILED_ENTRIES_LISTED) {
+        let what = if f.instruction == "VMRUN" { "VMCB" } else { "VMCS" };
+        eprintln!(
+            "hvsim:   instruction {} (vCPU {}): {} with the {what} at {:#x}: {}",
+            f.insn,
+            f.vcpu,
+            f.instruction,
+            f.control,
+            f.check.describe()
+        );
+    }
+    if n > FAILED_ENTRIES_LISTED as u64 {
+        eprintln!("hvsim:   ... and {} more", n - FAILED_ENTRIES_LISTED as u64);
+    }
+    if m.nested.svm.last_invalid.is_some() || m.nested.vmx.last_entry_failure.is_some() {
+        eprintln!("hvsim: the run ended after a failed entry (the last one above)");
+    }
+    if !explain {
+        return;
+    }
+    let mut explained: Vec<&'static str> = Vec::new();
+    for f in log.failures() {
+        if explained.contains(&f.check.name()) {
+            continue;
+        }
+        explained.push(f.check.name());
+        print_paragraph(&crate::explain::failed_check_paragraph(&f.check));
+    }
+    if let Some(exit) = log.last_exit() {
+        print_paragraph(&crate::explain::exit_paragraph(exit));
+    }
+}
+
+/// Width of `--explain` paragraphs.
+const PARAGRAPH_WIDTH: usize = 88;
+
+/// Prints `text` on stderr as a paragraph wrapped at [`PARAGRAPH_WIDTH`], after a blank
+/// line, each line prefixed `hvsim: `.
+fn print_paragraph(text: &str) {
+    eprintln!("hvsim:");
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > PARAGRAPH_WIDTH {
+            eprintln!("hvsim: {line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        eprintln!("hvsim: {line}");
+    }
 }
 
 /// Checks that `path` starts with a boot sector (the 0x55AA signature at offset 510).

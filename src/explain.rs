@@ -178,6 +178,149 @@ fn vm_entry_check(key: &str) -> Result<String, ExplainError> {
     ))
 }
 
+/// What a VMX check kind means for the guest hypervisor, in plain language (SDM Vol. 3C
+/// 27.2 "Checks on VMX Controls and Host-State Area", 27.3 "Checking and Loading Guest
+/// State", 27.4 "Loading MSRs", 27.8 "VM-Entry Failures During or After Loading Guest
+/// State").
+fn vmx_kind_paragraph(kind: hvsim_vmx_model::entry_checks::CheckKind) -> &'static str {
+    use hvsim_vmx_model::entry_checks::CheckKind;
+    match kind {
+        CheckKind::Control => {
+            "Before it loads anything, VM entry checks the VM-execution, VM-exit and VM-entry \
+             control fields: each must be a setting the capability MSRs (IA32_VMX_*_CTLS) \
+             allow, and controls that depend on each other must agree. This one did not hold, \
+             so the guest was never entered: VMLAUNCH/VMRESUME failed with VMfailValid (ZF = \
+             1) and VM-instruction error 7, \"VM entry with invalid control field(s)\", and \
+             the hypervisor continued at the instruction after it."
+        }
+        CheckKind::Host => {
+            "Before it loads anything, VM entry checks the host-state area: the state the \
+             processor will load at the next VM exit must itself be valid (control \
+             registers within the fixed bits, canonical addresses, usable selectors). This \
+             one did not hold, so the guest was never entered: VMLAUNCH/VMRESUME failed with \
+             VMfailValid (ZF = 1) and VM-instruction error 8, \"VM entry with invalid \
+             host-state field(s)\"."
+        }
+        CheckKind::Guest | CheckKind::GuestNmiSti | CheckKind::GuestLink => {
+            "The controls and the host state were fine, so VM entry went on to check the \
+             guest-state area: the registers and non-register state the guest would start \
+             with must be a state a real processor could be in. This one did not hold. At \
+             this point the processor behaves like a VM exit that happens before the guest \
+             runs a single instruction: it loads the host state and reports exit reason 33 \
+             (\"VM-entry failure due to invalid guest state\") with bit 31 set, so the \
+             hypervisor lands at HOST_RIP and must read the exit reason to notice."
+        }
+        CheckKind::GuestPdpte => {
+            "The guest uses PAE paging, so VM entry loaded its four page-directory-pointer \
+             entries and checked their reserved bits. One was bad. The processor reports a \
+             VM-entry failure like an early VM exit: host state loaded, exit reason 33 with \
+             bit 31 set, exit qualification 2 (PDPTE loading)."
+        }
+        CheckKind::MsrLoad => {
+            "The guest state had already been checked and loaded when VM entry processed \
+             the VM-entry MSR-load area, one 16-byte entry at a time. One entry asked for an \
+             MSR or a value that VM entry cannot load. The processor reports a VM-entry \
+             failure: host state loaded, exit reason 34 (\"VM-entry failure due to MSR \
+             loading\") with bit 31 set, and the exit qualification is the 1-based number \
+             of the bad entry."
+        }
+    }
+}
+
+/// A plain-language paragraph about a failed VMRUN or VM-entry check, for `hvsim run
+/// --explain`: what the processor checks at that stage, which rule failed and where the
+/// manual states it, and what the hypervisor saw.
+pub fn failed_check_paragraph(check: &crate::trace::nested::FailedCheck) -> String {
+    use crate::trace::nested::FailedCheck;
+    let stage = match check {
+        FailedCheck::Vmrun(_) => {
+            "VMRUN checks the guest state in the VMCB for combinations no real processor \
+             could be in (APM Vol. 2 §15.5.1 \"Basic Operation\", \"Canonicalization and \
+             Consistency Checks\"). This one was found, so the guest was never entered: \
+             the processor wrote VMEXIT_INVALID (-1) to the VMCB's EXITCODE and returned to \
+             the hypervisor right after VMRUN, as if the guest had exited at once."
+        }
+        FailedCheck::VmEntry(e) => vmx_kind_paragraph(e.check.info().kind),
+        FailedCheck::Instruction(_) => {
+            "VMLAUNCH and VMRESUME first check the instruction itself: there must be a \
+             current VMCS, VMLAUNCH needs one whose launch state is clear and VMRESUME one \
+             that is launched, and events must not be blocked by MOV SS. One of these did \
+             not hold, so nothing else was checked and the guest was never entered: the \
+             instruction failed with VMfailInvalid (CF = 1, no current VMCS) or VMfailValid \
+             (ZF = 1) with the error number in the VM-instruction error field."
+        }
+    };
+    let field = check.field().map_or(String::new(), |f| format!(" The field involved: {f}."));
+    let explain = match check {
+        FailedCheck::Vmrun(_) => format!("hvsim explain vmrun-check {}", check.name()),
+        FailedCheck::VmEntry(_) => format!("hvsim explain vm-entry-check {}", check.name()),
+        FailedCheck::Instruction(Some(e)) => format!("hvsim explain vm-instruction-error {}", e.0),
+        FailedCheck::Instruction(None) => "hvsim explain vm-instruction-error".to_string(),
+    };
+    format!(
+        "{stage} The check that failed is {} ({}): {}.{field} The hypervisor saw: {}. \
+         Fix that in the hypervisor's setup code (`{explain}` shows the check).",
+        check.name(),
+        check.reference(),
+        check.requirement().trim_end_matches('.'),
+        check.outcome(),
+    )
+}
+
+/// A plain-language paragraph about the last exit the run saw, for `hvsim run
+/// --explain`.
+pub fn exit_paragraph(exit: crate::trace::nested::NestedExit) -> String {
+    use crate::trace::nested::NestedExit;
+    match exit {
+        NestedExit::Svm(code) => match code.info() {
+            Some(i) => format!(
+                "The last #VMEXIT of the run had exit code {} ({}): {}. When the guest \
+                 exits, the processor saves its state in the VMCB, writes the exit code and \
+                 the exit information there, and reloads the hypervisor's state saved by \
+                 VMRUN; the hypervisor reads EXITCODE to decide what to do. For this code, \
+                 EXITINFO1 holds: {}; EXITINFO2 holds: {} ({}).",
+                i.name,
+                if code.is_vmrun_failure() {
+                    format!("{}", code.0 as i64)
+                } else {
+                    format!("{:#x}", code.0)
+                },
+                i.meaning,
+                i.exitinfo1,
+                i.exitinfo2,
+                i.reference
+            ),
+            None => {
+                format!("The last #VMEXIT had exit code {code}, which the APM does not define.")
+            }
+        },
+        NestedExit::Vmx(field) => {
+            let f = ExitReasonField(field);
+            let basic = f.basic();
+            let Some(i) = basic.info() else {
+                return format!(
+                    "The last VM exit had exit reason {field:#x}, which the SDM does not define."
+                );
+            };
+            let entry = if f.is_entry_failure() {
+                " Bit 31 of the exit-reason field is set: this was not a real exit from a \
+                 running guest but a VM entry that failed after its first checks, reported \
+                 the same way so that the hypervisor resumes at HOST_RIP."
+            } else {
+                ""
+            };
+            format!(
+                "The last VM exit of the run had basic exit reason {} ({}): {}. At a VM exit \
+                 the processor saves the guest state in the VMCS, records the exit reason and \
+                 the exit qualification, and loads the host state, so the hypervisor runs at \
+                 HOST_RIP and reads EXIT_REASON to decide what to do. For this reason the exit \
+                 qualification holds: {} ({}).{entry}",
+                basic.0, i.name, i.meaning, i.qualification, i.reference
+            )
+        }
+    }
+}
+
 fn svm_exit(key: &str) -> Result<String, ExplainError> {
     let info = parse_number(key)
         .and_then(|v| SvmExitCode(v).info())

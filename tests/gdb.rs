@@ -1,6 +1,7 @@
 //! The GDB stub speaks the remote serial protocol: a client (written here from the
 //! protocol's packet format) reads registers and memory, sets a breakpoint, continues to
-//! it, single-steps, writes guest memory, and sees the guest exit.
+//! it, single-steps, writes guest memory, and sees the guest exit; GDB itself, in batch
+//! mode, sets hardware watchpoints and runs `monitor` commands.
 
 use hvsim::{GuestMode, Machine, MachineConfig, StopReason};
 use iced_x86::code_asm::*;
@@ -123,4 +124,143 @@ fn breakpoint_step_memory_and_exit() {
         hvsim::gdb::GdbOutcome::Stopped(r) => assert_eq!(r.reason, StopReason::DebugExit(0x2a)),
         other => panic!("{other:?}"),
     }
+}
+
+// ---- GDB itself, in batch mode ----------------------------------------------------------
+
+/// The gdb to drive: `$HVSIM_GDB` or `gdb` on the PATH. `None` (the test is skipped with
+/// a note) only outside CI; `.ci/run` installs gdb.
+fn find_gdb() -> Option<String> {
+    let gdb = std::env::var("HVSIM_GDB").unwrap_or_else(|_| "gdb".into());
+    let ok = std::process::Command::new(&gdb)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(gdb);
+    }
+    assert!(std::env::var_os("CI").is_none(), "gdb is required in CI (see .ci/run)");
+    eprintln!("note: no gdb found; skipping the gdb batch-mode test");
+    None
+}
+
+/// Serves `m` to `gdb -batch` running `commands` after `target remote`; returns gdb's
+/// stdout and the session outcome.
+fn gdb_session(gdb: &str, m: &mut Machine, commands: &[&str]) -> (String, hvsim::gdb::GdbOutcome) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut cmd = std::process::Command::new(gdb);
+    cmd.args(["-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off"]);
+    cmd.args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
+    for c in commands {
+        cmd.args(["-ex", c]);
+    }
+    let child = std::thread::spawn(move || cmd.output().unwrap());
+    let (conn, _) = listener.accept().unwrap();
+    let outcome = hvsim::gdb::serve(m, conn).unwrap();
+    let out = child.join().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (text, outcome)
+}
+
+/// SDM Vol. 3A §18.3.1.2 "Data Memory and I/O Breakpoint Exception Conditions" (the
+/// model of a GDB hardware watchpoint): a write watchpoint stops after the writing
+/// instruction with the old and new values, a read watchpoint after the reading one, an
+/// access watchpoint on either; the guest's debug registers stay untouched.
+#[test]
+fn gdb_hardware_watchpoints() {
+    let Some(gdb) = find_gdb() else { return };
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut after_write = a.create_label();
+    let mut after_read = a.create_label();
+    let mut after_access = a.create_label();
+    a.mov(rax, 0x1234u64).unwrap();
+    a.mov(qword_ptr(0x3000), rax).unwrap();
+    a.set_label(&mut after_write).unwrap();
+    a.mov(rbx, qword_ptr(0x3008)).unwrap();
+    a.set_label(&mut after_read).unwrap();
+    a.nop().unwrap();
+    a.push(qword_ptr(0x3010)).unwrap(); // a read of 0x3010 and a stack write
+    a.set_label(&mut after_access).unwrap();
+    a.mov(al, 0x10u32).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.hlt().unwrap();
+    let res =
+        a.assemble_options(0x1000, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS).unwrap();
+    let ip = |l: &CodeLabel| res.label_ip(l).unwrap();
+    let (w_ip, r_ip, a_ip) = (ip(&after_write), ip(&after_read), ip(&after_access));
+    let code = res.inner.code_buffer.clone();
+    let mut m = Machine::new(&MachineConfig::default()).unwrap();
+    m.load(0x1000, &code).unwrap();
+    m.load(0x3008, &0x55u64.to_le_bytes()).unwrap();
+    m.enter_mode(GuestMode::Long64, 0x1000, 0x8000).unwrap();
+    let (out, outcome) = gdb_session(
+        &gdb,
+        &mut m,
+        &[
+            "watch *(long *)0x3000",
+            "rwatch *(long *)0x3008",
+            "awatch *(long *)0x3010",
+            "continue",
+            "printf \"STOP1 %#lx\\n\", $pc",
+            "continue",
+            "printf \"STOP2 %#lx\\n\", $pc",
+            "continue",
+            "printf \"STOP3 %#lx\\n\", $pc",
+            "delete",
+            "continue",
+        ],
+    );
+    assert!(out.contains("Hardware watchpoint 1: *(long *)0x3000"), "{out}");
+    assert!(out.contains("Hardware read watchpoint 2: *(long *)0x3008"), "{out}");
+    assert!(out.contains("Hardware access (read/write) watchpoint 3: *(long *)0x3010"), "{out}");
+    assert!(out.contains("Old value = 0\nNew value = 4660"), "{out}");
+    assert!(out.contains(&format!("STOP1 {w_ip:#x}")), "{out}");
+    assert!(out.contains("Value = 85"), "{out}");
+    assert!(out.contains(&format!("STOP2 {r_ip:#x}")), "{out}");
+    assert!(out.contains(&format!("STOP3 {a_ip:#x}")), "{out}");
+    assert!(out.contains("exited with code 041"), "{out}");
+    assert!(matches!(outcome, hvsim::gdb::GdbOutcome::Stopped(_)), "{outcome:?}");
+    assert_eq!(m.cpu.dr[7] & 0xFF, 0, "the guest's DR7 is untouched");
+}
+
+#[path = "support/vmx_l1.rs"]
+mod vmx_l1;
+
+/// `monitor` in a nested guest: the nesting level, the current VMCS pointer with decoded
+/// fields (SDM Vol. 3C 25.1 "Overview" of the VMCS, 25.11.2 "VMREAD, VMWRITE"), and the
+/// vCPU list.
+#[test]
+fn gdb_monitor_shows_nesting_and_vcpus() {
+    let Some(gdb) = find_gdb() else { return };
+    let mut m = vmx_l1::setup(
+        |a| {
+            a.nop()?;
+            a.nop()?;
+            a.cpuid()
+        },
+        |_| {},
+    );
+    let l2_second = vmx_l1::L2 + 1;
+    let (out, _) = gdb_session(
+        &gdb,
+        &mut m,
+        &[
+            "monitor",
+            &format!("break *{l2_second:#x}"),
+            "continue",
+            "monitor nested",
+            "monitor vcpus",
+            "monitor help",
+            "kill",
+        ],
+    );
+    assert!(out.contains("nesting level: L1 (no nested guest runs)"), "{out}");
+    assert!(out.contains("nesting level: L2 (a nested guest runs)"), "{out}");
+    assert!(out.contains(&format!("current VMCS pointer {:#x} (launched)", vmx_l1::VMCS)), "{out}");
+    assert!(out.contains(&format!("GUEST_RIP             {:#x}", vmx_l1::L2)), "{out}");
+    assert!(out.contains("vCPUs: 1"), "{out}");
+    assert!(out.contains("vCPU 0 (current): APIC ID 0, Long64 mode"), "{out}");
+    assert!(out.contains("hvsim monitor commands:"), "{out}");
 }

@@ -1,6 +1,7 @@
 //! A GDB remote-serial-protocol stub, so that a guest kernel or hypervisor can be debugged
 //! with GDB (`target remote`): registers, memory by linear address, single step, software
-//! breakpoints, continue and interrupt (Ctrl-C). The protocol is the `gdbstub` crate's;
+//! breakpoints, hardware watchpoints (write, read, access), continue and interrupt
+//! (Ctrl-C), and `monitor` commands for the nesting state and the vCPUs. The protocol is the `gdbstub` crate's;
 //! this module maps it onto the machine.
 //!
 //! The debugger does not perturb the guest: memory reads translate through the guest's
@@ -8,7 +9,9 @@
 //! breakpoints are kept by the stub (the guest's memory and debug registers are never
 //! changed for them), and the run between stops is the same run as without the stub.
 
+mod monitor;
 mod target;
+mod watch;
 
 pub use target::GdbTarget;
 

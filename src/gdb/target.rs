@@ -1,6 +1,7 @@
 //! The machine as a `gdbstub` target: x86-64 register file, linear-address memory,
 //! stepping and software breakpoints.
 
+use super::watch::{self, Watchpoint};
 use crate::cpu::regs::SegReg;
 use crate::machine::{Machine, StopReason, StopReport};
 use gdbstub::common::Signal;
@@ -11,8 +12,10 @@ use gdbstub::target::ext::base::singlethread::{
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
+    Breakpoints, BreakpointsOps, HwWatchpoint, HwWatchpointOps, SwBreakpoint, SwBreakpointOps,
+    WatchKind,
 };
+use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 use gdbstub_arch::x86::X86_64_SSE;
@@ -47,6 +50,8 @@ pub(super) enum RunEvent {
 pub struct GdbTarget<'m> {
     m: &'m mut Machine,
     breakpoints: BTreeSet<u64>,
+    /// Hardware watchpoints, in the order they were set.
+    watchpoints: Vec<Watchpoint>,
     resume: Resume,
     /// The stop that ended the machine's run, for the caller.
     last: Option<StopReport>,
@@ -55,7 +60,13 @@ pub struct GdbTarget<'m> {
 impl<'m> GdbTarget<'m> {
     /// Wraps `m`; the guest is stopped until the debugger resumes it.
     pub fn new(m: &'m mut Machine) -> Self {
-        Self { m, breakpoints: BTreeSet::new(), resume: Resume::Continue, last: None }
+        Self {
+            m,
+            breakpoints: BTreeSet::new(),
+            watchpoints: Vec::new(),
+            resume: Resume::Continue,
+            last: None,
+        }
     }
 
     /// The machine stop that ended the session, if the guest ended it.
@@ -77,7 +88,7 @@ impl<'m> GdbTarget<'m> {
     /// debugger.
     pub(super) fn run(&mut self, poll: &mut dyn FnMut() -> bool) -> RunEvent {
         if self.resume == Resume::Step {
-            return match self.step(1) {
+            return match self.step_watched() {
                 Some(stop) => RunEvent::Stopped(stop),
                 None => RunEvent::Stopped(SingleThreadStopReason::DoneStep),
             };
@@ -86,7 +97,7 @@ impl<'m> GdbTarget<'m> {
         // continues from where it stopped.
         let mut first = true;
         loop {
-            if self.breakpoints.is_empty() {
+            if self.breakpoints.is_empty() && self.watchpoints.is_empty() {
                 if let Some(stop) = self.step(SLICE) {
                     return RunEvent::Stopped(stop);
                 }
@@ -96,7 +107,7 @@ impl<'m> GdbTarget<'m> {
                         return RunEvent::Stopped(SingleThreadStopReason::SwBreak(()));
                     }
                     first = false;
-                    if let Some(stop) = self.step(1) {
+                    if let Some(stop) = self.step_watched() {
                         return RunEvent::Stopped(stop);
                     }
                 }
@@ -106,6 +117,26 @@ impl<'m> GdbTarget<'m> {
                 return RunEvent::IncomingData;
             }
         }
+    }
+
+    /// Runs one instruction; a watchpoint its memory accesses trigger (once it has
+    /// retired) or a stop of the machine becomes GDB's stop reason.
+    fn step_watched(&mut self) -> Option<SingleThreadStopReason<u64>> {
+        if self.watchpoints.is_empty() {
+            return self.step(1);
+        }
+        let mut bytes = [0u8; 15];
+        let pc = self.pc_linear();
+        let n = self.read_addrs(pc, &mut bytes).unwrap_or(0);
+        let accesses = watch::accesses(self.m, &bytes[..n]);
+        let before = self.m.cpu.insn_count;
+        let stop = self.step(1);
+        if stop.is_none() && self.m.cpu.insn_count != before {
+            if let Some(w) = watch::first_hit(&self.watchpoints, &accesses) {
+                return Some(SingleThreadStopReason::Watch { tid: (), kind: w.kind, addr: w.addr });
+            }
+        }
+        stop
     }
 
     /// Runs up to `n` instructions; a stop of the machine becomes GDB's stop reason.
@@ -150,6 +181,22 @@ impl Target for GdbTarget<'_> {
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MonitorCmd for GdbTarget<'_> {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        mut out: ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
+        let cmd = String::from_utf8_lossy(cmd);
+        gdbstub::output!(out, "{}", super::monitor::answer(self.m, &cmd));
+        Ok(())
     }
 }
 
@@ -246,6 +293,38 @@ impl SingleThreadSingleStep for GdbTarget<'_> {
 impl Breakpoints for GdbTarget<'_> {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl HwWatchpoint for GdbTarget<'_> {
+    fn add_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        self.watchpoints.push(Watchpoint { addr, len, kind });
+        Ok(true)
+    }
+
+    fn remove_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        let w = Watchpoint { addr, len, kind };
+        match self.watchpoints.iter().position(|x| *x == w) {
+            Some(i) => {
+                self.watchpoints.remove(i);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 

@@ -43,10 +43,11 @@ fn invalid_insn(ip: u64, bitness: u32) -> Insn {
 
 /// Instructions that read the instruction-count clock, directly (RDTSC, RDMSR of the
 /// TSC) or through a device (port I/O: timers, and the trace hash's record of the count),
-/// or deliver an event that the trace hash records with the count (INT n, INT3, INTO,
-/// INT1). The run loop adds up retired instructions per block, so these must be first in
-/// their block to see an exact count (otherwise the count seen would depend on where the
-/// block began, which depends on where a run was split, e.g. by a snapshot).
+/// or record it: INT n, INT3, INTO and INT1 deliver an event the trace hash records with
+/// the count; VMRUN, VMLAUNCH and VMRESUME are recorded by the `nested` trace and the
+/// failed-entry log. The run loop adds up retired instructions per block, so these must
+/// be first in their block to see an exact count (otherwise the count seen would depend
+/// on where the block began, which depends on where a run was split, e.g. by a snapshot).
 fn reads_clock(i: &Instruction) -> bool {
     use hvsim_decoder::iced::Mnemonic as M;
     matches!(
@@ -67,6 +68,9 @@ fn reads_clock(i: &Instruction) -> bool {
             | M::Int1
             | M::Int3
             | M::Into
+            | M::Vmrun
+            | M::Vmlaunch
+            | M::Vmresume
     )
 }
 

@@ -110,6 +110,8 @@ pub struct Machine {
     pub(crate) quantum_left: u64,
     /// What `--trace` records.
     trace: crate::trace::TraceConfig,
+    /// Failed nested entries and the `nested` trace's memory of guest states.
+    pub(crate) nested_log: crate::trace::nested::NestedLog,
     /// The event-stream fingerprint, when asked for ([`Machine::enable_trace_hash`]).
     pub(crate) trace_hash: Option<TraceHash>,
     /// The shadow page cache, unless `--no-shadow-cache`.
@@ -212,6 +214,7 @@ impl Machine {
             catch: 0,
             trace_hash: None,
             trace: crate::trace::TraceConfig::default(),
+            nested_log: crate::trace::nested::NestedLog::default(),
             shadow: cfg
                 .shadow_cache
                 .then(|| hvsim_mmu::shadow::ShadowMmu::new(mmu_cache::SHADOW_PAGE_LIMIT)),
@@ -231,7 +234,17 @@ impl Machine {
     /// Turns on instruction tracing: `sink` receives one line per retired instruction.
     pub fn set_insn_tracer(&mut self, sink: Option<InsnTracer>) {
         self.tracer = sink;
-        self.slow_blocks = self.tracer.is_some() || self.strict.is_some();
+        self.update_slow_blocks();
+    }
+
+    /// Blocks run one instruction at a time for the instruction tracer, `--strict-tlb`
+    /// and the `mmu` trace (whose records are drained after each instruction).
+    fn update_slow_blocks(&mut self) {
+        let mmu_trace = self.trace.has(crate::trace::Category::Mmu);
+        self.slow_blocks = self.tracer.is_some() || self.strict.is_some() || mmu_trace;
+        if let Some(s) = self.shadow.as_mut() {
+            s.set_event_log(mmu_trace);
+        }
     }
 
     /// Chooses the exception vectors that stop the run (bit n = vector n) instead of
@@ -250,6 +263,7 @@ impl Machine {
     /// Sets what is traced (as `tracing` events; see [`crate::trace`]).
     pub fn set_trace(&mut self, cfg: crate::trace::TraceConfig) {
         self.trace = cfg;
+        self.update_slow_blocks();
     }
 
     /// What is traced.
@@ -422,6 +436,9 @@ impl Machine {
             }
             self.cpu.rip = next;
             let r = (insn.exec)(self, insn);
+            if self.trace.has(crate::trace::Category::Mmu) {
+                crate::trace::mmu::drain(self, count);
+            }
             let retired = match &r {
                 Ok(()) => true,
                 Err(f) => f.retired(),

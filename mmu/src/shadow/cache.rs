@@ -5,6 +5,7 @@
 use super::format_of_role;
 use super::page::{ShadowPage, SpId, Spte, NO_SP};
 use super::role::Role;
+use super::ShadowEvent;
 use super::ShadowMmu;
 use crate::addr::Gpa;
 use crate::memory::GuestMemory;
@@ -44,6 +45,7 @@ impl ShadowMmu {
         }
         self.count += 1;
         self.stats.mmu_cache_miss += 1;
+        self.note(ShadowEvent::Create { sp: id, gfn, role });
         Some(id)
     }
 
@@ -51,6 +53,7 @@ impl ShadowMmu {
     fn alloc(&mut self) -> Option<SpId> {
         if self.count >= self.limit {
             let victim = self.lru_victim()?;
+            self.note(ShadowEvent::Recycle { sp: victim });
             self.zap(victim);
             self.stats.mmu_recycled += 1;
         }
@@ -114,6 +117,7 @@ impl ShadowMmu {
         if self.index.get(&(page.gfn, page.role)) == Some(&id) {
             self.index.remove(&(page.gfn, page.role));
         }
+        self.note(ShadowEvent::Zap { sp: id, gfn: page.gfn, role: page.role });
         self.free.push(id);
         self.count -= 1;
         self.stats.mmu_shadow_zapped += 1;
@@ -123,6 +127,7 @@ impl ShadowMmu {
     /// reclaimed lazily (when found by key, written, synced or recycled first).
     pub fn zap_all(&mut self) {
         self.gen += 1;
+        self.note(ShadowEvent::ZapAll { generation: self.gen });
         for s in std::mem::take(&mut self.roots) {
             self.drop_root(s.sp);
         }

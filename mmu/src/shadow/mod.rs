@@ -60,6 +60,7 @@
 //! shadows the PDPT in memory like any table.
 
 mod cache;
+mod events;
 mod gpte;
 mod page;
 mod rmap;
@@ -69,6 +70,7 @@ mod stats;
 mod sync;
 mod write_track;
 
+pub use events::{ShadowEvent, EVENT_LOG_LIMIT};
 pub use gpte::{probe, Format, PathEntry, Probe, ProbeEnd};
 pub use page::{ShadowPage, SpId, Spte, NO_SP};
 pub use role::{Role, ACC_ALL, ACC_U, ACC_W, ACC_X};
@@ -144,6 +146,7 @@ pub struct ShadowMmu {
     last_cr3_no_flush: bool,
     pending: Pending,
     stats: Stats,
+    events: events::EventLog,
 }
 
 impl ShadowMmu {
@@ -166,6 +169,7 @@ impl ShadowMmu {
             last_cr3_no_flush: false,
             pending: Pending::default(),
             stats: Stats::default(),
+            events: events::EventLog::default(),
         }
     }
 
@@ -306,11 +310,12 @@ impl ShadowMmu {
         }
         let role = Role::root(cfg, self.context);
         let pdptes = if role.pdpte_regs() { cfg.pdptes } else { None };
-        let sp = match self
+        let slot = self
             .roots
             .iter()
-            .position(|s| s.cr3 == cfg.cr3 && s.role == role && s.pdptes == pdptes)
-        {
+            .position(|s| s.cr3 == cfg.cr3 && s.role == role && s.pdptes == pdptes);
+        let found = slot.is_some();
+        let sp = match slot {
             Some(i) => {
                 let slot = self.roots.remove(i);
                 self.roots.insert(0, slot);
@@ -333,6 +338,7 @@ impl ShadowMmu {
         };
         self.current_valid = true;
         self.current_cfg = Some(*cfg);
+        self.note(ShadowEvent::RootSwitch { cr3: cfg.cr3, sp, role, cached: found });
         // KVM's mmu_sync_roots: the new root may reach pages that went unsync while
         // another CR3 value was current.
         self.sync_subtree(mem, sp);

@@ -4,7 +4,7 @@
 
 use super::format_of_role;
 use super::page::{SpId, Spte, NO_SP};
-use super::ShadowMmu;
+use super::{ShadowEvent, ShadowMmu};
 use crate::addr::Gva;
 use crate::memory::GuestMemory;
 use crate::paging::PTE_P;
@@ -53,9 +53,11 @@ impl ShadowMmu {
             return;
         }
         let (n, gfn) = (page.sptes.len(), page.gfn);
+        let mut updated = 0;
         for idx in 0..n {
-            self.update_spte(mem, id, idx);
+            updated += u32::from(self.update_spte(mem, id, idx));
         }
+        self.note(ShadowEvent::Sync { sp: id, gfn, updated });
         if let Some(p) = self.page_mut(id) {
             p.unsync = false;
         }

@@ -5,7 +5,7 @@
 
 use super::format_of_role;
 use super::page::SpId;
-use super::{ShadowMmu, WRITE_FLOODING_THRESHOLD};
+use super::{ShadowEvent, ShadowMmu, WRITE_FLOODING_THRESHOLD};
 use crate::addr::{Gfn, Gpa, PAGE_SIZE};
 use crate::memory::GuestMemory;
 
@@ -107,6 +107,7 @@ impl ShadowMmu {
                 self.unsync.insert(id);
                 self.track.remove(gfn);
                 self.stats.mmu_unsync += 1;
+                self.note(ShadowEvent::Unsync { sp: id, gfn });
                 self.mark_parents_unsync(id);
             }
             return;
@@ -117,7 +118,9 @@ impl ShadowMmu {
             if page.role.level() > 1 {
                 page.write_flooding_count = page.write_flooding_count.saturating_add(1);
                 if page.write_flooding_count >= WRITE_FLOODING_THRESHOLD {
+                    let writes = page.write_flooding_count;
                     self.stats.mmu_flooded += 1;
+                    self.note(ShadowEvent::WriteFlooding { sp: id, gfn, writes });
                     self.zap(id);
                     continue;
                 }

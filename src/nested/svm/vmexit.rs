@@ -65,7 +65,7 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     }
     write_vmcb(m, ctx.vmcb_pa, &img);
     m.nested.svm.last_exit_vmcb = Some((ctx.vmcb_pa, img));
-    tracing::debug!(target: "svm", exitcode = %code, info1 = info.info1, info2 = info.info2, exitintinfo = info.exitintinfo, rip = m.cpu.rip, "#VMEXIT");
+    crate::trace::nested::svm_vmexit(m, code, &info);
 
     // Host state (§15.6: "the processor ... reloads the host state saved by VMRUN").
     if masking {

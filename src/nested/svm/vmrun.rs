@@ -31,7 +31,7 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
         // "Illegal guest state combinations cause a #VMEXIT with error code
         // VMEXIT_INVALID" (§15.5.1): nothing of the guest was loaded, so the #VMEXIT
         // resumes the host where it was, with GIF = 0.
-        tracing::debug!(target: "svm", vmcb = pa, check = e.check.info().name, field = e.field, value = e.value, "VMRUN failed: VMEXIT_INVALID");
+        crate::trace::nested::svm_vmrun_failed(m, pa, &e);
         let mut out = img;
         out.set_u64(vmcb::EXITCODE, SvmExitCode::INVALID.0);
         out.set_u64(vmcb::EXITINFO1, 0);
@@ -73,7 +73,6 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
     };
     let shadow = bits::INTERRUPT_SHADOW.get(ctx.vmcb.u64_at(vmcb::INTERRUPT_STATE)) != 0;
     let eventinj = ctx.vmcb.u64_at(vmcb::EVENTINJ);
-    tracing::debug!(target: "svm", vmcb = pa, rip = m.cpu.rip, asid = ctx.vmcb.read(vmcb::GUEST_ASID, 4), eventinj, "VMRUN");
     m.nested.svm.guest = Some(Box::new(ctx));
     m.nested.svm.vmruns += 1;
     // "VMRUN ... sets GIF" (§15.17).
@@ -84,6 +83,7 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
         // The guest's first instruction runs in the interrupt shadow (INT_STATE bit 0).
         m.cpu.shadow_pending = true;
     }
+    crate::trace::nested::svm_vmrun(m, pa);
     inject(m, eventinj)
 }
 

@@ -68,6 +68,7 @@ impl EntryEnv for MachineEnv<'_> {
 pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     let Some(cur) = m.nested.vmx.current.take() else {
         fail_invalid(m);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     };
     let pa = cur.pa;
@@ -78,14 +79,17 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     let mov_ss = shadowed && m.nested.vmx.shadow_by_mov_ss;
     if mov_ss {
         fail(m, VmInstructionError::ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     }
     if launch && launched {
         fail(m, VmInstructionError::VMLAUNCH_NON_CLEAR_VMCS);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     }
     if !launch && !launched {
         fail(m, VmInstructionError::VMRESUME_NON_LAUNCHED_VMCS);
+        crate::trace::nested::vmx_entry_refused(m, launch);
         return Ok(());
     }
     let ctx = EntryContext {
@@ -104,7 +108,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
         Ok(plan) => plan,
         Err(e) => {
             // hvsim names the check (stop report, `hvsim::nested` trace).
-            tracing::warn!(target: "hvsim::nested", vmcs = pa, "VM entry failed: {}", e.describe());
+            crate::trace::nested::vmx_entry_failed(m, pa, launch, &e);
             m.nested.vmx.last_entry_failure = Some(e);
             match e.form {
                 FailureForm::VmFailValid(err) => fail(m, err),
@@ -126,7 +130,7 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     }
     m.nested.vmx.non_root = true;
     m.nested.vmx.entries += 1;
-    tracing::debug!(target: "hvsim::nested", vmcs = pa, rip = m.cpu.rip, launch, "VM entry");
+    crate::trace::nested::vmx_entry(m, pa, launch);
     let injecting =
         InterruptionInfo::decode(m.nested.vmx.field(f::VM_ENTRY_INTERRUPTION_INFO) as u32).valid;
     super::events::on_entry(m, injecting);

@@ -15,7 +15,7 @@ use hvsim_vmx_model::controls::{entry as entry_ctl, exit as exit_ctl, pin};
 use hvsim_vmx_model::entry_checks::msr_load::{ENTRY_SIZE, IA32_SMM_MONITOR_CTL};
 use hvsim_vmx_model::exit_info::InterruptionInfo;
 use hvsim_vmx_model::vmcs_fields as f;
-use hvsim_vmx_model::{ExitInfo, Vmcs, VmxExitReason};
+use hvsim_vmx_model::{ExitInfo, Vmcs};
 
 /// VMX-abort indicators (SDM Vol. 3C 28.7 "VMX Aborts").
 pub mod abort {
@@ -92,7 +92,7 @@ pub fn vm_exit(m: &mut Machine, info: ExitInfo) {
     // field holds what the guest had pending).
     m.cpu.delivered = true;
     m.cpu.debug.pending = 0;
-    tracing::debug!(target: "hvsim::nested", reason = info.reason, qualification = info.qualification, rip = m.cpu.rip, "VM exit: {}", VmxExitReason(info.reason as u16));
+    crate::trace::nested::vmx_exit(m, &info);
     // 28.4 "Saving MSRs": the VM-exit MSR-store area, after the guest state.
     if store_guest_msrs(m).is_err() {
         return vmx_abort(m, pa, abort::GUEST_MSR_SAVE);

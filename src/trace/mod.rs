@@ -7,10 +7,15 @@
 //! category that is off, or a clock outside `--trace-from`/`--trace-until`, costs one
 //! comparison. No record holds host time.
 
+pub mod mmu;
+pub mod nested;
+
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -100,21 +105,65 @@ pub enum Format {
     Json,
 }
 
+/// A subscriber that writes records of every category in `format` to `writer`: what
+/// [`install`] puts on stderr, and what [`capture`] collects.
+pub fn subscriber<W>(format: Format, writer: W) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder =
+        tracing_subscriber::fmt().with_writer(writer).with_max_level(tracing::Level::INFO);
+    match format {
+        Format::Text => Box::new(builder.event_format(TextFormat).finish()),
+        Format::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .without_time()
+                .finish(),
+        ),
+    }
+}
+
 /// Installs the process-wide subscriber that writes trace records to stderr.
 pub fn install(format: Format) {
-    let builder =
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::INFO);
     // A second installation (tests calling the CLI twice in one process) keeps the first.
-    let _ = match format {
-        Format::Text => builder.event_format(TextFormat).try_init(),
-        Format::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .without_time()
-            .try_init(),
-    };
+    let _ = tracing::subscriber::set_global_default(subscriber(format, std::io::stderr));
+}
+
+/// Runs `f` with the records of this thread collected in `format` instead of written
+/// out, and returns them with `f`'s result (for tests and tools that embed hvsim).
+pub fn capture<R>(format: Format, f: impl FnOnce() -> R) -> (R, String) {
+    let buf = CaptureBuffer::default();
+    let r = tracing::subscriber::with_default(subscriber(format, buf.clone()), f);
+    let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_else(|p| p.into_inner().clone());
+    (r, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The shared buffer [`capture`] writes to.
+#[derive(Clone, Default)]
+struct CaptureBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        b.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CaptureBuffer {
+    type Writer = CaptureBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 /// The text format: `category  message`, without time or level.
