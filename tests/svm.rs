@@ -1131,57 +1131,135 @@ fn intr_intercept_with_v_intr_masking_uses_host_if() {
     assert_eq!(rd(&m, vmcb::INTERRUPT_STATE) & 2, 0, "GUEST_INTERRUPT_MASK = guest IF = 0");
 }
 
-/// APM §15.15 "VMCB State Caching": a field changed while its clean bit is set is
-/// reported (hvsim uses the new value, as a processor that ignores clean bits would).
-#[test]
-fn clean_bit_violation_is_reported() {
-    let l1 = |a: Asm| {
+/// L1 for the clean-bit tests: VMRUN; after the first #VMEXIT, intercept CPUID, rewind
+/// the guest to L2 and set VMCB_CLEAN to `clean`; VMRUN the VMCB at `second` again (its
+/// own clean bits as given); HLT.
+fn l1_adds_cpuid_intercept(clean: u32, second: u64) -> impl FnOnce(Asm) -> Result<(), IcedError> {
+    move |a: Asm| {
         enable_svm(a)?;
         a.mov(rax, VMCB)?;
         a.vmrun()?;
-        // After the first #VMEXIT: change the TSC offset but mark the intercepts clean.
-        a.mov(rbx, VMCB + u64::from(vmcb::TSC_OFFSET))?;
-        a.mov(qword_ptr(rbx), 0x1000)?;
-        a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
-        a.mov(dword_ptr(rbx), 1)?; // CLEAN_I
+        for base in [VMCB, second] {
+            a.mov(rbx, base + u64::from(icpt::INTERCEPT_CPUID.word))?;
+            a.or(dword_ptr(rbx), icpt::INTERCEPT_CPUID.mask() as i32)?;
+            a.mov(rbx, base + u64::from(vmcb::RIP))?;
+            a.mov(qword_ptr(rbx), L2 as i32)?;
+            a.mov(rbx, base + u64::from(vmcb::VMCB_CLEAN))?;
+            a.mov(dword_ptr(rbx), clean as i32)?;
+        }
+        a.mov(rax, second)?;
         a.vmrun()?;
         a.hlt()
-    };
-    let mut m = setup_with(l1, l2_vmmcall);
+    }
+}
+
+/// L2 for the clean-bit tests: CPUID, then VMMCALL.
+fn l2_cpuid_vmmcall(a: Asm) -> Result<(), IcedError> {
+    a.mov(eax, 0)?;
+    a.cpuid()?;
+    a.vmmcall()
+}
+
+/// APM §15.15.3 "VMCB Clean Field": with the I bit set, VMRUN uses the intercept vectors
+/// the processor cached at the last #VMEXIT, so the CPUID intercept L1 added without
+/// clearing the bit has no effect (the guest runs on to VMMCALL), and
+/// `--report-stale-vmcb` names the field, both values and the VMRUN's RIP.
+#[test]
+fn clean_bit_set_keeps_the_cached_intercepts() {
+    let mut m = setup_with(l1_adds_cpuid_intercept(1, VMCB), l2_cpuid_vmmcall);
+    m.set_report_stale_vmcb(true);
     intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    let before = rd(&m, vmcb::INTERCEPT_MISC1);
     run(&mut m);
     assert_eq!(m.nested.svm.vmexits, 2);
-    let v = &m.nested.svm.clean_bit_violations;
+    assert_eq!(exitcode(&m), SvmExitCode::VMMCALL, "the stale intercepts were used");
+    let v = m.stale_vmcb_fields();
     assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!((v[0].clean_bit, v[0].field), ("I", "INTERCEPT_MISC1"));
+    assert_eq!(v[0].cached, before & 0xFFFF_FFFF);
+    assert_eq!(v[0].vmcb_value, v[0].cached | u64::from(icpt::INTERCEPT_CPUID.mask()));
+    assert_eq!((v[0].vmcb, v[0].guest_rip), (VMCB, L2));
+    // The second VMRUN is the last instruction before HLT.
+    let l1 = asm(L1, l1_adds_cpuid_intercept(1, VMCB));
+    assert_eq!(v[0].vmrun_rip, L1 + l1.len() as u64 - 4, "VMRUN (3 bytes) then HLT");
+    // The VMCB in memory keeps L1's value: VMRUN does not write the cache back.
     assert_eq!(
-        (v[0].clean_bit, v[0].field, v[0].cached, v[0].current),
-        ("I", "TSC_OFFSET", 0, 0x1000)
+        rd(&m, vmcb::INTERCEPT_MISC1) as u32 & icpt::INTERCEPT_CPUID.mask(),
+        icpt::INTERCEPT_CPUID.mask()
     );
 }
 
-/// APM §15.15: with its clean bit clear, a changed field is not a violation.
+/// APM §15.15.3: a clear clean bit makes VMRUN reload the fields: the new CPUID
+/// intercept exits, and nothing is stale.
 #[test]
-fn clean_bit_clear_changes_are_fine() {
+fn clean_bit_clear_reloads_the_field() {
+    let mut m = setup_with(l1_adds_cpuid_intercept(!1, VMCB), l2_cpuid_vmmcall);
+    m.set_report_stale_vmcb(true);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    run(&mut m);
+    assert_eq!(m.nested.svm.vmexits, 2);
+    assert_eq!(exitcode(&m), SvmExitCode::CPUID);
+    assert!(m.stale_vmcb_fields().is_empty(), "{:?}", m.stale_vmcb_fields());
+}
+
+/// APM §15.15.2 "VMCB Clean Bits": the cache serves only the VMCB it was taken from; the
+/// first VMRUN of another VMCB loads every field from memory whatever its clean bits.
+#[test]
+fn clean_bits_do_not_apply_to_another_vmcb() {
+    const VMCB2: u64 = 0x13000;
+    let mut m = setup_with(l1_adds_cpuid_intercept(!0, VMCB2), l2_cpuid_vmmcall);
+    m.set_report_stale_vmcb(true);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    let mut copy = vec![0u8; 4096];
+    m.mem.read(Gpa(VMCB), &mut copy);
+    m.load(VMCB2, &copy).unwrap();
+    run(&mut m);
+    assert_eq!(m.nested.svm.vmexits, 2);
+    let code = SvmExitCode(m.mem.read_u64(Gpa(VMCB2 + u64::from(vmcb::EXITCODE))));
+    assert_eq!(code, SvmExitCode::CPUID);
+    assert!(m.stale_vmcb_fields().is_empty());
+}
+
+/// APM §15.15.3: the state-save fields come from the cache too: a guest CR3 change under
+/// the CRx bit is not loaded (the guest keeps the CR3 it had at #VMEXIT), and is
+/// reported; without the report option it is used just the same, silently.
+#[test]
+fn clean_bit_crx_keeps_the_cached_cr3() {
     let l1 = |a: Asm| {
         enable_svm(a)?;
         a.mov(rax, VMCB)?;
         a.vmrun()?;
-        a.mov(rbx, VMCB + u64::from(vmcb::TSC_OFFSET))?;
-        a.mov(qword_ptr(rbx), 0x1000)?;
+        a.mov(rbx, VMCB + u64::from(vmcb::CR3))?;
+        a.mov(rcx, qword_ptr(rbx))?;
+        a.add(rcx, 0x1000)?; // another (unused) table address, cache unchanged
+        a.mov(qword_ptr(rbx), rcx)?;
         a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
-        a.mov(dword_ptr(rbx), !1i32)?; // every bit but CLEAN_I
+        a.mov(dword_ptr(rbx), 1 << 5)?; // CRx
+        a.mov(rax, VMCB)?;
         a.vmrun()?;
         a.hlt()
     };
-    let mut m = setup_with(l1, l2_vmmcall);
-    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
-    run(&mut m);
-    assert_eq!(m.nested.svm.vmexits, 2);
-    assert!(
-        m.nested.svm.clean_bit_violations.is_empty(),
-        "{:?}",
-        m.nested.svm.clean_bit_violations
-    );
+    for report in [true, false] {
+        let mut m = setup_with(l1, |a| {
+            a.mov(rax, cr3)?;
+            a.vmmcall()
+        });
+        m.set_report_stale_vmcb(report);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        let cr3_before = rd(&m, vmcb::CR3);
+        run(&mut m);
+        assert_eq!(m.nested.svm.vmexits, 2);
+        assert_eq!(rd(&m, vmcb::RAX), cr3_before, "the guest read the cached CR3");
+        assert_eq!(rd(&m, vmcb::CR3), cr3_before, "#VMEXIT saved the CR3 in use");
+        let v = m.stale_vmcb_fields();
+        if report {
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!((v[0].clean_bit, v[0].field), ("CRx", "CR3"));
+            assert_eq!((v[0].cached, v[0].vmcb_value), (cr3_before, cr3_before + 0x1000));
+        } else {
+            assert!(v.is_empty());
+        }
+    }
 }
 
 proptest::proptest! {

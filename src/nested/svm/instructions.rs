@@ -55,7 +55,8 @@ fn vmrun_insn(m: &mut Machine, i: &Insn) -> ExecResult {
         // Unreachable for a guest that passed the VMRUN checks (VMRUN is intercepted).
         return crate::cpu::fault::unsupported("VMRUN in an SVM guest (nested SVM in L2)");
     }
-    vmrun::vmrun(m, pa)
+    let at = m.cpu.rip.wrapping_sub(u64::from(i.len)) & m.cpu.ip_mask();
+    vmrun::vmrun(m, pa, at)
 }
 
 fn vmload(m: &mut Machine, i: &Insn) -> ExecResult {

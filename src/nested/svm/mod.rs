@@ -28,8 +28,9 @@ pub const FEATURE_NP: u32 = 1 << 0;
 /// CPUID 8000_000Ah EDX bit 3: NRIP save (VMCB NRIP holds the next RIP on instruction
 /// intercepts).
 pub const FEATURE_NRIPS: u32 = 1 << 3;
-/// CPUID 8000_000Ah EDX bit 5: VMCB clean bits. hvsim reloads every field on VMRUN,
-/// which the APM permits ("the processor may ignore the clean bits").
+/// CPUID 8000_000Ah EDX bit 5: VMCB clean bits, honoured as a caching processor does
+/// (fields under a set clean bit come from the copy kept at the last #VMEXIT of the
+/// same VMCB; see [`clean_bits`]).
 pub const FEATURE_VMCB_CLEAN: u32 = 1 << 5;
 /// CPUID 8000_000Ah EDX bit 6: flush by ASID (TLB_CONTROL 3 and 7). hvsim's TLB is not
 /// ASID-tagged: every VMRUN and #VMEXIT flushes it (and the shadow page cache), which is
@@ -66,12 +67,17 @@ pub struct SvmState {
     /// it exits after the instruction retires (§15.8.3 "CR Write Traps"). The register
     /// number is 16 for EFER.
     pub pending_trap: Option<u8>,
-    /// The VMCB as the last #VMEXIT left it (address and contents), to find fields a
-    /// guest hypervisor changed without clearing their clean bit.
-    pub last_exit_vmcb: Option<(u64, VmcbImage)>,
-    /// Fields changed under a set clean bit, in the order VMRUN found them (see
-    /// [`clean_bits`]).
-    pub clean_bit_violations: Vec<clean_bits::CleanBitViolation>,
+    /// The VMCB state the processor keeps between a #VMEXIT and the next VMRUN of the
+    /// same VMCB (address and contents): the fields whose clean bit is set come from
+    /// here ([`clean_bits`]).
+    pub vmcb_cache: Option<(u64, VmcbImage)>,
+    /// Record the fields VMRUN takes from the cache although the VMCB holds another
+    /// value (`--report-stale-vmcb`).
+    pub report_stale_vmcb: bool,
+    /// Those fields, in the order VMRUN used them.
+    pub stale_vmcb: Vec<clean_bits::StaleVmcbField>,
+    /// Stale fields beyond [`clean_bits::MAX_STALE_VMCB_REPORTS`], counted only.
+    pub stale_vmcb_dropped: u64,
     /// Number of successful VMRUNs and of #VMEXITs (counters for reports and benches).
     pub vmruns: u64,
     /// See `vmruns`.
@@ -91,8 +97,10 @@ impl Default for SvmState {
             guest: None,
             last_invalid: None,
             pending_trap: None,
-            last_exit_vmcb: None,
-            clean_bit_violations: Vec::new(),
+            vmcb_cache: None,
+            report_stale_vmcb: false,
+            stale_vmcb: Vec::new(),
+            stale_vmcb_dropped: 0,
             vmruns: 0,
             vmexits: 0,
             pending_npf: None,

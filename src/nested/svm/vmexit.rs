@@ -64,7 +64,12 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
         }
     }
     write_vmcb(m, ctx.vmcb_pa, &img);
-    m.nested.svm.last_exit_vmcb = Some((ctx.vmcb_pa, img));
+    // What the processor keeps for the next VMRUN of this VMCB under its clean bits
+    // (§15.15): the controls VMRUN used and the state this #VMEXIT saved.
+    let mut cache = ctx.vmcb.clone();
+    save_world(m, &mut cache, m.cpu.rip);
+    cache.write(vmcb::V_INTR_CONTROL, 4, vintr);
+    m.nested.svm.vmcb_cache = Some((ctx.vmcb_pa, cache));
     tracing::debug!(target: "svm", exitcode = %code, info1 = info.info1, info2 = info.info2, exitintinfo = info.exitintinfo, rip = m.cpu.rip, "#VMEXIT");
 
     // Host state (§15.6: "the processor ... reloads the host state saved by VMRUN").

@@ -17,8 +17,9 @@ use hvsim_svm_model::{vmrun_checks, SvmExitCode, VmcbImage, VmcbRead};
 
 /// VMRUN with the VMCB at physical address `pa` (already checked for alignment and
 /// width). The instruction's own checks (#UD, #GP) are done by the caller; RIP is the
-/// next instruction (the host's resume point).
-pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
+/// next instruction (the host's resume point); `vmrun_rip` is the VMRUN's own RIP (for
+/// reports).
+pub fn vmrun(m: &mut Machine, pa: u64, vmrun_rip: u64) -> ExecResult {
     // "VMRUN saves a subset of host processor state to the host state-save area
     // specified by the physical address in the VM_HSAVE_PA MSR" (§15.5.1).
     let mut host = VmcbImage::zeroed();
@@ -26,24 +27,28 @@ pub fn vmrun(m: &mut Machine, pa: u64) -> ExecResult {
     let hsave = m.nested.svm.hsave_pa;
     write_vmcb(m, hsave, &host);
 
-    let img = read_vmcb(m, pa);
+    let mut img = read_vmcb(m, pa);
+    // Fields under a set clean bit come from the processor's cache (§15.15): the checks
+    // and the load see what the processor uses.
+    let raw = img.clone();
+    super::clean_bits::use_cached(m, pa, vmrun_rip, &mut img);
     if let Err(e) = vmrun_checks::check(&img, &capabilities(m)) {
         // "Illegal guest state combinations cause a #VMEXIT with error code
         // VMEXIT_INVALID" (§15.5.1): nothing of the guest was loaded, so the #VMEXIT
         // resumes the host where it was, with GIF = 0.
         tracing::debug!(target: "svm", vmcb = pa, check = e.check.info().name, field = e.field, value = e.value, "VMRUN failed: VMEXIT_INVALID");
-        let mut out = img;
+        let mut out = raw;
         out.set_u64(vmcb::EXITCODE, SvmExitCode::INVALID.0);
         out.set_u64(vmcb::EXITINFO1, 0);
         out.set_u64(vmcb::EXITINFO2, 0);
         out.set_u64(vmcb::EXITINTINFO, 0);
         write_vmcb(m, pa, &out);
         m.nested.svm.last_invalid = Some(e);
+        m.nested.svm.vmcb_cache = None;
         m.nested.svm.gif = false;
         return Ok(());
     }
     m.nested.svm.last_invalid = None;
-    super::clean_bits::audit(m, pa, &img);
 
     // Nested paging (§15.25.4 "Nested Paging and VMRUN/#VMEXIT"): the nested tables
     // take the host's paging mode as it is at VMRUN.
