@@ -355,11 +355,58 @@ fn rdtsc_intercept() {
     assert_eq!(exitcode(&m), SvmExitCode::RDTSC);
 }
 
-/// APM §15.9: PAUSE (no pause filter advertised: every PAUSE exits).
+/// APM §15.9: PAUSE; with PAUSE_FILTER_COUNT = 0 every PAUSE exits (§15.14.4).
 #[test]
 fn pause_intercept() {
     let m = intercepted(icpt::INTERCEPT_PAUSE, |a| a.pause());
     assert_eq!(exitcode(&m), SvmExitCode::PAUSE);
+}
+
+/// L2 for the pause-filter tests: PAUSE, `gap` NOPs, five times, counting in RBX.
+fn l2_pauses(gap: usize) -> impl Fn(Asm) -> Result<(), IcedError> + Copy {
+    move |a: Asm| {
+        a.xor(ebx, ebx)?;
+        for _ in 0..5 {
+            a.pause()?;
+            a.inc(rbx)?;
+            for _ in 0..gap {
+                a.nop()?;
+            }
+        }
+        a.vmmcall()
+    }
+}
+
+/// APM §15.14.4 "Pause Intercept Filtering": with PAUSE_FILTER_COUNT = 3, the first two
+/// PAUSEs run and the third exits (RBX counted two), at the third PAUSE.
+#[test]
+fn pause_filter_count_delays_the_intercept() {
+    let mut m = setup(l2_pauses(0));
+    intercept(&mut m, icpt::INTERCEPT_PAUSE);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::PAUSE_FILTER_COUNT)), 3);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::PAUSE);
+    assert_eq!(m.cpu.gpr[3], 2);
+    // xor ebx,ebx (2) + 2 x (pause 2 + inc rbx 3)
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 2 + 2 * 5);
+}
+
+/// APM §15.14.4: with PAUSE_FILTER_THRESHOLD, PAUSEs further apart than the threshold
+/// reload the count each time, so a count of 2 never runs out (the guest reaches
+/// VMMCALL); closer together than the threshold, the second PAUSE exits.
+#[test]
+fn pause_filter_threshold_reloads_the_count() {
+    for (gap, exit, count) in [(10, SvmExitCode::VMMCALL, 5), (1, SvmExitCode::PAUSE, 1)] {
+        let mut m = setup(l2_pauses(gap));
+        intercept(&mut m, icpt::INTERCEPT_PAUSE);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::PAUSE_FILTER_COUNT)), 2);
+        m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::PAUSE_FILTER_THRESHOLD)), 5);
+        run(&mut m);
+        assert_eq!(exitcode(&m), exit, "gap {gap}");
+        assert_eq!(m.cpu.gpr[3], count, "gap {gap}");
+    }
 }
 
 /// APM §15.9: INVLPG.

@@ -159,7 +159,7 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
         }),
         Mnemonic::Int1 => when(m, icpt::INTERCEPT_ICEBP),
         Mnemonic::Invd => when(m, icpt::INTERCEPT_INVD),
-        Mnemonic::Pause => when(m, icpt::INTERCEPT_PAUSE),
+        Mnemonic::Pause => pause(m),
         // Decode assists: EXITINFO1 is the linear address (§15.33.2).
         Mnemonic::Invlpg => set(m, icpt::INTERCEPT_INVLPG).then(|| {
             let mut lin = m.cpu.seg(i.mem.seg).base.wrapping_add(i.ea(m));
@@ -263,6 +263,32 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
             })
         }
     }
+}
+
+/// PAUSE with the PAUSE intercept and its filter (§15.14.4 "Pause Intercept
+/// Filtering"): "each PAUSE instruction decrements the count until it reaches zero, at
+/// which time a #VMEXIT is generated"; a count of 0 exits on every PAUSE. With a nonzero
+/// PAUSE_FILTER_THRESHOLD, a PAUSE more than that many cycles after the previous one
+/// first reloads the count from PAUSE_FILTER_COUNT (the guest is not spinning). Cycles
+/// are hvsim's TSC cycles: one per retired instruction.
+fn pause(m: &mut Machine) -> Option<(SvmExitCode, ExitInfo)> {
+    if !set(m, icpt::INTERCEPT_PAUSE) {
+        return None;
+    }
+    let now = m.clock();
+    let g = m.nested.svm.guest.as_mut()?;
+    let threshold = g.vmcb.read(vmcb::PAUSE_FILTER_THRESHOLD, 2);
+    if threshold != 0 && g.last_pause.is_some_and(|t| now.wrapping_sub(t) > threshold) {
+        g.pause_count = g.vmcb.read(vmcb::PAUSE_FILTER_COUNT, 2) as u16;
+    }
+    g.last_pause = Some(now);
+    if g.pause_count > 0 {
+        g.pause_count -= 1;
+        if g.pause_count > 0 {
+            return None;
+        }
+    }
+    Some((SvmExitCode::PAUSE, ExitInfo::default()))
 }
 
 /// A CR0 write (MOV CR0 with the GPR `gpr`, or LMSW/CLTS for `None`): the CR0 write

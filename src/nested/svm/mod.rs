@@ -43,12 +43,23 @@ pub const FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
 /// LMSW/CLTS/SMSW, INTn and INVLPG, and the instruction bytes of #PF intercepts.
 pub const FEATURE_DECODE_ASSISTS: u32 = 1 << 7;
 
+/// CPUID 8000_000Ah EDX bit 10: PAUSE filter (§15.14.4 "Pause Intercept Filtering":
+/// PAUSE_FILTER_COUNT PAUSEs before the PAUSE intercept exits).
+pub const FEATURE_PAUSE_FILTER: u32 = 1 << 10;
+
+/// CPUID 8000_000Ah EDX bit 12: PAUSE filter threshold (the count is reloaded when more
+/// than PAUSE_FILTER_THRESHOLD cycles passed since the previous PAUSE; hvsim's cycles
+/// are its TSC's, one per retired instruction).
+pub const FEATURE_PAUSE_FILTER_THRESHOLD: u32 = 1 << 12;
+
 /// CPUID 8000_000Ah EDX: the optional SVM features hvsim implements.
 pub const FEATURES_EDX: u32 = FEATURE_NP
     | FEATURE_NRIPS
     | FEATURE_VMCB_CLEAN
     | FEATURE_FLUSH_BY_ASID
-    | FEATURE_DECODE_ASSISTS;
+    | FEATURE_DECODE_ASSISTS
+    | FEATURE_PAUSE_FILTER
+    | FEATURE_PAUSE_FILTER_THRESHOLD;
 
 /// The SVM state of a vCPU.
 #[derive(Clone, Debug)]
@@ -128,6 +139,11 @@ pub struct GuestContext {
     pub v_irq: bool,
     /// Nested paging, with NP_ENABLE.
     pub np: Option<npt::NestedPaging>,
+    /// The PAUSE filter's internal count, loaded from PAUSE_FILTER_COUNT by VMRUN
+    /// (§15.14.4).
+    pub pause_count: u16,
+    /// The clock at the guest's last PAUSE, for the PAUSE filter threshold.
+    pub last_pause: Option<u64>,
 }
 
 impl GuestContext {

@@ -74,6 +74,8 @@ pub fn vmrun(m: &mut Machine, pa: u64, vmrun_rip: u64) -> ExecResult {
         host_cr8,
         v_irq: bits::V_IRQ.get(vintr) != 0,
         np,
+        pause_count: img.read(vmcb::PAUSE_FILTER_COUNT, 2) as u16,
+        last_pause: None,
         vmcb: img,
     };
     let shadow = bits::INTERRUPT_SHADOW.get(ctx.vmcb.u64_at(vmcb::INTERRUPT_STATE)) != 0;
