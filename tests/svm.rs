@@ -1099,6 +1099,89 @@ fn vmrun_into_32bit_protected_mode_guest() {
     assert_eq!(m.cpu.mode, hvsim::CpuMode::Long64, "back in the 64-bit host");
 }
 
+/// A machine whose L2 is 32-bit protected-mode code (flat CS 0x18, no paging) built by
+/// `l2`, with VMMCALL intercepted.
+fn protected32_guest(l2: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Machine {
+    let mut m = setup(|a| a.hlt());
+    let mut a = CodeAssembler::new(32).unwrap();
+    l2(&mut a).unwrap();
+    m.load(L2, &a.assemble(L2).unwrap()).unwrap();
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    wr(&mut m, vmcb::EFER, svm_msr::EFER_SVME);
+    wr(&mut m, vmcb::CR0, 0x11); // PE, ET
+    wr(&mut m, vmcb::CR4, 0);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::CS_SELECTOR)), 0x18);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::CS_ATTRIB)), 0xC9B); // G, D, code
+    m.mem.write_u32(Gpa(VMCB + u64::from(vmcb::CS_LIMIT)), 0xFFFF_FFFF);
+    for seg in [vmcb::SS_SELECTOR, vmcb::DS_SELECTOR, vmcb::ES_SELECTOR] {
+        m.mem.write_u16(Gpa(VMCB + u64::from(seg) + 2), 0xC93);
+        m.mem.write_u32(Gpa(VMCB + u64::from(seg) + 4), 0xFFFF_FFFF);
+    }
+    m
+}
+
+/// The harness's TSS selector (in L1's GDT, which the guest shares).
+const TSS_SEL: u16 = 0x48;
+
+/// APM §15.14.2 "Task Switch Intercept": a far JMP to a TSS exits before any of the
+/// switch's checks, with EXITINFO1 = the TSS selector, EXITINFO2 bit 38 (JMP), and the
+/// guest RIP at the JMP.
+#[test]
+fn task_switch_intercept_far_jmp() {
+    let mut m = protected32_guest(|a| {
+        a.nop()?;
+        a.db(&[0xEA, 0, 0, 0, 0, TSS_SEL as u8, 0]) // JMP FAR 0x48:0
+    });
+    intercept(&mut m, icpt::INTERCEPT_TASK_SWITCH);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::TASK_SWITCH);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), u64::from(TSS_SEL));
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 1 << 38);
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 1);
+    assert_eq!(rd(&m, vmcb::EXITINTINFO), 0);
+}
+
+/// APM §15.14.2: IRET with EFLAGS.NT = 1 (a return to the back-link task) exits with
+/// EXITINFO2 bit 36 and the back link as EXITINFO1.
+#[test]
+fn task_switch_intercept_iret_with_nt() {
+    let mut m = protected32_guest(|a| {
+        a.pushfd()?;
+        a.or(dword_ptr(esp), 0x4000)?; // NT
+        a.popfd()?;
+        a.iretd()
+    });
+    intercept(&mut m, icpt::INTERCEPT_TASK_SWITCH);
+    let link = m.mem.read_u16(Gpa(m.tss_base()));
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::TASK_SWITCH);
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 1 << 36);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), u64::from(link));
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 1 + 7 + 1, "at the IRETD");
+}
+
+/// APM §15.14.2: an exception delivered through a task gate exits with EXITINFO2 bits 36
+/// and 38 clear (neither IRET nor JMP) and bit 48 set (a fault saves EFLAGS.RF = 1 in the
+/// outgoing TSS), EXITINFO1 = the gate's TSS selector, and EXITINTINFO naming
+/// the exception being delivered (§15.7.2 "Intercepts During IDT Interrupt Delivery").
+#[test]
+fn task_switch_intercept_through_a_task_gate() {
+    let mut m = protected32_guest(|a| a.ud2());
+    intercept(&mut m, icpt::INTERCEPT_TASK_SWITCH);
+    m.set_exception_catch(0);
+    // IDT entry 6: a task gate (type 5, present) for TSS_SEL.
+    let gate = (u64::from(TSS_SEL) << 16) | (0x85u64 << 40);
+    m.mem.write_u64(Gpa(IDT + 6 * 8), gate);
+    wr(&mut m, vmcb::IDTR_BASE, IDT);
+    m.mem.write_u32(Gpa(VMCB + u64::from(vmcb::IDTR_LIMIT)), 0xFF);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::TASK_SWITCH);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), u64::from(TSS_SEL));
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 1 << 48);
+    assert_eq!(rd(&m, vmcb::EXITINTINFO), 0x8000_0306, "valid, exception, #UD");
+    assert_eq!(rd(&m, vmcb::RIP), L2);
+}
+
 /// APM Vol. 3 "INVLPGA": intercepted in a guest; executed by the host (#UD without
 /// EFER.SVME is covered by the VMRUN test's rule, shared by every SVM instruction).
 #[test]

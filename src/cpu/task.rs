@@ -135,6 +135,7 @@ impl Machine {
         if self.cpu.efer & efer::LMA != 0 {
             return gp(0);
         }
+        crate::nested::svm::intercepts::task_switch(self, tss_selector, source, error_code)?;
         let sel = tss_selector;
         let err = selector_error(sel);
         // IRET finds a bad back link: #TS; JMP/CALL/INT find a bad TSS descriptor: #GP.

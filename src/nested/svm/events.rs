@@ -69,7 +69,7 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
             v,
             None,
         );
-        if m.nested.svm.pending_npf.is_some() {
+        if m.nested.svm.pending_npf.is_some() || m.nested.svm.pending_exit.is_some() {
             // The virtual interrupt was not taken: V_IRQ stays set (§15.21.4).
             if let Some(g) = m.nested.svm.guest.as_mut() {
                 g.v_irq = true;

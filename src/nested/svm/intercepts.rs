@@ -9,7 +9,7 @@
 //! intercepted as an exception.
 
 use super::vmexit::{vmexit, ExitInfo};
-use crate::cpu::fault::Exception;
+use crate::cpu::fault::{Exception, Fault};
 use crate::cpu::insn::{gpr_of, Insn, Op};
 use crate::cpu::regs::{cr0, cr4, efer, SegReg};
 use crate::cpu::{vector, CpuMode};
@@ -289,6 +289,35 @@ fn pause(m: &mut Machine) -> Option<(SvmExitCode, ExitInfo)> {
         }
     }
     Some((SvmExitCode::PAUSE, ExitInfo::default()))
+}
+
+/// The task-switch intercept (§15.14.2 "Task Switch Intercept"), called by every task
+/// switch before its checks: in a guest that intercepts task switches, records the
+/// #VMEXIT (EXITINFO1 = the target TSS selector; EXITINFO2 = IRET/JMP, the error code
+/// to push, EFLAGS.RF) and ends the instruction or the event delivery without a change,
+/// as a nested page fault does; the run loop then performs the #VMEXIT with RIP at the
+/// instruction (and EXITINTINFO naming the event when a task gate delivered one).
+pub fn task_switch(
+    m: &mut Machine,
+    selector: u16,
+    source: crate::cpu::task::TaskSwitchSource,
+    error_code: Option<u32>,
+) -> Result<(), Fault> {
+    use crate::cpu::task::TaskSwitchSource as Cpu;
+    use hvsim_svm_model::exit_info::TaskSwitchSource as Exit;
+    if !set(m, icpt::INTERCEPT_TASK_SWITCH) {
+        return Ok(());
+    }
+    let source = match source {
+        Cpu::Jmp => Exit::Jmp,
+        Cpu::Iret => Exit::Iret,
+        Cpu::Call | Cpu::Interrupt => Exit::CallOrGate,
+    };
+    let rf = m.cpu.flags.bit(crate::cpu::flags::RF);
+    let (info1, info2) = exit_info::task_switch(selector, source, error_code, rf);
+    let info = ExitInfo { info1, info2, ..ExitInfo::default() };
+    m.nested.svm.pending_exit = Some((SvmExitCode::TASK_SWITCH, info));
+    Err(Fault::NestedPageFault)
 }
 
 /// A CR0 write (MOV CR0 with the GPR `gpr`, or LMSW/CLTS for `None`): the CR0 write

@@ -97,6 +97,9 @@ pub struct SvmState {
     /// the run loop performs its #VMEXIT once the instruction is rolled back
     /// ([`npt_exit`]).
     pub pending_npf: Option<hvsim_mmu::npt::NestedPageFault>,
+    /// Another #VMEXIT found in the middle of a guest instruction or event delivery (a
+    /// task-switch intercept): performed like `pending_npf`, by [`npt_exit`].
+    pub pending_exit: Option<(hvsim_svm_model::SvmExitCode, vmexit::ExitInfo)>,
 }
 
 impl Default for SvmState {
@@ -115,6 +118,7 @@ impl Default for SvmState {
             vmruns: 0,
             vmexits: 0,
             pending_npf: None,
+            pending_exit: None,
         }
     }
 }
@@ -175,8 +179,13 @@ pub fn capabilities(m: &Machine) -> SvmCapabilities {
 /// EXITINFO1 = the error bits with bit 32 or 33, EXITINFO2 = the guest-physical address
 /// (§15.25.6), EXITINTINFO = the event being delivered if any, and with decode assists
 /// the instruction bytes (§15.33.4 "#PF and #NPF Information"). Returns whether there
-/// was one.
+/// was one. Another exit recorded mid-instruction ([`SvmState::pending_exit`], the
+/// task-switch intercept) is performed here the same way, with `exitintinfo`.
 pub fn npt_exit(m: &mut Machine, insn: Option<&crate::cpu::insn::Insn>, exitintinfo: u64) -> bool {
+    if let Some((code, info)) = m.nested.svm.pending_exit.take() {
+        vmexit::vmexit(m, code, vmexit::ExitInfo { exitintinfo, ..info });
+        return true;
+    }
     let Some(f) = m.nested.svm.pending_npf.take() else {
         return false;
     };

@@ -56,6 +56,7 @@ pub fn vmrun(m: &mut Machine, pa: u64, vmrun_rip: u64) -> ExecResult {
         NestedPaging::from_host(img.u64_at(vmcb::N_CR3), m.cpu.cr4, m.cpu.efer, MAXPHYADDR)
     });
     m.nested.svm.pending_npf = None;
+    m.nested.svm.pending_exit = None;
 
     // Guest state (§15.5.1: "loads guest state from the VMCB").
     load_world(m, &img, true);
