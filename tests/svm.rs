@@ -1229,6 +1229,124 @@ fn gif_holds_nmi_until_stgi() {
     assert_eq!(m.cpu.gpr[15], 2, "delivered after STGI");
 }
 
+/// The local APIC's ICR (xAPIC MMIO, identity-mapped by the harness).
+const APIC_ICR: u64 = 0xFEE0_0300;
+/// ICR delivery modes (SDM Vol. 3A §11.6.1 "Interrupt Command Register").
+const ICR_SMI: u32 = 0x200;
+const ICR_INIT: u32 = 0x500;
+/// Where the INIT/SMI tests' L1 leaves a mark.
+const MARK: u64 = 0x3000;
+
+/// Sends `mode` to this processor: ICR shorthand "all including self", level assert.
+fn self_ipi(a: Asm, mode: u32) -> Result<(), IcedError> {
+    a.mov(rbx, APIC_ICR)?;
+    a.mov(dword_ptr(rbx), 0x8_0000 | 0x4000 | mode)
+}
+
+/// L2 that sends itself `mode` and spins.
+fn l2_self_ipi(mode: u32) -> impl FnOnce(Asm) -> Result<(), IcedError> {
+    move |a: Asm| {
+        self_ipi(a, mode)?;
+        l2_spin(a)
+    }
+}
+
+/// APM §15.13.3 "INIT Intercept": an INIT in the guest exits with VMEXIT_INIT, and the
+/// INIT stays pending for the host (held while its GIF = 0).
+#[test]
+fn init_intercept() {
+    let mut m = setup(l2_self_ipi(ICR_INIT));
+    intercept(&mut m, icpt::INTERCEPT_INIT);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::INIT);
+    assert!(m.nested.svm.pending_init, "still pending for the host");
+    assert_ne!(m.cpu.efer & svm_msr::EFER_SVME, 0, "the host was not reset");
+}
+
+/// APM §15.13.2 "SMI Intercept": an SMI in the guest exits with VMEXIT_SMI
+/// (EXITINFO1 0: no SMI source information), and stays pending for the host.
+#[test]
+fn smi_intercept() {
+    let mut m = setup(l2_self_ipi(ICR_SMI));
+    intercept(&mut m, icpt::INTERCEPT_SMI);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::SMI);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), 0);
+    assert!(m.nested.svm.pending_smi);
+}
+
+/// APM §15.17 "Global Interrupt Flag": INIT and SMI that arrive while GIF = 0 are held
+/// pending (L1 runs on), and exit at once when VMRUN sets GIF in a guest that
+/// intercepts them: SMI first, before the guest's first instruction.
+#[test]
+fn gif_holds_init_and_smi() {
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.clgi()?;
+        self_ipi(a, ICR_INIT)?;
+        self_ipi(a, ICR_SMI)?;
+        for _ in 0..20 {
+            a.nop()?;
+        }
+        a.mov(rbx, MARK)?;
+        a.mov(dword_ptr(rbx), 1)?;
+        a.mov(rax, VMCB)?;
+        a.vmrun()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, l2_vmmcall);
+    for i in [icpt::INTERCEPT_SMI, icpt::INTERCEPT_INIT, icpt::INTERCEPT_VMMCALL] {
+        intercept(&mut m, i);
+    }
+    run(&mut m);
+    assert_eq!(m.mem.read_u32(Gpa(MARK)), 1, "L1 ran on with GIF = 0");
+    assert_eq!(exitcode(&m), SvmExitCode::SMI);
+    assert_eq!(rd(&m, vmcb::RIP), L2, "before the guest's first instruction");
+    assert!(m.nested.svm.pending_init && m.nested.svm.pending_smi);
+}
+
+/// APM §15.17: a held INIT is taken when STGI sets GIF (the vCPU resets to its INIT
+/// state, SDM Vol. 3A §9.1.1), not before; with GIF = 1 from the start it is taken at
+/// once and L1 never reaches its mark.
+#[test]
+fn stgi_releases_a_held_init() {
+    for clgi in [true, false] {
+        let l1 = move |a: Asm| {
+            enable_svm(a)?;
+            if clgi {
+                a.clgi()?;
+            }
+            self_ipi(a, ICR_INIT)?;
+            for _ in 0..20 {
+                a.nop()?;
+            }
+            a.mov(rbx, MARK)?;
+            a.mov(dword_ptr(rbx), 1)?;
+            a.stgi()?;
+            a.mov(dword_ptr(rbx), 2)?;
+            a.hlt()
+        };
+        let mut m = setup_with(l1, |a| a.hlt());
+        let _ = m.run(Some(500));
+        assert_eq!(m.mem.read_u32(Gpa(MARK)), u32::from(clgi), "clgi {clgi}");
+        assert_eq!(m.cpu.efer & svm_msr::EFER_SVME, 0, "INIT state (clgi {clgi})");
+        assert!(!m.nested.svm.pending_init);
+    }
+}
+
+/// APM §15.13.3: an INIT that the guest does not intercept is taken in the guest: the
+/// vCPU resets to its INIT state and leaves the guest (no #VMEXIT).
+#[test]
+fn init_not_intercepted_resets_the_vcpu() {
+    let mut m = setup(l2_self_ipi(ICR_INIT));
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    let _ = m.run(Some(500));
+    assert!(!m.nested.in_guest());
+    assert_eq!(m.nested.svm.vmexits, 0);
+    assert_eq!(m.cpu.efer & svm_msr::EFER_SVME, 0);
+    assert!(m.nested.svm.gif && !m.nested.svm.pending_init);
+}
+
 /// APM §15.17: STGI and CLGI at CPL 0 without EFER.SVME are #UD.
 #[test]
 fn stgi_without_svme_is_ud() {

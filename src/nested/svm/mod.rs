@@ -100,6 +100,20 @@ pub struct SvmState {
     /// Another #VMEXIT found in the middle of a guest instruction or event delivery (a
     /// task-switch intercept): performed like `pending_npf`, by [`npt_exit`].
     pub pending_exit: Option<(hvsim_svm_model::SvmExitCode, vmexit::ExitInfo)>,
+    /// An INIT held pending: it arrived while GIF = 0 or in a guest (§15.17), or a guest
+    /// intercepted it (it stays pending for the host; see [`events`]).
+    pub pending_init: bool,
+    /// An SMI held pending the same way. hvsim has no SMM: an SMI the processor takes
+    /// (GIF = 1, not intercepted) does nothing.
+    pub pending_smi: bool,
+}
+
+impl SvmState {
+    /// An INIT or SMI is held pending.
+    #[inline]
+    pub fn held_signal(&self) -> bool {
+        self.pending_init || self.pending_smi
+    }
 }
 
 impl Default for SvmState {
@@ -119,6 +133,8 @@ impl Default for SvmState {
             vmexits: 0,
             pending_npf: None,
             pending_exit: None,
+            pending_init: false,
+            pending_smi: false,
         }
     }
 }
