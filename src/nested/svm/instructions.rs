@@ -10,6 +10,7 @@ use crate::cpu::regs::efer;
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Instruction, Mnemonic};
+use hvsim_svm_model::VmcbRead;
 
 /// Chooses the handler of an SVM instruction.
 pub fn select(i: &Instruction) -> Option<Handler> {
@@ -94,13 +95,29 @@ fn clgi(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-/// INVLPGA: invalidates the mapping of the linear address in rAX for the ASID in ECX.
-/// hvsim's TLB is not ASID-tagged and holds only the current context (VMRUN and #VMEXIT
-/// flush it, and a guest with nested paging caches its two-dimensional translations
-/// nowhere else), so flushing it (more than asked, which is always allowed) is enough.
-fn invlpga(m: &mut Machine, _i: &Insn) -> ExecResult {
+/// INVLPGA (APM Vol. 3 "INVLPGA"): "invalidates the TLB mapping for the virtual page
+/// specified in rAX and the ASID specified in ECX" (rAX by the address size).
+///
+/// - The front-end TLB holds only the running world's translations (each world switch
+///   empties it): it drops the page (global entries included) when ECX names the ASID
+///   running now, 0 in the host or the guest's own in a guest that may execute it.
+/// - The shadow cache resynchronises that linear address in every context (more than
+///   the one ASID asked, which is allowed).
+/// - Translations of a guest with nested paging are cached nowhere between its runs.
+fn invlpga(m: &mut Machine, i: &Insn) -> ExecResult {
+    use crate::machine::mmu_cache::MmuFlush;
     svm_checks(m)?;
-    m.cpu.tlb.flush();
+    let lin = m.cpu.gpr[0] & crate::cpu::flags::size_mask(i.asize);
+    let asid = m.cpu.gpr[1] as u32;
+    let running = match m.nested.svm.guest.as_ref() {
+        Some(g) => g.vmcb.read(hvsim_svm_model::vmcb::GUEST_ASID, 4) as u32,
+        None => 0,
+    };
+    let pcid = m.cpu.tlb.pcid();
+    if asid == running {
+        m.cpu.tlb.invalidate_page(lin >> 12, pcid, true);
+    }
+    m.mmu_flush(MmuFlush::Page { lin, pcid });
     m.cpu.end_block = true;
     Ok(())
 }

@@ -32,11 +32,10 @@ pub const FEATURE_NRIPS: u32 = 1 << 3;
 /// (fields under a set clean bit come from the copy kept at the last #VMEXIT of the
 /// same VMCB; see [`clean_bits`]).
 pub const FEATURE_VMCB_CLEAN: u32 = 1 << 5;
-/// CPUID 8000_000Ah EDX bit 6: flush by ASID (TLB_CONTROL 3 and 7). hvsim's TLB is not
-/// ASID-tagged: every VMRUN and #VMEXIT flushes it (and the shadow page cache), which is
-/// more than any TLB_CONTROL value asks for (§15.16 "TLB Control" permits flushing more).
-/// So translations of two ASIDs, or of L1 and L2, never mix, and a guest never sees a
-/// translation cached before L1 changed its nested tables and ran it again.
+/// CPUID 8000_000Ah EDX bit 6: flush by ASID (TLB_CONTROL 3 and 7, §15.16). The shadow
+/// page cache is tagged with the ASID (0 for the host): VMRUN and #VMEXIT switch its
+/// context without a flush, TLB_CONTROL flushes one context or all of them, INVLPGA one
+/// address (see `vmrun::tlb_control`, `state::switch_translations`).
 pub const FEATURE_FLUSH_BY_ASID: u32 = 1 << 6;
 
 /// CPUID 8000_000Ah EDX bit 7: decode assists (§15.33): EXITINFO1 of MOV CRn/DRn,

@@ -7,6 +7,9 @@ use crate::machine::Machine;
 use hvsim_svm_model::vmcb::{self, bits};
 use hvsim_svm_model::{SvmExitCode, VmcbRead};
 
+/// The host's translation context (ASID 0, §15.16 "TLB Control").
+pub const HOST_CONTEXT: u16 = 0;
+
 /// DR7 after #VMEXIT: all breakpoints disabled (its reset value).
 const DR7_RESET: u64 = 0x400;
 
@@ -76,7 +79,7 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     if masking {
         m.cpu.cr8 = ctx.host_cr8;
     }
-    load_world(m, &ctx.host, false);
+    load_world(m, &ctx.host, false, HOST_CONTEXT);
     m.cpu.dr[7] = DR7_RESET;
     m.cpu.cpl = 0;
     m.cpu.halted = false;

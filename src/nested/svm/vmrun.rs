@@ -59,7 +59,9 @@ pub fn vmrun(m: &mut Machine, pa: u64, vmrun_rip: u64) -> ExecResult {
     m.nested.svm.pending_exit = None;
 
     // Guest state (§15.5.1: "loads guest state from the VMCB").
-    load_world(m, &img, true);
+    let asid = img.read(vmcb::GUEST_ASID, 4) as u32;
+    load_world(m, &img, true, translation_context(asid));
+    tlb_control(m, img.read(vmcb::TLB_CONTROL, 1) as u8, asid);
     let vintr = img.u64_at(vmcb::V_INTR_CONTROL);
     let masking = bits::V_INTR_MASKING.get(vintr) != 0;
     let host_cr8 = m.cpu.cr8;
@@ -134,6 +136,30 @@ fn inject(m: &mut Machine, raw: u64) -> ExecResult {
             m.cpu.rip_committed = true;
             Err(f)
         }
+    }
+}
+
+/// The shadow cache's translation context of a guest's ASID: the ASID itself for 1 to
+/// 0xFFFF (the CPU model advertises fewer ASIDs); larger values, which no guest should
+/// use, fold onto that range, never onto the host's context 0.
+pub fn translation_context(asid: u32) -> u16 {
+    (asid.wrapping_sub(1) % 0xFFFF + 1) as u16
+}
+
+/// TLB_CONTROL of a VMRUN (§15.16.1 "TLB Flush"): 1 flushes every ASID's translations,
+/// the host's included; 3 flushes this guest's ASID; 7 this guest's non-global ones,
+/// which hvsim does as 3 (the shadow cache does not separate global pages: flushing
+/// more is allowed). 0 keeps everything. Other values are reserved: hvsim flushes
+/// everything. The front-end TLB was emptied by the world switch already.
+fn tlb_control(m: &mut Machine, control: u8, asid: u32) {
+    use crate::machine::mmu_cache::MmuFlush;
+    use hvsim_svm_model::vmcb::tlb_control as tc;
+    match control {
+        tc::DO_NOTHING => {}
+        tc::FLUSH_GUEST | tc::FLUSH_GUEST_NON_GLOBAL => {
+            m.mmu_flush(MmuFlush::Context(translation_context(asid)))
+        }
+        _ => m.mmu_flush(MmuFlush::All),
     }
 }
 
