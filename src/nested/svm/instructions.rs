@@ -23,6 +23,8 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Clgi => clgi,
         Mnemonic::Invlpga => invlpga,
         Mnemonic::Skinit => skinit,
+        Mnemonic::Rdpru => rdpru,
+        Mnemonic::Rsm => rsm,
         _ => return None,
     })
 }
@@ -120,6 +122,18 @@ fn invlpga(m: &mut Machine, i: &Insn) -> ExecResult {
     m.mmu_flush(MmuFlush::Page { lin, pcid });
     m.cpu.end_block = true;
     Ok(())
+}
+
+/// RDPRU (AMD; decoded here beside the SVM instructions, whose intercepts cover it): #UD,
+/// as CPUID 8000_0008h EBX[4] RDPRU is not advertised.
+fn rdpru(_m: &mut Machine, _i: &Insn) -> ExecResult {
+    ud()
+}
+
+/// RSM: #UD outside system-management mode (SDM Vol. 2B / APM Vol. 3 "RSM"), which is
+/// always the case: hvsim has no SMM. In an SVM guest the RSM intercept comes first.
+fn rsm(_m: &mut Machine, _i: &Insn) -> ExecResult {
+    ud()
 }
 
 /// SKINIT: #UD, as CPUID 8000_0001h ECX.SKINIT is not advertised.

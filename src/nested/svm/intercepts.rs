@@ -72,8 +72,9 @@ fn simple_exceptions_pass(m: &Machine, i: &Insn) -> bool {
         | Mnemonic::Ltr
         | Mnemonic::Lmsw
         | Mnemonic::Clts
-        | Mnemonic::Xsetbv
         | Mnemonic::Invpcid => cpl0,
+        // XSETBV: #UD with CR4.OSXSAVE = 0, then #GP(0) at CPL > 0.
+        Mnemonic::Xsetbv => cpl0 && m.cpu.cr4 & cr4::OSXSAVE != 0,
         Mnemonic::Mov => cpl0, // MOV CRn/DRn (other MOVs are not looked at)
         Mnemonic::Rdtsc | Mnemonic::Rdtscp => cpl0 || m.cpu.cr4 & cr4::TSD == 0,
         Mnemonic::Sgdt | Mnemonic::Sidt | Mnemonic::Sldt | Mnemonic::Str | Mnemonic::Smsw => {
@@ -175,13 +176,32 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
         Mnemonic::Vmsave => when(m, icpt::INTERCEPT_VMSAVE),
         Mnemonic::Stgi => when(m, icpt::INTERCEPT_STGI),
         Mnemonic::Clgi => when(m, icpt::INTERCEPT_CLGI),
-        Mnemonic::Skinit => when(m, icpt::INTERCEPT_SKINIT),
+        // SKINIT (CPUID 8000_0001h ECX[12]) and RDPRU (CPUID 8000_0008h EBX[4]) are not
+        // advertised: like any instruction the model lacks they are #UD, which comes
+        // before every intercept, so their intercept bits never fire.
+        Mnemonic::Skinit | Mnemonic::Rdpru => None,
         Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => when(m, icpt::INTERCEPT_WBINVD),
-        Mnemonic::Monitor | Mnemonic::Monitorx => when(m, icpt::INTERCEPT_MONITOR),
-        Mnemonic::Mwait | Mnemonic::Mwaitx => when(m, icpt::INTERCEPT_MWAIT),
+        // MONITORX/MWAITX are not advertised (#UD, as above).
+        Mnemonic::Monitor => when(m, icpt::INTERCEPT_MONITOR),
+        // MWAIT: unconditionally, or only with the monitor armed (§15.9: "MWAIT ...
+        // if the monitor hardware is armed").
+        Mnemonic::Mwait => when(m, icpt::INTERCEPT_MWAIT).or_else(|| {
+            m.cpu.monitor.armed.and_then(|_| when(m, icpt::INTERCEPT_MWAIT_CONDITIONAL))
+        }),
         Mnemonic::Xsetbv => when(m, icpt::INTERCEPT_XSETBV),
-        Mnemonic::Rdpru => when(m, icpt::INTERCEPT_RDPRU),
-        Mnemonic::Invpcid => when(m, icpt::INTERCEPT_INVPCID),
+        // Decode assists: EXITINFO1 is the linear address of the INVPCID descriptor,
+        // EXITINFO2 the register operand, the type (§15.33 "Decode Assists"; see
+        // `SvmExitCode::INVPCID`).
+        Mnemonic::Invpcid => set(m, icpt::INTERCEPT_INVPCID).then(|| {
+            let mut lin = m.cpu.seg(i.mem.seg).base.wrapping_add(i.ea(m));
+            if m.cpu.mode != CpuMode::Long64 {
+                lin &= 0xFFFF_FFFF;
+            }
+            let r = d.op0_register();
+            let ty = gpr_of(r).map_or(0, |(idx, _)| m.cpu.gpr[usize::from(idx)]);
+            let ty = if r.size() == 4 { ty & 0xFFFF_FFFF } else { ty };
+            (SvmExitCode::INVPCID, ExitInfo { info1: lin, info2: ty, ..ExitInfo::default() })
+        }),
         Mnemonic::Sidt => when(m, icpt::INTERCEPT_IDTR_READ),
         Mnemonic::Sgdt => when(m, icpt::INTERCEPT_GDTR_READ),
         Mnemonic::Sldt => when(m, icpt::INTERCEPT_LDTR_READ),
