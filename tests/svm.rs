@@ -442,6 +442,42 @@ fn vmrun_in_guest_exits() {
     assert_eq!(rd(&m, vmcb::RAX), 0x60000);
 }
 
+/// APM §15.5.1 and Vol. 3 "VMRUN" (SVM in an SVM guest): L2 runs with EFER.SVME = 1 and
+/// sees it; once it clears SVME itself, its VMRUN is #UD (checked before the intercept),
+/// not an exit.
+#[test]
+fn guest_sees_svme_and_its_vmrun_is_ud_without_it() {
+    let l2 = |a: Asm| {
+        a.mov(ecx, svm_msr::EFER)?;
+        a.rdmsr()?;
+        a.mov(r12, rax)?;
+        a.and(eax, !(svm_msr::EFER_SVME as i32))?;
+        a.wrmsr()?;
+        a.mov(rax, 0x60000u64)?;
+        a.vmrun()
+    };
+    let mut m = setup(l2);
+    intercept(&mut m, icpt::INTERCEPT_EXCP6);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::EXCP6);
+    assert_ne!(m.cpu.gpr[12] & svm_msr::EFER_SVME, 0, "L2 read EFER.SVME = 1");
+    assert_eq!(rd(&m, vmcb::EFER) & svm_msr::EFER_SVME, 0);
+}
+
+/// APM Vol. 3 Appendix E "CPUID Fn8000_000A_EDX": exactly the implemented features are
+/// advertised: nested paging (0), NRIP save (3), VMCB clean bits (5), flush by ASID (6),
+/// decode assists (7), PAUSE filter (10) and its threshold (12); nothing else (no LBR
+/// virtualization, TSC ratio, AVIC, virtual VMLOAD/VMSAVE or vGIF).
+#[test]
+fn cpuid_8000_000a_reports_exactly_the_implemented_features() {
+    let m = amd_machine();
+    let [_, asids, _, features] = m.cpuid.query(0x8000_000A, 0);
+    let bits: Vec<u32> = (0..32).filter(|b| features & (1 << b) != 0).collect();
+    assert_eq!(bits, vec![0, 3, 5, 6, 7, 10, 12]);
+    assert_eq!(features, hvsim::nested::svm::FEATURES_EDX);
+    assert!(asids > 1, "ASIDs besides the host's 0");
+}
+
 /// APM §15.9: the simple exceptions come first: RDMSR at CPL 3 is #GP, not an intercept.
 #[test]
 fn msr_intercept_after_cpl_check() {

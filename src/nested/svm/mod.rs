@@ -2,11 +2,24 @@
 //! VMRUN and #VMEXIT, the global interrupt flag, the SVM instructions, the intercepts,
 //! nested paging ([`npt`]) and the SVM MSRs.
 //!
-//! What the CPU model advertises in CPUID 8000_000Ah is exactly [`FEATURES_EDX`]. Not
-//! implemented (and not advertised): LBR virtualization, SVM lock, TSC ratio, the pause
-//! filter, AVIC, vGIF, virtual VMLOAD/VMSAVE. An SVM
-//! guest cannot itself run SVM: VMRUN in an L2 always exits to L1, which must intercept
-//! it (it is a VMRUN consistency check), so L1 would have to emulate it.
+//! What the CPU model advertises in CPUID 8000_000Ah is exactly [`FEATURES_EDX`]: nested
+//! paging, NRIP save, VMCB clean bits, flush by ASID, decode assists, the PAUSE filter
+//! and its threshold. Not implemented (and not advertised): LBR virtualization, SVM
+//! lock, TSC ratio, AVIC, vGIF, virtual VMLOAD/VMSAVE; nor SKINIT and RDPRU (#UD).
+//!
+//! SVM inside an SVM guest, as the APM defines it: the guest's EFER.SVME is 1 (a VMRUN
+//! check demands it), so an L2 sees SVM enabled (and CPUID's SVM bit unless L1
+//! intercepts CPUID), and its own SVM instructions follow the same rules as L1's. VMRUN
+//! in L2 always exits to L1 (the VMRUN intercept is a VMRUN consistency check, applied
+//! to the VMCB as the processor uses it, clean bits included), so an L3 runs only if L1
+//! emulates VMRUN for its L2, as KVM does. hvsim does not itself run an L3 (there is no
+//! second hardware level to model); VMLOAD, VMSAVE, STGI, CLGI and INVLPGA that L1 lets
+//! L2 execute act on the real (L1-physical) state, as on a processor without virtual
+//! VMLOAD/VMSAVE and vGIF.
+//!
+//! Events that hvsim's PC never produces, whose intercepts therefore never fire: FERR
+//! freeze (no x87 error signalling: no FERR#, no #MF), and SMIs from anything but an
+//! APIC message (no SMM; an SMI the processor takes does nothing).
 
 pub mod clean_bits;
 pub mod events;
