@@ -1606,6 +1606,35 @@ fn clean_bits_do_not_apply_to_another_vmcb() {
     assert!(m.stale_vmcb_fields().is_empty());
 }
 
+/// APM §15.15 with §15.5.1: the consistency checks see the state the processor uses.
+/// An illegal CR0 (CD = 0, NW = 1) written under a set CRx clean bit is not loaded, so
+/// VMRUN succeeds with the cached CR0; with the bit clear the same VMCB fails with
+/// VMEXIT_INVALID.
+#[test]
+fn clean_bit_hides_an_illegal_cr0_from_the_checks() {
+    for (clean, want) in [(1u32 << 5, SvmExitCode::VMMCALL), (0, SvmExitCode::INVALID)] {
+        let l1 = move |a: Asm| {
+            enable_svm(a)?;
+            a.mov(rax, VMCB)?;
+            a.vmrun()?;
+            a.mov(rbx, VMCB + u64::from(vmcb::CR0))?;
+            a.mov(rcx, 1u64 << 29)?; // NW without CD
+            a.or(qword_ptr(rbx), rcx)?;
+            a.mov(rbx, VMCB + u64::from(vmcb::RIP))?;
+            a.mov(qword_ptr(rbx), L2 as i32)?;
+            a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
+            a.mov(dword_ptr(rbx), clean as i32)?;
+            a.mov(rax, VMCB)?;
+            a.vmrun()?;
+            a.hlt()
+        };
+        let mut m = setup_with(l1, l2_vmmcall);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        run(&mut m);
+        assert_eq!(exitcode(&m), want, "VMCB_CLEAN {clean:#x}");
+    }
+}
+
 /// APM §15.15.3: the state-save fields come from the cache too: a guest CR3 change under
 /// the CRx bit is not loaded (the guest keeps the CR3 it had at #VMEXIT), and is
 /// reported; without the report option it is used just the same, silently.

@@ -136,3 +136,75 @@ pub fn print_stale_vmcb_fields(m: &Machine) {
         eprintln!("hvsim: ... and {} more not listed", s.stale_vmcb_dropped);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MachineConfig, Vendor};
+    use hvsim_svm_model::clean_bits::covering;
+    use proptest::prelude::*;
+
+    fn machine() -> Machine {
+        let cfg = MachineConfig { vendor: Vendor::Amd, ..MachineConfig::default() };
+        Machine::new(&cfg).expect("machine")
+    }
+
+    /// Every VMCB field a clean bit covers, with its width.
+    fn covered() -> Vec<&'static VmcbField> {
+        CLEAN_BITS
+            .iter()
+            .flat_map(|c| c.fields.iter())
+            .filter_map(|&o| VmcbField::lookup(o))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// APM §15.15.3: after `use_cached`, each covered field holds the cached value if
+        /// its clean bit is set and the VMCB's otherwise; uncovered fields are the VMCB's;
+        /// each field that differed under a set bit is reported once, in table order.
+        #[test]
+        fn cached_fields_replace_exactly_the_clean_ones(
+            clean in any::<u32>(),
+            old in proptest::collection::vec(any::<u64>(), 64),
+            new in proptest::collection::vec(any::<u64>(), 64),
+            change in proptest::collection::vec(any::<bool>(), 64),
+        ) {
+            let mut m = machine();
+            m.set_report_stale_vmcb(true);
+            let fields = covered();
+            let mut cache = VmcbImage::zeroed();
+            let mut img = VmcbImage::zeroed();
+            for (k, f) in fields.iter().enumerate() {
+                cache.set_field(f, old[k % 64]);
+                let v = if change[k % 64] { new[k % 64] } else { old[k % 64] };
+                img.set_field(f, v);
+            }
+            img.set_u64(vmcb::RIP, 0x1234);
+            img.write(vmcb::VMCB_CLEAN, 4, u64::from(clean));
+            let vmcb_img = img.clone();
+            m.nested.svm.vmcb_cache = Some((0x5000, cache.clone()));
+            use_cached(&mut m, 0x5000, 0x99, &mut img);
+            let mut expect_stale = Vec::new();
+            for f in &fields {
+                let c = covering(f.offset).expect("covered");
+                let want = if c.is_set(clean) { cache.field(f) } else { vmcb_img.field(f) };
+                prop_assert_eq!(img.field(f), want, "{}", f.name);
+                if c.is_set(clean) && cache.field(f) != vmcb_img.field(f) {
+                    expect_stale.push(f.name);
+                }
+            }
+            prop_assert_eq!(img.u64_at(vmcb::RIP), 0x1234);
+            let got: Vec<&str> = m.stale_vmcb_fields().iter().map(|s| s.field).collect();
+            prop_assert_eq!(got, expect_stale);
+            prop_assert!(m.stale_vmcb_fields().iter().all(|s| s.vmrun_rip == 0x99 && s.guest_rip == 0x1234));
+            // Another VMCB: nothing is substituted, and the cache is dropped.
+            let mut other = vmcb_img.clone();
+            m.nested.svm.vmcb_cache = Some((0x5000, cache));
+            use_cached(&mut m, 0x6000, 0x99, &mut other);
+            prop_assert!(other == vmcb_img);
+            prop_assert!(m.nested.svm.vmcb_cache.is_none());
+        }
+    }
+}
