@@ -71,7 +71,9 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     // (§15.15): the controls VMRUN used and the state this #VMEXIT saved.
     let mut cache = ctx.vmcb.clone();
     save_world(m, &mut cache, m.cpu.rip);
-    cache.write(vmcb::V_INTR_CONTROL, 4, vintr);
+    let used = ctx.vmcb.u64_at(vmcb::V_INTR_CONTROL);
+    let used = bits::V_IRQ.set(bits::V_TPR.set(used, m.cpu.cr8 & 0xF), u64::from(ctx.v_irq));
+    cache.write(vmcb::V_INTR_CONTROL, 4, used);
     m.nested.svm.vmcb_cache = Some((ctx.vmcb_pa, cache));
     tracing::debug!(target: "svm", exitcode = %code, info1 = info.info1, info2 = info.info2, exitintinfo = info.exitintinfo, rip = m.cpu.rip, "#VMEXIT");
 
