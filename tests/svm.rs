@@ -693,7 +693,25 @@ fn descriptor_table_intercepts() {
     assert_eq!(exitcode(&m), SvmExitCode::TR_READ);
 }
 
-/// APM §15.9: PUSHF, POPF, INTn, IRET, INVD, WBINVD, RDTSCP, ICEBP, XSETBV.
+/// APM §15.9: the other descriptor-table intercepts: IDTR write, GDTR read, LDTR read
+/// and write, TR write (each before the instruction's own operand checks).
+#[test]
+fn remaining_descriptor_table_intercepts() {
+    let cases: [(Intercept, SvmExitCode, fn(Asm) -> Result<(), IcedError>); 5] = [
+        (icpt::INTERCEPT_IDTR_WRITE, SvmExitCode::IDTR_WRITE, |a| a.lidt(ptr(0x3000u64))),
+        (icpt::INTERCEPT_GDTR_READ, SvmExitCode::GDTR_READ, |a| a.sgdt(ptr(0x3000u64))),
+        (icpt::INTERCEPT_LDTR_READ, SvmExitCode::LDTR_READ, |a| a.sldt(ax)),
+        (icpt::INTERCEPT_LDTR_WRITE, SvmExitCode::LDTR_WRITE, |a| a.lldt(ax)),
+        (icpt::INTERCEPT_TR_WRITE, SvmExitCode::TR_WRITE, |a| a.ltr(ax)),
+    ];
+    for (i, code, l2) in cases {
+        let m = intercepted(i, l2);
+        assert_eq!(exitcode(&m), code, "{code}");
+        assert_eq!(rd(&m, vmcb::RIP), L2, "{code}");
+    }
+}
+
+/// APM §15.9: PUSHF, POPF, INTn, IRET, INVD, WBINVD, RDTSCP, ICEBP.
 #[test]
 fn miscellaneous_instruction_intercepts() {
     let cases: [(Intercept, SvmExitCode, fn(Asm) -> Result<(), IcedError>); 7] = [
