@@ -37,6 +37,7 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     let Some(ctx) = m.nested.svm.guest.take() else {
         return;
     };
+    let ctx = *ctx;
     let mut img = read_vmcb(m, ctx.vmcb_pa);
     save_world(m, &mut img, m.cpu.rip);
 
@@ -69,9 +70,9 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     write_vmcb(m, ctx.vmcb_pa, &img);
     // What the processor keeps for the next VMRUN of this VMCB under its clean bits
     // (§15.15): the controls VMRUN used and the state this #VMEXIT saved.
-    let mut cache = ctx.vmcb.clone();
-    save_world(m, &mut cache, m.cpu.rip);
     let used = ctx.vmcb.u64_at(vmcb::V_INTR_CONTROL);
+    let mut cache = ctx.vmcb;
+    save_world(m, &mut cache, m.cpu.rip);
     let used = bits::V_IRQ.set(bits::V_TPR.set(used, m.cpu.cr8 & 0xF), u64::from(ctx.v_irq));
     cache.write(vmcb::V_INTR_CONTROL, 4, used);
     m.nested.svm.vmcb_cache = Some((ctx.vmcb_pa, cache));

@@ -11,6 +11,7 @@ use crate::cpu::fault::{ExecResult, Fault};
 use crate::cpu::flags::IF;
 use crate::cpu::interrupt::{Event as CpuEvent, EventSource};
 use crate::machine::Machine;
+use hvsim_mmu::Gpa;
 use hvsim_svm_model::event_injection::{self, EventType};
 use hvsim_svm_model::vmcb::{self, bits};
 use hvsim_svm_model::{vmrun_checks, SvmExitCode, VmcbImage, VmcbRead};
@@ -30,19 +31,22 @@ pub fn vmrun(m: &mut Machine, pa: u64, vmrun_rip: u64) -> ExecResult {
     let mut img = read_vmcb(m, pa);
     // Fields under a set clean bit come from the processor's cache (§15.15): the checks
     // and the load see what the processor uses.
-    let raw = img.clone();
     super::clean_bits::use_cached(m, pa, vmrun_rip, &mut img);
     if let Err(e) = vmrun_checks::check(&img, &capabilities(m)) {
         // "Illegal guest state combinations cause a #VMEXIT with error code
         // VMEXIT_INVALID" (§15.5.1): nothing of the guest was loaded, so the #VMEXIT
         // resumes the host where it was, with GIF = 0.
         tracing::debug!(target: "svm", vmcb = pa, check = e.check.info().name, field = e.field, value = e.value, "VMRUN failed: VMEXIT_INVALID");
-        let mut out = raw;
-        out.set_u64(vmcb::EXITCODE, SvmExitCode::INVALID.0);
-        out.set_u64(vmcb::EXITINFO1, 0);
-        out.set_u64(vmcb::EXITINFO2, 0);
-        out.set_u64(vmcb::EXITINTINFO, 0);
-        write_vmcb(m, pa, &out);
+        // Only the exit fields are written: the VMCB keeps what L1 put there (also the
+        // fields a clean bit made VMRUN take from its cache).
+        for (off, v) in [
+            (vmcb::EXITCODE, SvmExitCode::INVALID.0),
+            (vmcb::EXITINFO1, 0),
+            (vmcb::EXITINFO2, 0),
+            (vmcb::EXITINTINFO, 0),
+        ] {
+            m.phys_write(Gpa(pa + u64::from(off)), &v.to_le_bytes());
+        }
         m.nested.svm.last_invalid = Some(e);
         m.nested.svm.vmcb_cache = None;
         m.nested.svm.gif = false;
