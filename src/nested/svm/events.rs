@@ -62,6 +62,9 @@ fn take_signal(m: &mut Machine) -> Result<bool, StopReason> {
         s.vmcb_cache = None;
         let i = m.current_vcpu();
         m.init_vcpu(i);
+        // Back to the host's translation context (INIT leaves paging off; nothing of
+        // the guest's context is used again unless L1 runs it).
+        m.mmu_set_context(super::vmexit::HOST_CONTEXT);
         if let Some(a) = m.platform_mut().lapics.get_mut(i) {
             a.init_reset();
         }
