@@ -183,8 +183,8 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
         Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => when(m, icpt::INTERCEPT_WBINVD),
         // MONITORX/MWAITX are not advertised (#UD, as above).
         Mnemonic::Monitor => when(m, icpt::INTERCEPT_MONITOR),
-        // MWAIT: unconditionally, or only with the monitor armed (§15.9: "MWAIT ...
-        // if the monitor hardware is armed").
+        // MWAIT: unconditionally, or only with the monitor hardware armed (§15.9, the
+        // conditional MWAIT intercept).
         Mnemonic::Mwait => when(m, icpt::INTERCEPT_MWAIT).or_else(|| {
             m.cpu.monitor.armed.and_then(|_| when(m, icpt::INTERCEPT_MWAIT_CONDITIONAL))
         }),
@@ -286,8 +286,9 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
 }
 
 /// PAUSE with the PAUSE intercept and its filter (§15.14.4 "Pause Intercept
-/// Filtering"): "each PAUSE instruction decrements the count until it reaches zero, at
-/// which time a #VMEXIT is generated"; a count of 0 exits on every PAUSE. With a nonzero
+/// Filtering"): VMRUN loads PAUSE_FILTER_COUNT into an internal count, each PAUSE
+/// decrements it, and the PAUSE that brings it to zero exits; a count of 0 exits on
+/// every PAUSE. With a nonzero
 /// PAUSE_FILTER_THRESHOLD, a PAUSE more than that many cycles after the previous one
 /// first reloads the count from PAUSE_FILTER_COUNT (the guest is not spinning). Cycles
 /// are hvsim's TSC cycles: one per retired instruction.
