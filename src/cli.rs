@@ -107,6 +107,11 @@ pub struct RunArgs {
     /// missing flush), once per (RIP, page), on stderr at the end.
     #[arg(long)]
     pub strict_tlb: bool,
+    /// Report every VMCB field a VMRUN took from the processor's cache because L1 left
+    /// its clean bit set although it had changed the field (field, cached and VMCB
+    /// values, RIPs), on stderr at the end.
+    #[arg(long)]
+    pub report_stale_vmcb: bool,
     /// Print the MMU counters and the shadow cache size at the end.
     #[arg(long)]
     pub stats: bool,
@@ -400,6 +405,7 @@ fn run_machine_with_input(
     if args.trace_hash {
         m.enable_trace_hash();
     }
+    m.set_report_stale_vmcb(args.report_stale_vmcb);
     let report = match &args.gdb {
         Some(addr) => match run_under_gdb(&mut m, addr)? {
             crate::gdb::GdbOutcome::Stopped(r) => r,
@@ -446,6 +452,9 @@ fn run_machine_with_input(
     }
     if args.strict_tlb {
         print_stale_translations(&m);
+    }
+    if args.report_stale_vmcb {
+        crate::nested::svm::clean_bits::print_stale_vmcb_fields(&m);
     }
     if args.stats {
         match m.mmu_stats() {

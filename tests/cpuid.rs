@@ -63,9 +63,11 @@ const IMPLEMENTED: &[(u32, usize, u8, &str)] = &[
     (0x8000_0001, EDX, 29, "LM: long mode"),
     (0x8000_000A, EDX, 0, "nested paging: src/nested/svm/npt.rs"),
     (0x8000_000A, EDX, 3, "NRIP save: src/nested/svm/vmexit.rs"),
-    (0x8000_000A, EDX, 5, "VMCB clean bits: every VMRUN reloads all fields"),
-    (0x8000_000A, EDX, 6, "flush by ASID: every VMRUN/#VMEXIT flushes the TLB"),
+    (0x8000_000A, EDX, 5, "VMCB clean bits: src/nested/svm/clean_bits.rs"),
+    (0x8000_000A, EDX, 6, "flush by ASID: TLB_CONTROL in src/nested/svm/vmrun.rs"),
     (0x8000_000A, EDX, 7, "decode assists: src/nested/svm/intercepts.rs"),
+    (0x8000_000A, EDX, 10, "pause filter: src/nested/svm/intercepts.rs"),
+    (0x8000_000A, EDX, 12, "pause filter threshold: src/nested/svm/intercepts.rs"),
 ];
 
 /// AMD repeats these leaf-1 EDX bits in 80000001h:EDX (APM Vol. 3 Appendix E,

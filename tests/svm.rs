@@ -355,11 +355,58 @@ fn rdtsc_intercept() {
     assert_eq!(exitcode(&m), SvmExitCode::RDTSC);
 }
 
-/// APM §15.9: PAUSE (no pause filter advertised: every PAUSE exits).
+/// APM §15.9: PAUSE; with PAUSE_FILTER_COUNT = 0 every PAUSE exits (§15.14.4).
 #[test]
 fn pause_intercept() {
     let m = intercepted(icpt::INTERCEPT_PAUSE, |a| a.pause());
     assert_eq!(exitcode(&m), SvmExitCode::PAUSE);
+}
+
+/// L2 for the pause-filter tests: PAUSE, `gap` NOPs, five times, counting in RBX.
+fn l2_pauses(gap: usize) -> impl Fn(Asm) -> Result<(), IcedError> + Copy {
+    move |a: Asm| {
+        a.xor(ebx, ebx)?;
+        for _ in 0..5 {
+            a.pause()?;
+            a.inc(rbx)?;
+            for _ in 0..gap {
+                a.nop()?;
+            }
+        }
+        a.vmmcall()
+    }
+}
+
+/// APM §15.14.4 "Pause Intercept Filtering": with PAUSE_FILTER_COUNT = 3, the first two
+/// PAUSEs run and the third exits (RBX counted two), at the third PAUSE.
+#[test]
+fn pause_filter_count_delays_the_intercept() {
+    let mut m = setup(l2_pauses(0));
+    intercept(&mut m, icpt::INTERCEPT_PAUSE);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::PAUSE_FILTER_COUNT)), 3);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::PAUSE);
+    assert_eq!(m.cpu.gpr[3], 2);
+    // xor ebx,ebx (2) + 2 x (pause 2 + inc rbx 3)
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 2 + 2 * 5);
+}
+
+/// APM §15.14.4: with PAUSE_FILTER_THRESHOLD, PAUSEs further apart than the threshold
+/// reload the count each time, so a count of 2 never runs out (the guest reaches
+/// VMMCALL); closer together than the threshold, the second PAUSE exits.
+#[test]
+fn pause_filter_threshold_reloads_the_count() {
+    for (gap, exit, count) in [(10, SvmExitCode::VMMCALL, 5), (1, SvmExitCode::PAUSE, 1)] {
+        let mut m = setup(l2_pauses(gap));
+        intercept(&mut m, icpt::INTERCEPT_PAUSE);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::PAUSE_FILTER_COUNT)), 2);
+        m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::PAUSE_FILTER_THRESHOLD)), 5);
+        run(&mut m);
+        assert_eq!(exitcode(&m), exit, "gap {gap}");
+        assert_eq!(m.cpu.gpr[3], count, "gap {gap}");
+    }
 }
 
 /// APM §15.9: INVLPG.
@@ -393,6 +440,42 @@ fn vmrun_in_guest_exits() {
     let m = intercepted(icpt::INTERCEPT_VMRUN, l2);
     assert_eq!(exitcode(&m), SvmExitCode::VMRUN);
     assert_eq!(rd(&m, vmcb::RAX), 0x60000);
+}
+
+/// APM §15.5.1 and Vol. 3 "VMRUN" (SVM in an SVM guest): L2 runs with EFER.SVME = 1 and
+/// sees it; once it clears SVME itself, its VMRUN is #UD (checked before the intercept),
+/// not an exit.
+#[test]
+fn guest_sees_svme_and_its_vmrun_is_ud_without_it() {
+    let l2 = |a: Asm| {
+        a.mov(ecx, svm_msr::EFER)?;
+        a.rdmsr()?;
+        a.mov(r12, rax)?;
+        a.and(eax, !(svm_msr::EFER_SVME as i32))?;
+        a.wrmsr()?;
+        a.mov(rax, 0x60000u64)?;
+        a.vmrun()
+    };
+    let mut m = setup(l2);
+    intercept(&mut m, icpt::INTERCEPT_EXCP6);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::EXCP6);
+    assert_ne!(m.cpu.gpr[12] & svm_msr::EFER_SVME, 0, "L2 read EFER.SVME = 1");
+    assert_eq!(rd(&m, vmcb::EFER) & svm_msr::EFER_SVME, 0);
+}
+
+/// APM Vol. 3 Appendix E "CPUID Fn8000_000A_EDX": exactly the implemented features are
+/// advertised: nested paging (0), NRIP save (3), VMCB clean bits (5), flush by ASID (6),
+/// decode assists (7), PAUSE filter (10) and its threshold (12); nothing else (no LBR
+/// virtualization, TSC ratio, AVIC, virtual VMLOAD/VMSAVE or vGIF).
+#[test]
+fn cpuid_8000_000a_reports_exactly_the_implemented_features() {
+    let m = amd_machine();
+    let [_, asids, _, features] = m.cpuid.query(0x8000_000A, 0);
+    let bits: Vec<u32> = (0..32).filter(|b| features & (1 << b) != 0).collect();
+    assert_eq!(bits, vec![0, 3, 5, 6, 7, 10, 12]);
+    assert_eq!(features, hvsim::nested::svm::FEATURES_EDX);
+    assert!(asids > 1, "ASIDs besides the host's 0");
 }
 
 /// APM §15.9: the simple exceptions come first: RDMSR at CPL 3 is #GP, not an intercept.
@@ -610,7 +693,25 @@ fn descriptor_table_intercepts() {
     assert_eq!(exitcode(&m), SvmExitCode::TR_READ);
 }
 
-/// APM §15.9: PUSHF, POPF, INTn, IRET, INVD, WBINVD, RDTSCP, ICEBP, XSETBV.
+/// APM §15.9: the other descriptor-table intercepts: IDTR write, GDTR read, LDTR read
+/// and write, TR write (each before the instruction's own operand checks).
+#[test]
+fn remaining_descriptor_table_intercepts() {
+    let cases: [(Intercept, SvmExitCode, fn(Asm) -> Result<(), IcedError>); 5] = [
+        (icpt::INTERCEPT_IDTR_WRITE, SvmExitCode::IDTR_WRITE, |a| a.lidt(ptr(0x3000u64))),
+        (icpt::INTERCEPT_GDTR_READ, SvmExitCode::GDTR_READ, |a| a.sgdt(ptr(0x3000u64))),
+        (icpt::INTERCEPT_LDTR_READ, SvmExitCode::LDTR_READ, |a| a.sldt(ax)),
+        (icpt::INTERCEPT_LDTR_WRITE, SvmExitCode::LDTR_WRITE, |a| a.lldt(ax)),
+        (icpt::INTERCEPT_TR_WRITE, SvmExitCode::TR_WRITE, |a| a.ltr(ax)),
+    ];
+    for (i, code, l2) in cases {
+        let m = intercepted(i, l2);
+        assert_eq!(exitcode(&m), code, "{code}");
+        assert_eq!(rd(&m, vmcb::RIP), L2, "{code}");
+    }
+}
+
+/// APM §15.9: PUSHF, POPF, INTn, IRET, INVD, WBINVD, RDTSCP, ICEBP.
 #[test]
 fn miscellaneous_instruction_intercepts() {
     let cases: [(Intercept, SvmExitCode, fn(Asm) -> Result<(), IcedError>); 7] = [
@@ -629,6 +730,108 @@ fn miscellaneous_instruction_intercepts() {
     }
     let m = intercepted(icpt::INTERCEPT_ICEBP, |a| a.int1());
     assert_eq!(exitcode(&m), SvmExitCode::ICEBP);
+}
+
+/// APM §15.9: RDPMC and RSM (hvsim has no SMM; the intercept comes first).
+#[test]
+fn rdpmc_and_rsm_intercepts() {
+    let m = intercepted(icpt::INTERCEPT_RDPMC, |a| a.rdpmc());
+    assert_eq!(exitcode(&m), SvmExitCode::RDPMC);
+    let m = intercepted(icpt::INTERCEPT_RSM, |a| a.rsm());
+    assert_eq!(exitcode(&m), SvmExitCode::RSM);
+    assert_eq!(rd(&m, vmcb::RIP), L2);
+}
+
+/// APM §15.9: XSETBV's #UD (CR4.OSXSAVE = 0; XSAVE is not advertised, so a guest can
+/// never set OSXSAVE: VMRUN refuses it as a reserved CR4 bit) comes before its
+/// intercept, so the XSETBV intercept never fires on this model.
+#[test]
+fn xsetbv_is_ud_before_its_intercept() {
+    let l2 = |a: Asm| {
+        a.xor(ecx, ecx)?;
+        a.mov(eax, 3)?;
+        a.xor(edx, edx)?;
+        a.xsetbv()
+    };
+    let mut m = setup(l2);
+    intercept(&mut m, icpt::INTERCEPT_XSETBV);
+    intercept(&mut m, icpt::INTERCEPT_EXCP6);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::EXCP6);
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 2 + 5 + 2, "at XSETBV");
+}
+
+/// APM §15.9 with §15.33 "Decode Assists": INVPCID exits with the descriptor's linear
+/// address in EXITINFO1 and the type in EXITINFO2.
+#[test]
+fn invpcid_intercept_reports_descriptor_and_type() {
+    let l2 = |a: Asm| {
+        a.mov(rbx, 0x3000u64)?;
+        a.mov(ecx, 2)?;
+        a.invpcid(rcx, ptr(rbx + 0x10))
+    };
+    let m = intercepted(icpt::INTERCEPT_INVPCID, l2);
+    assert_eq!(exitcode(&m), SvmExitCode::INVPCID);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), 0x3010);
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 2);
+}
+
+/// APM §15.9: MONITOR, MWAIT, and the conditional MWAIT intercept, which exits only with
+/// the monitor armed.
+#[test]
+fn monitor_and_mwait_intercepts() {
+    let monitor = |a: Asm| {
+        a.mov(eax, 0x3000)?;
+        a.xor(ecx, ecx)?;
+        a.xor(edx, edx)?;
+        a.monitor()
+    };
+    let m = intercepted(icpt::INTERCEPT_MONITOR, monitor);
+    assert_eq!(exitcode(&m), SvmExitCode::MONITOR);
+    let mwait = |a: Asm| {
+        a.xor(eax, eax)?;
+        a.xor(ecx, ecx)?;
+        a.mwait()
+    };
+    let m = intercepted(icpt::INTERCEPT_MWAIT, mwait);
+    assert_eq!(exitcode(&m), SvmExitCode::MWAIT);
+    // Conditional: not armed, MWAIT runs (and the guest waits: an MWAIT with nothing
+    // pending halts until an interrupt, so the run stops halted in the guest).
+    let mut m = setup(mwait);
+    intercept(&mut m, icpt::INTERCEPT_MWAIT_CONDITIONAL);
+    let _ = m.run(Some(100));
+    assert!(m.nested.in_guest(), "not armed: no exit");
+    let armed = |a: Asm| {
+        monitor(a)?;
+        a.xor(eax, eax)?;
+        a.mwait()
+    };
+    let m = intercepted(icpt::INTERCEPT_MWAIT_CONDITIONAL, armed);
+    assert_eq!(exitcode(&m), SvmExitCode::MWAIT_CONDITIONAL);
+}
+
+/// SKINIT and RDPRU are not advertised (CPUID 8000_0001h ECX[12], 8000_0008h EBX[4]):
+/// they raise #UD in the guest whether or not their intercept bits are set (APM §15.9:
+/// instruction intercepts come after #UD).
+#[test]
+fn unadvertised_skinit_and_rdpru_are_ud_despite_their_intercepts() {
+    let cases: [(Intercept, fn(Asm) -> Result<(), IcedError>); 2] = [
+        (icpt::INTERCEPT_SKINIT, |a| {
+            a.mov(eax, 0x3000)?;
+            a.skinit()
+        }),
+        (icpt::INTERCEPT_RDPRU, |a| {
+            a.xor(ecx, ecx)?;
+            a.rdpru()
+        }),
+    ];
+    for (i, l2) in cases {
+        let mut m = setup(l2);
+        intercept(&mut m, i);
+        intercept(&mut m, icpt::INTERCEPT_EXCP6);
+        run(&mut m);
+        assert_eq!(exitcode(&m), SvmExitCode::EXCP6);
+    }
 }
 
 /// APM §15.9: STGI/CLGI/VMLOAD/VMSAVE in the guest.
@@ -1052,6 +1255,89 @@ fn vmrun_into_32bit_protected_mode_guest() {
     assert_eq!(m.cpu.mode, hvsim::CpuMode::Long64, "back in the 64-bit host");
 }
 
+/// A machine whose L2 is 32-bit protected-mode code (flat CS 0x18, no paging) built by
+/// `l2`, with VMMCALL intercepted.
+fn protected32_guest(l2: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Machine {
+    let mut m = setup(|a| a.hlt());
+    let mut a = CodeAssembler::new(32).unwrap();
+    l2(&mut a).unwrap();
+    m.load(L2, &a.assemble(L2).unwrap()).unwrap();
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    wr(&mut m, vmcb::EFER, svm_msr::EFER_SVME);
+    wr(&mut m, vmcb::CR0, 0x11); // PE, ET
+    wr(&mut m, vmcb::CR4, 0);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::CS_SELECTOR)), 0x18);
+    m.mem.write_u16(Gpa(VMCB + u64::from(vmcb::CS_ATTRIB)), 0xC9B); // G, D, code
+    m.mem.write_u32(Gpa(VMCB + u64::from(vmcb::CS_LIMIT)), 0xFFFF_FFFF);
+    for seg in [vmcb::SS_SELECTOR, vmcb::DS_SELECTOR, vmcb::ES_SELECTOR] {
+        m.mem.write_u16(Gpa(VMCB + u64::from(seg) + 2), 0xC93);
+        m.mem.write_u32(Gpa(VMCB + u64::from(seg) + 4), 0xFFFF_FFFF);
+    }
+    m
+}
+
+/// The harness's TSS selector (in L1's GDT, which the guest shares).
+const TSS_SEL: u16 = 0x48;
+
+/// APM §15.14.2 "Task Switch Intercept": a far JMP to a TSS exits before any of the
+/// switch's checks, with EXITINFO1 = the TSS selector, EXITINFO2 bit 38 (JMP), and the
+/// guest RIP at the JMP.
+#[test]
+fn task_switch_intercept_far_jmp() {
+    let mut m = protected32_guest(|a| {
+        a.nop()?;
+        a.db(&[0xEA, 0, 0, 0, 0, TSS_SEL as u8, 0]) // JMP FAR 0x48:0
+    });
+    intercept(&mut m, icpt::INTERCEPT_TASK_SWITCH);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::TASK_SWITCH);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), u64::from(TSS_SEL));
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 1 << 38);
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 1);
+    assert_eq!(rd(&m, vmcb::EXITINTINFO), 0);
+}
+
+/// APM §15.14.2: IRET with EFLAGS.NT = 1 (a return to the back-link task) exits with
+/// EXITINFO2 bit 36 and the back link as EXITINFO1.
+#[test]
+fn task_switch_intercept_iret_with_nt() {
+    let mut m = protected32_guest(|a| {
+        a.pushfd()?;
+        a.or(dword_ptr(esp), 0x4000)?; // NT
+        a.popfd()?;
+        a.iretd()
+    });
+    intercept(&mut m, icpt::INTERCEPT_TASK_SWITCH);
+    let link = m.mem.read_u16(Gpa(m.tss_base()));
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::TASK_SWITCH);
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 1 << 36);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), u64::from(link));
+    assert_eq!(rd(&m, vmcb::RIP), L2 + 1 + 7 + 1, "at the IRETD");
+}
+
+/// APM §15.14.2: an exception delivered through a task gate exits with EXITINFO2 bits 36
+/// and 38 clear (neither IRET nor JMP) and bit 48 set (a fault saves EFLAGS.RF = 1 in the
+/// outgoing TSS), EXITINFO1 = the gate's TSS selector, and EXITINTINFO naming
+/// the exception being delivered (§15.7.2 "Intercepts During IDT Interrupt Delivery").
+#[test]
+fn task_switch_intercept_through_a_task_gate() {
+    let mut m = protected32_guest(|a| a.ud2());
+    intercept(&mut m, icpt::INTERCEPT_TASK_SWITCH);
+    m.set_exception_catch(0);
+    // IDT entry 6: a task gate (type 5, present) for TSS_SEL.
+    let gate = (u64::from(TSS_SEL) << 16) | (0x85u64 << 40);
+    m.mem.write_u64(Gpa(IDT + 6 * 8), gate);
+    wr(&mut m, vmcb::IDTR_BASE, IDT);
+    m.mem.write_u32(Gpa(VMCB + u64::from(vmcb::IDTR_LIMIT)), 0xFF);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::TASK_SWITCH);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), u64::from(TSS_SEL));
+    assert_eq!(rd(&m, vmcb::EXITINFO2), 1 << 48);
+    assert_eq!(rd(&m, vmcb::EXITINTINFO), 0x8000_0306, "valid, exception, #UD");
+    assert_eq!(rd(&m, vmcb::RIP), L2);
+}
+
 /// APM Vol. 3 "INVLPGA": intercepted in a guest; executed by the host (#UD without
 /// EFER.SVME is covered by the VMRUN test's rule, shared by every SVM instruction).
 #[test]
@@ -1099,6 +1385,124 @@ fn gif_holds_nmi_until_stgi() {
     assert_eq!(m.cpu.gpr[15], 2, "delivered after STGI");
 }
 
+/// The local APIC's ICR (xAPIC MMIO, identity-mapped by the harness).
+const APIC_ICR: u64 = 0xFEE0_0300;
+/// ICR delivery modes (SDM Vol. 3A §11.6.1 "Interrupt Command Register").
+const ICR_SMI: u32 = 0x200;
+const ICR_INIT: u32 = 0x500;
+/// Where the INIT/SMI tests' L1 leaves a mark.
+const MARK: u64 = 0x3000;
+
+/// Sends `mode` to this processor: ICR shorthand "all including self", level assert.
+fn self_ipi(a: Asm, mode: u32) -> Result<(), IcedError> {
+    a.mov(rbx, APIC_ICR)?;
+    a.mov(dword_ptr(rbx), 0x8_0000 | 0x4000 | mode)
+}
+
+/// L2 that sends itself `mode` and spins.
+fn l2_self_ipi(mode: u32) -> impl FnOnce(Asm) -> Result<(), IcedError> {
+    move |a: Asm| {
+        self_ipi(a, mode)?;
+        l2_spin(a)
+    }
+}
+
+/// APM §15.13.3 "INIT Intercept": an INIT in the guest exits with VMEXIT_INIT, and the
+/// INIT stays pending for the host (held while its GIF = 0).
+#[test]
+fn init_intercept() {
+    let mut m = setup(l2_self_ipi(ICR_INIT));
+    intercept(&mut m, icpt::INTERCEPT_INIT);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::INIT);
+    assert!(m.nested.svm.pending_init, "still pending for the host");
+    assert_ne!(m.cpu.efer & svm_msr::EFER_SVME, 0, "the host was not reset");
+}
+
+/// APM §15.13.2 "SMI Intercept": an SMI in the guest exits with VMEXIT_SMI
+/// (EXITINFO1 0: no SMI source information), and stays pending for the host.
+#[test]
+fn smi_intercept() {
+    let mut m = setup(l2_self_ipi(ICR_SMI));
+    intercept(&mut m, icpt::INTERCEPT_SMI);
+    run(&mut m);
+    assert_eq!(exitcode(&m), SvmExitCode::SMI);
+    assert_eq!(rd(&m, vmcb::EXITINFO1), 0);
+    assert!(m.nested.svm.pending_smi);
+}
+
+/// APM §15.17 "Global Interrupt Flag": INIT and SMI that arrive while GIF = 0 are held
+/// pending (L1 runs on), and exit at once when VMRUN sets GIF in a guest that
+/// intercepts them: SMI first, before the guest's first instruction.
+#[test]
+fn gif_holds_init_and_smi() {
+    let l1 = |a: Asm| {
+        enable_svm(a)?;
+        a.clgi()?;
+        self_ipi(a, ICR_INIT)?;
+        self_ipi(a, ICR_SMI)?;
+        for _ in 0..20 {
+            a.nop()?;
+        }
+        a.mov(rbx, MARK)?;
+        a.mov(dword_ptr(rbx), 1)?;
+        a.mov(rax, VMCB)?;
+        a.vmrun()?;
+        a.hlt()
+    };
+    let mut m = setup_with(l1, l2_vmmcall);
+    for i in [icpt::INTERCEPT_SMI, icpt::INTERCEPT_INIT, icpt::INTERCEPT_VMMCALL] {
+        intercept(&mut m, i);
+    }
+    run(&mut m);
+    assert_eq!(m.mem.read_u32(Gpa(MARK)), 1, "L1 ran on with GIF = 0");
+    assert_eq!(exitcode(&m), SvmExitCode::SMI);
+    assert_eq!(rd(&m, vmcb::RIP), L2, "before the guest's first instruction");
+    assert!(m.nested.svm.pending_init && m.nested.svm.pending_smi);
+}
+
+/// APM §15.17: a held INIT is taken when STGI sets GIF (the vCPU resets to its INIT
+/// state, SDM Vol. 3A §9.1.1), not before; with GIF = 1 from the start it is taken at
+/// once and L1 never reaches its mark.
+#[test]
+fn stgi_releases_a_held_init() {
+    for clgi in [true, false] {
+        let l1 = move |a: Asm| {
+            enable_svm(a)?;
+            if clgi {
+                a.clgi()?;
+            }
+            self_ipi(a, ICR_INIT)?;
+            for _ in 0..20 {
+                a.nop()?;
+            }
+            a.mov(rbx, MARK)?;
+            a.mov(dword_ptr(rbx), 1)?;
+            a.stgi()?;
+            a.mov(dword_ptr(rbx), 2)?;
+            a.hlt()
+        };
+        let mut m = setup_with(l1, |a| a.hlt());
+        let _ = m.run(Some(500));
+        assert_eq!(m.mem.read_u32(Gpa(MARK)), u32::from(clgi), "clgi {clgi}");
+        assert_eq!(m.cpu.efer & svm_msr::EFER_SVME, 0, "INIT state (clgi {clgi})");
+        assert!(!m.nested.svm.pending_init);
+    }
+}
+
+/// APM §15.13.3: an INIT that the guest does not intercept is taken in the guest: the
+/// vCPU resets to its INIT state and leaves the guest (no #VMEXIT).
+#[test]
+fn init_not_intercepted_resets_the_vcpu() {
+    let mut m = setup(l2_self_ipi(ICR_INIT));
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    let _ = m.run(Some(500));
+    assert!(!m.nested.in_guest());
+    assert_eq!(m.nested.svm.vmexits, 0);
+    assert_eq!(m.cpu.efer & svm_msr::EFER_SVME, 0);
+    assert!(m.nested.svm.gif && !m.nested.svm.pending_init);
+}
+
 /// APM §15.17: STGI and CLGI at CPL 0 without EFER.SVME are #UD.
 #[test]
 fn stgi_without_svme_is_ud() {
@@ -1131,57 +1535,164 @@ fn intr_intercept_with_v_intr_masking_uses_host_if() {
     assert_eq!(rd(&m, vmcb::INTERRUPT_STATE) & 2, 0, "GUEST_INTERRUPT_MASK = guest IF = 0");
 }
 
-/// APM §15.15 "VMCB State Caching": a field changed while its clean bit is set is
-/// reported (hvsim uses the new value, as a processor that ignores clean bits would).
-#[test]
-fn clean_bit_violation_is_reported() {
-    let l1 = |a: Asm| {
+/// L1 for the clean-bit tests: VMRUN; after the first #VMEXIT, intercept CPUID, rewind
+/// the guest to L2 and set VMCB_CLEAN to `clean`; VMRUN the VMCB at `second` again (its
+/// own clean bits as given); HLT.
+fn l1_adds_cpuid_intercept(clean: u32, second: u64) -> impl FnOnce(Asm) -> Result<(), IcedError> {
+    move |a: Asm| {
         enable_svm(a)?;
         a.mov(rax, VMCB)?;
         a.vmrun()?;
-        // After the first #VMEXIT: change the TSC offset but mark the intercepts clean.
-        a.mov(rbx, VMCB + u64::from(vmcb::TSC_OFFSET))?;
-        a.mov(qword_ptr(rbx), 0x1000)?;
-        a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
-        a.mov(dword_ptr(rbx), 1)?; // CLEAN_I
+        for base in [VMCB, second] {
+            a.mov(rbx, base + u64::from(icpt::INTERCEPT_CPUID.word))?;
+            a.or(dword_ptr(rbx), icpt::INTERCEPT_CPUID.mask() as i32)?;
+            a.mov(rbx, base + u64::from(vmcb::RIP))?;
+            a.mov(qword_ptr(rbx), L2 as i32)?;
+            a.mov(rbx, base + u64::from(vmcb::VMCB_CLEAN))?;
+            a.mov(dword_ptr(rbx), clean as i32)?;
+        }
+        a.mov(rax, second)?;
         a.vmrun()?;
         a.hlt()
-    };
-    let mut m = setup_with(l1, l2_vmmcall);
+    }
+}
+
+/// L2 for the clean-bit tests: CPUID, then VMMCALL.
+fn l2_cpuid_vmmcall(a: Asm) -> Result<(), IcedError> {
+    a.mov(eax, 0)?;
+    a.cpuid()?;
+    a.vmmcall()
+}
+
+/// APM §15.15.3 "VMCB Clean Field": with the I bit set, VMRUN uses the intercept vectors
+/// the processor cached at the last #VMEXIT, so the CPUID intercept L1 added without
+/// clearing the bit has no effect (the guest runs on to VMMCALL), and
+/// `--report-stale-vmcb` names the field, both values and the VMRUN's RIP.
+#[test]
+fn clean_bit_set_keeps_the_cached_intercepts() {
+    let mut m = setup_with(l1_adds_cpuid_intercept(1, VMCB), l2_cpuid_vmmcall);
+    m.set_report_stale_vmcb(true);
     intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    let before = rd(&m, vmcb::INTERCEPT_MISC1);
     run(&mut m);
     assert_eq!(m.nested.svm.vmexits, 2);
-    let v = &m.nested.svm.clean_bit_violations;
+    assert_eq!(exitcode(&m), SvmExitCode::VMMCALL, "the stale intercepts were used");
+    let v = m.stale_vmcb_fields();
     assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!((v[0].clean_bit, v[0].field), ("I", "INTERCEPT_MISC1"));
+    assert_eq!(v[0].cached, before & 0xFFFF_FFFF);
+    assert_eq!(v[0].vmcb_value, v[0].cached | u64::from(icpt::INTERCEPT_CPUID.mask()));
+    assert_eq!((v[0].vmcb, v[0].guest_rip), (VMCB, L2));
+    // The second VMRUN is the last instruction before HLT.
+    let l1 = asm(L1, l1_adds_cpuid_intercept(1, VMCB));
+    assert_eq!(v[0].vmrun_rip, L1 + l1.len() as u64 - 4, "VMRUN (3 bytes) then HLT");
+    // The VMCB in memory keeps L1's value: VMRUN does not write the cache back.
     assert_eq!(
-        (v[0].clean_bit, v[0].field, v[0].cached, v[0].current),
-        ("I", "TSC_OFFSET", 0, 0x1000)
+        rd(&m, vmcb::INTERCEPT_MISC1) as u32 & icpt::INTERCEPT_CPUID.mask(),
+        icpt::INTERCEPT_CPUID.mask()
     );
 }
 
-/// APM §15.15: with its clean bit clear, a changed field is not a violation.
+/// APM §15.15.3: a clear clean bit makes VMRUN reload the fields: the new CPUID
+/// intercept exits, and nothing is stale.
 #[test]
-fn clean_bit_clear_changes_are_fine() {
+fn clean_bit_clear_reloads_the_field() {
+    let mut m = setup_with(l1_adds_cpuid_intercept(!1, VMCB), l2_cpuid_vmmcall);
+    m.set_report_stale_vmcb(true);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    run(&mut m);
+    assert_eq!(m.nested.svm.vmexits, 2);
+    assert_eq!(exitcode(&m), SvmExitCode::CPUID);
+    assert!(m.stale_vmcb_fields().is_empty(), "{:?}", m.stale_vmcb_fields());
+}
+
+/// APM §15.15.2 "VMCB Clean Bits": the cache serves only the VMCB it was taken from; the
+/// first VMRUN of another VMCB loads every field from memory whatever its clean bits.
+#[test]
+fn clean_bits_do_not_apply_to_another_vmcb() {
+    const VMCB2: u64 = 0x13000;
+    let mut m = setup_with(l1_adds_cpuid_intercept(!0, VMCB2), l2_cpuid_vmmcall);
+    m.set_report_stale_vmcb(true);
+    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+    let mut copy = vec![0u8; 4096];
+    m.mem.read(Gpa(VMCB), &mut copy);
+    m.load(VMCB2, &copy).unwrap();
+    run(&mut m);
+    assert_eq!(m.nested.svm.vmexits, 2);
+    let code = SvmExitCode(m.mem.read_u64(Gpa(VMCB2 + u64::from(vmcb::EXITCODE))));
+    assert_eq!(code, SvmExitCode::CPUID);
+    assert!(m.stale_vmcb_fields().is_empty());
+}
+
+/// APM §15.15 with §15.5.1: the consistency checks see the state the processor uses.
+/// An illegal CR0 (CD = 0, NW = 1) written under a set CRx clean bit is not loaded, so
+/// VMRUN succeeds with the cached CR0; with the bit clear the same VMCB fails with
+/// VMEXIT_INVALID.
+#[test]
+fn clean_bit_hides_an_illegal_cr0_from_the_checks() {
+    for (clean, want) in [(1u32 << 5, SvmExitCode::VMMCALL), (0, SvmExitCode::INVALID)] {
+        let l1 = move |a: Asm| {
+            enable_svm(a)?;
+            a.mov(rax, VMCB)?;
+            a.vmrun()?;
+            a.mov(rbx, VMCB + u64::from(vmcb::CR0))?;
+            a.mov(rcx, 1u64 << 29)?; // NW without CD
+            a.or(qword_ptr(rbx), rcx)?;
+            a.mov(rbx, VMCB + u64::from(vmcb::RIP))?;
+            a.mov(qword_ptr(rbx), L2 as i32)?;
+            a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
+            a.mov(dword_ptr(rbx), clean as i32)?;
+            a.mov(rax, VMCB)?;
+            a.vmrun()?;
+            a.hlt()
+        };
+        let mut m = setup_with(l1, l2_vmmcall);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        run(&mut m);
+        assert_eq!(exitcode(&m), want, "VMCB_CLEAN {clean:#x}");
+    }
+}
+
+/// APM §15.15.3: the state-save fields come from the cache too: a guest CR3 change under
+/// the CRx bit is not loaded (the guest keeps the CR3 it had at #VMEXIT), and is
+/// reported; without the report option it is used just the same, silently.
+#[test]
+fn clean_bit_crx_keeps_the_cached_cr3() {
     let l1 = |a: Asm| {
         enable_svm(a)?;
         a.mov(rax, VMCB)?;
         a.vmrun()?;
-        a.mov(rbx, VMCB + u64::from(vmcb::TSC_OFFSET))?;
-        a.mov(qword_ptr(rbx), 0x1000)?;
+        a.mov(rbx, VMCB + u64::from(vmcb::CR3))?;
+        a.mov(rcx, qword_ptr(rbx))?;
+        a.add(rcx, 0x1000)?; // another (unused) table address, cache unchanged
+        a.mov(qword_ptr(rbx), rcx)?;
         a.mov(rbx, VMCB + u64::from(vmcb::VMCB_CLEAN))?;
-        a.mov(dword_ptr(rbx), !1i32)?; // every bit but CLEAN_I
+        a.mov(dword_ptr(rbx), 1 << 5)?; // CRx
+        a.mov(rax, VMCB)?;
         a.vmrun()?;
         a.hlt()
     };
-    let mut m = setup_with(l1, l2_vmmcall);
-    intercept(&mut m, icpt::INTERCEPT_VMMCALL);
-    run(&mut m);
-    assert_eq!(m.nested.svm.vmexits, 2);
-    assert!(
-        m.nested.svm.clean_bit_violations.is_empty(),
-        "{:?}",
-        m.nested.svm.clean_bit_violations
-    );
+    for report in [true, false] {
+        let mut m = setup_with(l1, |a| {
+            a.mov(rax, cr3)?;
+            a.vmmcall()
+        });
+        m.set_report_stale_vmcb(report);
+        intercept(&mut m, icpt::INTERCEPT_VMMCALL);
+        let cr3_before = rd(&m, vmcb::CR3);
+        run(&mut m);
+        assert_eq!(m.nested.svm.vmexits, 2);
+        assert_eq!(rd(&m, vmcb::RAX), cr3_before, "the guest read the cached CR3");
+        assert_eq!(rd(&m, vmcb::CR3), cr3_before, "#VMEXIT saved the CR3 in use");
+        let v = m.stale_vmcb_fields();
+        if report {
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!((v[0].clean_bit, v[0].field), ("CRx", "CR3"));
+            assert_eq!((v[0].cached, v[0].vmcb_value), (cr3_before, cr3_before + 0x1000));
+        } else {
+            assert!(v.is_empty());
+        }
+    }
 }
 
 proptest::proptest! {

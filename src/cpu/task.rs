@@ -135,6 +135,9 @@ impl Machine {
         if self.cpu.efer & efer::LMA != 0 {
             return gp(0);
         }
+        // The nested layers: an SVM task-switch intercept (unwinds like a fault) or a
+        // VMX task-switch exit (unconditional in non-root operation).
+        crate::nested::svm::intercepts::task_switch(self, tss_selector, source, error_code)?;
         if crate::nested::task_switch_exits(self, tss_selector, source) {
             return Ok(());
         }

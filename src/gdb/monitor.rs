@@ -69,7 +69,7 @@ fn nested(m: &Machine) -> String {
             v.u64_at(vmcb::EVENTINJ),
         );
         let _ = writeln!(out, "  L1 resumes at {:#x}", g.host.u64_at(vmcb::RIP));
-    } else if let Some((pa, v)) = &svm.last_exit_vmcb {
+    } else if let Some((pa, v)) = &svm.vmcb_cache {
         let code = SvmExitCode(v.u64_at(vmcb::EXITCODE));
         let _ = writeln!(
             out,

@@ -51,6 +51,9 @@ pub enum MmuFlush {
     AllNonGlobal,
     /// Everything: CR0.PG/WP, CR4 paging bits, EFER changes, INVPCID type 2.
     All,
+    /// One nested translation context's translations (SVM TLB_CONTROL 3 and 7, APM Vol.
+    /// 2 §15.16 "TLB Control"): the shadow pages of that context are resynchronised.
+    Context(u16),
 }
 
 /// One use of a stale translation, with the instruction that made it.
@@ -108,6 +111,18 @@ impl Machine {
             MmuFlush::Pcid(pcid) => s.invpcid_context(pcid),
             MmuFlush::AllNonGlobal => s.invpcid_all_non_global(),
             MmuFlush::All => s.flush_all(),
+            MmuFlush::Context(c) => s.flush_asid(c),
+        }
+    }
+
+    /// Selects the translation context the shadow cache serves from now on: 0 for the
+    /// guest's own (L1) translations, an ASID for those of the nested guest it runs
+    /// (see `nested::svm`). Shadow pages of different contexts never mix, so a world
+    /// switch needs no flush of the cache, and a flush of one context leaves the
+    /// others' cached tables alone.
+    pub fn mmu_set_context(&mut self, context: u16) {
+        if let Some(s) = self.shadow.as_mut() {
+            s.set_context(context);
         }
     }
 

@@ -152,6 +152,7 @@ impl Machine {
                 (a.take_init(), a.take_sipi(), a.take_nmi(), false)
             };
             let line = line || self.platform.interrupt_pending(i);
+            let init = crate::nested::svm::events::init_now(self, i, init);
             if init {
                 self.init_vcpu(i);
                 if let Some(a) = self.platform.lapics.get_mut(i) {

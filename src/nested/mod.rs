@@ -41,7 +41,11 @@ impl NestedState {
     /// (interrupt intercepts, virtual interrupts) or while GIF = 0 (events held pending).
     #[inline(always)]
     pub fn attention(&self) -> bool {
-        !self.svm.gif || self.svm.guest.is_some() || self.vmx.non_root || self.vmx.abort.is_some()
+        !self.svm.gif
+            || self.svm.guest.is_some()
+            || self.svm.held_signal()
+            || self.vmx.non_root
+            || self.vmx.abort.is_some()
     }
 
     /// The TSC offset in effect (VMCB TSC_OFFSET in an SVM guest, the VMCS TSC offset in a

@@ -652,7 +652,7 @@ pub fn svm_vmexit(m: &mut Machine, code: SvmExitCode, info: &crate::nested::svm:
         return;
     }
     let (now, vcpu) = (m.clock(), m.current_vcpu());
-    let vmcb = m.nested.svm.last_exit_vmcb.as_ref().map_or(0, |(pa, _)| *pa);
+    let vmcb = m.nested.svm.vmcb_cache.as_ref().map_or(0, |(pa, _)| *pa);
     let d = decode_svm(m, code, info.info1, info.info2);
     let detail = if d.detail.is_empty() { String::new() } else { format!(": {}", d.detail) };
     tracing::info!(target: NESTED, insn = now, vcpu, event = "vmexit", from_level = 2u8, to_level = 1u8,

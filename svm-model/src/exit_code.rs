@@ -30,7 +30,9 @@ const TRAP_INFO1: &str = "new value of the register after the write";
 
 /// An SVM exit code as stored in VMCB.EXITCODE. Open: any 64-bit value is
 /// representable; use [`SvmExitCode::info`] to see whether it is architecturally defined.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct SvmExitCode(pub u64);
 
 /// One row of APM Table C-1.

@@ -11,6 +11,68 @@ use hvsim_svm_model::intercept as icpt;
 use hvsim_svm_model::vmcb::{self, bits};
 use hvsim_svm_model::{SvmExitCode, VmcbRead};
 
+/// The machine's INIT and SMI for vCPU `i` (called where the platform hands them to
+/// the vCPUs, with whether an INIT arrived): returns whether the machine performs the
+/// INIT now. While GIF = 0 or in a guest, SVM holds INIT and SMI pending (§15.17
+/// "Global Interrupt Flag": "interrupts, NMIs, SMIs and INIT are held pending";
+/// §15.13.2 "SMI Intercept" and §15.13.3 "INIT Intercept" decide in a guest), and
+/// [`service_events`] takes them when GIF = 1 ([`take_signal`]). The host with GIF = 1
+/// takes an INIT at once and an SMI as nothing (hvsim has no SMM).
+pub fn init_now(m: &mut Machine, i: usize, init: bool) -> bool {
+    if i != m.current_vcpu() || !m.cpuid.has(crate::cpuid::Feature::Svm) {
+        return init;
+    }
+    let smi = m.platform_mut().lapics.get_mut(i).is_some_and(|a| a.take_smi());
+    let s = &mut m.nested.svm;
+    if !s.gif || s.guest.is_some() {
+        s.pending_smi |= smi;
+        s.pending_init |= init;
+        m.cpu.end_block = true;
+        return false;
+    }
+    init
+}
+
+/// GIF = 1 with an SMI or INIT held: SMI first (the higher priority; SDM Vol. 3A Table
+/// 6-2 "Priority Among Simultaneous Exceptions and Interrupts" lists SMI before INIT).
+/// In a guest that intercepts it, #VMEXIT(SMI) or #VMEXIT(INIT), and the signal stays
+/// pending for the host, which holds it with GIF = 0 after the #VMEXIT; otherwise it is
+/// taken: an SMI does nothing (no SMM), an INIT resets the vCPU (leaving the guest: the
+/// processor's state is the INIT state, SDM Vol. 3A §9.1.1 Table 9-1).
+fn take_signal(m: &mut Machine) -> Result<bool, StopReason> {
+    let in_guest = |m: &Machine, i| m.nested.svm.guest.as_ref().is_some_and(|g| g.intercepts(i));
+    if m.nested.svm.pending_smi {
+        if in_guest(m, icpt::INTERCEPT_SMI) {
+            vmexit(m, SvmExitCode::SMI, ExitInfo::default());
+            return Ok(false);
+        }
+        m.nested.svm.pending_smi = false;
+    }
+    if m.nested.svm.pending_init {
+        if in_guest(m, icpt::INTERCEPT_INIT) {
+            vmexit(m, SvmExitCode::INIT, ExitInfo::default());
+            return Ok(false);
+        }
+        let s = &mut m.nested.svm;
+        s.pending_init = false;
+        s.guest = None;
+        s.pending_trap = None;
+        s.pending_npf = None;
+        s.pending_exit = None;
+        s.vmcb_cache = None;
+        let i = m.current_vcpu();
+        m.init_vcpu(i);
+        // Back to the host's translation context (INIT leaves paging off; nothing of
+        // the guest's context is used again unless L1 runs it).
+        m.mmu_set_context(super::vmexit::HOST_CONTEXT);
+        if let Some(a) = m.platform_mut().lapics.get_mut(i) {
+            a.init_reset();
+        }
+        m.cpu.end_block = true;
+    }
+    Ok(false)
+}
+
 /// The event check while GIF = 0 or in a guest. `None` lets the ordinary processing run
 /// (which delivers to whatever IDT is current: the guest's, in a guest).
 pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
@@ -18,6 +80,9 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
     // to roll back (an interrupt delivered through the guest's IDT).
     if super::npt_exit(m, None, 0) {
         return Some(Ok(false));
+    }
+    if m.nested.svm.gif && m.nested.svm.held_signal() {
+        return Some(take_signal(m));
     }
     if !m.nested.svm.gif {
         // "When GIF is cleared, ... interrupts, NMIs, SMIs and INIT are held pending"
@@ -69,7 +134,7 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
             v,
             None,
         );
-        if m.nested.svm.pending_npf.is_some() {
+        if m.nested.svm.pending_npf.is_some() || m.nested.svm.pending_exit.is_some() {
             // The virtual interrupt was not taken: V_IRQ stays set (§15.21.4).
             if let Some(g) = m.nested.svm.guest.as_mut() {
                 g.v_irq = true;

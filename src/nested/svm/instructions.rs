@@ -10,6 +10,7 @@ use crate::cpu::regs::efer;
 use crate::cpu::CpuMode;
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Instruction, Mnemonic};
+use hvsim_svm_model::VmcbRead;
 
 /// Chooses the handler of an SVM instruction.
 pub fn select(i: &Instruction) -> Option<Handler> {
@@ -22,6 +23,8 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Clgi => clgi,
         Mnemonic::Invlpga => invlpga,
         Mnemonic::Skinit => skinit,
+        Mnemonic::Rdpru => rdpru,
+        Mnemonic::Rsm => rsm,
         _ => return None,
     })
 }
@@ -55,7 +58,8 @@ fn vmrun_insn(m: &mut Machine, i: &Insn) -> ExecResult {
         // Unreachable for a guest that passed the VMRUN checks (VMRUN is intercepted).
         return crate::cpu::fault::unsupported("VMRUN in an SVM guest (nested SVM in L2)");
     }
-    vmrun::vmrun(m, pa)
+    let at = m.cpu.rip.wrapping_sub(u64::from(i.len)) & m.cpu.ip_mask();
+    vmrun::vmrun(m, pa, at)
 }
 
 fn vmload(m: &mut Machine, i: &Insn) -> ExecResult {
@@ -93,15 +97,43 @@ fn clgi(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-/// INVLPGA: invalidates the mapping of the linear address in rAX for the ASID in ECX.
-/// hvsim's TLB is not ASID-tagged and holds only the current context (VMRUN and #VMEXIT
-/// flush it, and a guest with nested paging caches its two-dimensional translations
-/// nowhere else), so flushing it (more than asked, which is always allowed) is enough.
-fn invlpga(m: &mut Machine, _i: &Insn) -> ExecResult {
+/// INVLPGA (APM Vol. 3 "INVLPGA"): "invalidates the TLB mapping for the virtual page
+/// specified in rAX and the ASID specified in ECX" (rAX by the address size).
+///
+/// - The front-end TLB holds only the running world's translations (each world switch
+///   empties it): it drops the page (global entries included) when ECX names the ASID
+///   running now, 0 in the host or the guest's own in a guest that may execute it.
+/// - The shadow cache resynchronises that linear address in every context (more than
+///   the one ASID asked, which is allowed).
+/// - Translations of a guest with nested paging are cached nowhere between its runs.
+fn invlpga(m: &mut Machine, i: &Insn) -> ExecResult {
+    use crate::machine::mmu_cache::MmuFlush;
     svm_checks(m)?;
-    m.cpu.tlb.flush();
+    let lin = m.cpu.gpr[0] & crate::cpu::flags::size_mask(i.asize);
+    let asid = m.cpu.gpr[1] as u32;
+    let running = match m.nested.svm.guest.as_ref() {
+        Some(g) => g.vmcb.read(hvsim_svm_model::vmcb::GUEST_ASID, 4) as u32,
+        None => 0,
+    };
+    let pcid = m.cpu.tlb.pcid();
+    if asid == running {
+        m.cpu.tlb.invalidate_page(lin >> 12, pcid, true);
+    }
+    m.mmu_flush(MmuFlush::Page { lin, pcid });
     m.cpu.end_block = true;
     Ok(())
+}
+
+/// RDPRU (AMD; decoded here beside the SVM instructions, whose intercepts cover it): #UD,
+/// as CPUID 8000_0008h EBX[4] RDPRU is not advertised.
+fn rdpru(_m: &mut Machine, _i: &Insn) -> ExecResult {
+    ud()
+}
+
+/// RSM: #UD outside system-management mode (SDM Vol. 2B / APM Vol. 3 "RSM"), which is
+/// always the case: hvsim has no SMM. In an SVM guest the RSM intercept comes first.
+fn rsm(_m: &mut Machine, _i: &Insn) -> ExecResult {
+    ud()
 }
 
 /// SKINIT: #UD, as CPUID 8000_0001h ECX.SKINIT is not advertised.

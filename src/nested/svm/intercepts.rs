@@ -9,7 +9,7 @@
 //! intercepted as an exception.
 
 use super::vmexit::{vmexit, ExitInfo};
-use crate::cpu::fault::Exception;
+use crate::cpu::fault::{Exception, Fault};
 use crate::cpu::insn::{gpr_of, Insn, Op};
 use crate::cpu::regs::{cr0, cr4, efer, SegReg};
 use crate::cpu::{vector, CpuMode};
@@ -72,8 +72,9 @@ fn simple_exceptions_pass(m: &Machine, i: &Insn) -> bool {
         | Mnemonic::Ltr
         | Mnemonic::Lmsw
         | Mnemonic::Clts
-        | Mnemonic::Xsetbv
         | Mnemonic::Invpcid => cpl0,
+        // XSETBV: #UD with CR4.OSXSAVE = 0, then #GP(0) at CPL > 0.
+        Mnemonic::Xsetbv => cpl0 && m.cpu.cr4 & cr4::OSXSAVE != 0,
         Mnemonic::Mov => cpl0, // MOV CRn/DRn (other MOVs are not looked at)
         Mnemonic::Rdtsc | Mnemonic::Rdtscp => cpl0 || m.cpu.cr4 & cr4::TSD == 0,
         Mnemonic::Sgdt | Mnemonic::Sidt | Mnemonic::Sldt | Mnemonic::Str | Mnemonic::Smsw => {
@@ -159,7 +160,7 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
         }),
         Mnemonic::Int1 => when(m, icpt::INTERCEPT_ICEBP),
         Mnemonic::Invd => when(m, icpt::INTERCEPT_INVD),
-        Mnemonic::Pause => when(m, icpt::INTERCEPT_PAUSE),
+        Mnemonic::Pause => pause(m),
         // Decode assists: EXITINFO1 is the linear address (§15.33.2).
         Mnemonic::Invlpg => set(m, icpt::INTERCEPT_INVLPG).then(|| {
             let mut lin = m.cpu.seg(i.mem.seg).base.wrapping_add(i.ea(m));
@@ -175,13 +176,32 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
         Mnemonic::Vmsave => when(m, icpt::INTERCEPT_VMSAVE),
         Mnemonic::Stgi => when(m, icpt::INTERCEPT_STGI),
         Mnemonic::Clgi => when(m, icpt::INTERCEPT_CLGI),
-        Mnemonic::Skinit => when(m, icpt::INTERCEPT_SKINIT),
+        // SKINIT (CPUID 8000_0001h ECX[12]) and RDPRU (CPUID 8000_0008h EBX[4]) are not
+        // advertised: like any instruction the model lacks they are #UD, which comes
+        // before every intercept, so their intercept bits never fire.
+        Mnemonic::Skinit | Mnemonic::Rdpru => None,
         Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => when(m, icpt::INTERCEPT_WBINVD),
-        Mnemonic::Monitor | Mnemonic::Monitorx => when(m, icpt::INTERCEPT_MONITOR),
-        Mnemonic::Mwait | Mnemonic::Mwaitx => when(m, icpt::INTERCEPT_MWAIT),
+        // MONITORX/MWAITX are not advertised (#UD, as above).
+        Mnemonic::Monitor => when(m, icpt::INTERCEPT_MONITOR),
+        // MWAIT: unconditionally, or only with the monitor hardware armed (§15.9, the
+        // conditional MWAIT intercept).
+        Mnemonic::Mwait => when(m, icpt::INTERCEPT_MWAIT).or_else(|| {
+            m.cpu.monitor.armed.and_then(|_| when(m, icpt::INTERCEPT_MWAIT_CONDITIONAL))
+        }),
         Mnemonic::Xsetbv => when(m, icpt::INTERCEPT_XSETBV),
-        Mnemonic::Rdpru => when(m, icpt::INTERCEPT_RDPRU),
-        Mnemonic::Invpcid => when(m, icpt::INTERCEPT_INVPCID),
+        // Decode assists: EXITINFO1 is the linear address of the INVPCID descriptor,
+        // EXITINFO2 the register operand, the type (§15.33 "Decode Assists"; see
+        // `SvmExitCode::INVPCID`).
+        Mnemonic::Invpcid => set(m, icpt::INTERCEPT_INVPCID).then(|| {
+            let mut lin = m.cpu.seg(i.mem.seg).base.wrapping_add(i.ea(m));
+            if m.cpu.mode != CpuMode::Long64 {
+                lin &= 0xFFFF_FFFF;
+            }
+            let r = d.op0_register();
+            let ty = gpr_of(r).map_or(0, |(idx, _)| m.cpu.gpr[usize::from(idx)]);
+            let ty = if r.size() == 4 { ty & 0xFFFF_FFFF } else { ty };
+            (SvmExitCode::INVPCID, ExitInfo { info1: lin, info2: ty, ..ExitInfo::default() })
+        }),
         Mnemonic::Sidt => when(m, icpt::INTERCEPT_IDTR_READ),
         Mnemonic::Sgdt => when(m, icpt::INTERCEPT_GDTR_READ),
         Mnemonic::Sldt => when(m, icpt::INTERCEPT_LDTR_READ),
@@ -263,6 +283,62 @@ fn exit_for(m: &mut Machine, i: &Insn, next: u64) -> Option<(SvmExitCode, ExitIn
             })
         }
     }
+}
+
+/// PAUSE with the PAUSE intercept and its filter (§15.14.4 "Pause Intercept
+/// Filtering"): VMRUN loads PAUSE_FILTER_COUNT into an internal count, each PAUSE
+/// decrements it, and the PAUSE that brings it to zero exits; a count of 0 exits on
+/// every PAUSE. With a nonzero
+/// PAUSE_FILTER_THRESHOLD, a PAUSE more than that many cycles after the previous one
+/// first reloads the count from PAUSE_FILTER_COUNT (the guest is not spinning). Cycles
+/// are hvsim's TSC cycles: one per retired instruction.
+fn pause(m: &mut Machine) -> Option<(SvmExitCode, ExitInfo)> {
+    if !set(m, icpt::INTERCEPT_PAUSE) {
+        return None;
+    }
+    let now = m.clock();
+    let g = m.nested.svm.guest.as_mut()?;
+    let threshold = g.vmcb.read(vmcb::PAUSE_FILTER_THRESHOLD, 2);
+    if threshold != 0 && g.last_pause.is_some_and(|t| now.wrapping_sub(t) > threshold) {
+        g.pause_count = g.vmcb.read(vmcb::PAUSE_FILTER_COUNT, 2) as u16;
+    }
+    g.last_pause = Some(now);
+    if g.pause_count > 0 {
+        g.pause_count -= 1;
+        if g.pause_count > 0 {
+            return None;
+        }
+    }
+    Some((SvmExitCode::PAUSE, ExitInfo::default()))
+}
+
+/// The task-switch intercept (§15.14.2 "Task Switch Intercept"), called by every task
+/// switch before its checks: in a guest that intercepts task switches, records the
+/// #VMEXIT (EXITINFO1 = the target TSS selector; EXITINFO2 = IRET/JMP, the error code
+/// to push, EFLAGS.RF) and ends the instruction or the event delivery without a change,
+/// as a nested page fault does; the run loop then performs the #VMEXIT with RIP at the
+/// instruction (and EXITINTINFO naming the event when a task gate delivered one).
+pub fn task_switch(
+    m: &mut Machine,
+    selector: u16,
+    source: crate::cpu::task::TaskSwitchSource,
+    error_code: Option<u32>,
+) -> Result<(), Fault> {
+    use crate::cpu::task::TaskSwitchSource as Cpu;
+    use hvsim_svm_model::exit_info::TaskSwitchSource as Exit;
+    if !set(m, icpt::INTERCEPT_TASK_SWITCH) {
+        return Ok(());
+    }
+    let source = match source {
+        Cpu::Jmp => Exit::Jmp,
+        Cpu::Iret => Exit::Iret,
+        Cpu::Call | Cpu::Interrupt => Exit::CallOrGate,
+    };
+    let rf = m.cpu.flags.bit(crate::cpu::flags::RF);
+    let (info1, info2) = exit_info::task_switch(selector, source, error_code, rf);
+    let info = ExitInfo { info1, info2, ..ExitInfo::default() };
+    m.nested.svm.pending_exit = Some((SvmExitCode::TASK_SWITCH, info));
+    Err(Fault::NestedPageFault)
 }
 
 /// A CR0 write (MOV CR0 with the GPR `gpr`, or LMSW/CLTS for `None`): the CR0 write

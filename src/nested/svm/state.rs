@@ -86,9 +86,10 @@ pub fn save_world(m: &Machine, img: &mut VmcbImage, rip: u64) {
 
 /// Loads the world-switch state from `img` (the inverse of [`save_world`]); CR2, DR6 and
 /// DR7 only if `debug_and_cr2` (the host reload of #VMEXIT leaves CR2 and DR6 and resets
-/// DR7). Rederives the mode and flushes the TLB; the PAE PDPTEs are reloaded when legacy
-/// PAE paging is on.
-pub fn load_world(m: &mut Machine, img: &VmcbImage, debug_and_cr2: bool) {
+/// DR7). Rederives the mode; the PAE PDPTEs are reloaded when legacy PAE paging is on.
+/// The translations switch to `context` (0 for the host, the ASID for a guest; see
+/// [`switch_translations`]).
+pub fn load_world(m: &mut Machine, img: &VmcbImage, debug_and_cr2: bool, context: u16) {
     use crate::cpu::regs::{cr0, cr4, efer};
     let c = &mut m.cpu;
     for (off, s) in WORLD_SEGS {
@@ -125,11 +126,29 @@ pub fn load_world(m: &mut Machine, img: &VmcbImage, debug_and_cr2: bool) {
             hvsim_mmu::paging::load_pdptes(&mut m.mem, cr3, crate::cpu::access::MAXPHYADDR)
                 .unwrap_or([0; 4]);
     }
-    crate::cpu::exec::paging_changed(m);
+    switch_translations(m, context);
     // APM Table B-2: "CPL ... the processor uses this value", not the CS selector's RPL.
     if m.cpu.mode != crate::cpu::CpuMode::Real && m.cpu.mode != crate::cpu::CpuMode::V86 {
         m.cpu.cpl = (img.read(vmcb::CPL, 1) & 3) as u8;
     }
+}
+
+/// The translation side of a world switch (APM Vol. 2 §15.16 "TLB Control": the TLB is
+/// tagged with the ASID, 0 for the host, so VMRUN and #VMEXIT need not flush it).
+///
+/// - The shadow page cache is ASID-tagged: its context becomes `context`, and the
+///   shadow pages of the other world stay cached, untouched (only TLB_CONTROL and
+///   INVLPGA flush them).
+/// - The front-end TLB is not tagged: it is emptied, which is more than the APM asks
+///   and always allowed. It refills from the shadow cache (or, for a guest with nested
+///   paging, from the two-dimensional walk, which is not cached elsewhere: L1 cannot
+///   write its nested tables while the guest runs, so every VMRUN starts from what they
+///   say then, as a processor that flushes the guest's ASID on each VMRUN would).
+pub fn switch_translations(m: &mut Machine, context: u16) {
+    m.cpu.tlb.flush();
+    m.mmu_set_context(context);
+    m.cpu.update_mode();
+    m.cpu.end_block = true;
 }
 
 /// The MSRs of the VMLOAD/VMSAVE set: (VMCB offset, MSR index).

@@ -7,11 +7,14 @@ use crate::machine::Machine;
 use hvsim_svm_model::vmcb::{self, bits};
 use hvsim_svm_model::{SvmExitCode, VmcbRead};
 
+/// The host's translation context (ASID 0, §15.16 "TLB Control").
+pub const HOST_CONTEXT: u16 = 0;
+
 /// DR7 after #VMEXIT: all breakpoints disabled (its reset value).
 const DR7_RESET: u64 = 0x400;
 
 /// The exit information of one #VMEXIT besides its code.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExitInfo {
     /// EXITINFO1.
     pub info1: u64,
@@ -34,6 +37,7 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
     let Some(ctx) = m.nested.svm.guest.take() else {
         return;
     };
+    let ctx = *ctx;
     let mut img = read_vmcb(m, ctx.vmcb_pa);
     save_world(m, &mut img, m.cpu.rip);
 
@@ -64,14 +68,21 @@ pub fn vmexit(m: &mut Machine, code: SvmExitCode, info: ExitInfo) {
         }
     }
     write_vmcb(m, ctx.vmcb_pa, &img);
-    m.nested.svm.last_exit_vmcb = Some((ctx.vmcb_pa, img));
+    // What the processor keeps for the next VMRUN of this VMCB under its clean bits
+    // (§15.15): the controls VMRUN used and the state this #VMEXIT saved.
+    let used = ctx.vmcb.u64_at(vmcb::V_INTR_CONTROL);
+    let mut cache = ctx.vmcb;
+    save_world(m, &mut cache, m.cpu.rip);
+    let used = bits::V_IRQ.set(bits::V_TPR.set(used, m.cpu.cr8 & 0xF), u64::from(ctx.v_irq));
+    cache.write(vmcb::V_INTR_CONTROL, 4, used);
+    m.nested.svm.vmcb_cache = Some((ctx.vmcb_pa, cache));
     crate::trace::nested::svm_vmexit(m, code, &info);
 
     // Host state (§15.6: "the processor ... reloads the host state saved by VMRUN").
     if masking {
         m.cpu.cr8 = ctx.host_cr8;
     }
-    load_world(m, &ctx.host, false);
+    load_world(m, &ctx.host, false, HOST_CONTEXT);
     m.cpu.dr[7] = DR7_RESET;
     m.cpu.cpl = 0;
     m.cpu.halted = false;
