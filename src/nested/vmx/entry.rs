@@ -3,17 +3,18 @@
 //! (`vmx_model::entry_checks::check_vm_entry`, 27.2-27.4), the guest-state load (27.3.2),
 //! and event injection (27.6).
 
+use super::ept::EptContext;
 use super::exit::{entry_failure_exit, SEG_FIELDS};
 use super::instructions::{fail, fail_invalid, succeed};
 use crate::cpu::access::MAXPHYADDR;
 use crate::cpu::fault::{ExecResult, Fault};
 use crate::cpu::interrupt::{Event, EventSource};
 use crate::cpu::msr;
-use crate::cpu::regs::{attr, cr0, efer, DescriptorTable, Segment};
+use crate::cpu::regs::{attr, cr0, cr4, efer, DescriptorTable, Segment};
 use crate::cpuid::Feature;
 use crate::machine::Machine;
 use hvsim_mmu::Gpa;
-use hvsim_vmx_model::controls::entry as entry_ctl;
+use hvsim_vmx_model::controls::{entry as entry_ctl, proc, proc2};
 use hvsim_vmx_model::entry_checks::{
     check_vm_entry, EntryContext, EntryEnv, EntryPlan, FailureForm,
 };
@@ -118,6 +119,18 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     };
     m.nested.vmx.last_entry_failure = None;
     succeed(m);
+    // "Enable EPT" (27.2.1.1 checked the EPTP): L2's guest-physical accesses go through
+    // the EPT from the guest-state load on.
+    let proc2_on = |bit: u32| {
+        let s = &m.nested.vmx;
+        s.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(proc::ACTIVATE_SECONDARY_CONTROLS) != 0
+            && s.field(f::SECONDARY_PROC_BASED_CONTROLS) & u64::from(bit) != 0
+    };
+    m.nested.vmx.ept = proc2_on(proc2::ENABLE_EPT).then(|| {
+        let s = &m.nested.vmx;
+        EptContext::new(s.field(f::EPT_POINTER), s.caps.ept_vpid_cap)
+    });
+    m.nested.vmx.pending_ept = None;
     load_guest(m, &plan);
     if let Some(c) = m.nested.vmx.current.as_mut() {
         c.vmcs.launch_state = LaunchState::Launched;
@@ -196,6 +209,14 @@ fn load_guest(m: &mut Machine, plan: &EntryPlan) {
     c.halted = v.get(f::GUEST_ACTIVITY_STATE) == activity::HLT;
     if let Some(p) = plan.pdptes {
         c.pdpte = p;
+    } else if m.nested.vmx.ept.is_some()
+        && c.cr0 & cr0::PG != 0
+        && c.cr4 & cr4::PAE != 0
+        && c.efer & efer::LMA == 0
+    {
+        // 27.3.2.4 "Loading Page-Directory-Pointer-Table Entries": with "enable EPT" and
+        // PAE paging the PDPTEs come from the guest PDPTE fields.
+        c.pdpte = std::array::from_fn(|i| v.get(f::GUEST_PDPTE0 + 2 * i as u32));
     }
     m.nested.vmx.shadow_by_mov_ss = int & interruptibility::MOV_SS != 0;
     let ss_dpl = ((v.get(f::GUEST_SS_ACCESS_RIGHTS) >> 5) & 3) as u8;
@@ -247,6 +268,24 @@ fn inject(m: &mut Machine) -> ExecResult {
         .then(|| m.nested.vmx.field(f::VM_ENTRY_EXCEPTION_ERROR_CODE) as u32);
     match m.deliver(Event { vector: info.vector, source, error_code }) {
         Ok(()) => Ok(()),
+        Err(Fault::NestedPageFault) => {
+            // The delivery met an EPT violation or misconfiguration: a VM exit with the
+            // injected event in the IDT-vectoring information and, for a software event,
+            // the VM-entry instruction length (28.2.4 "Information for VM Exits During Event
+            // Delivery"); the guest RIP saved is that of the event, not past it.
+            let software = matches!(
+                info.kind,
+                InterruptionType::SoftwareInterrupt
+                    | InterruptionType::SoftwareException
+                    | InterruptionType::PrivilegedSoftwareException
+            );
+            if software {
+                m.cpu.rip = m.cpu.rip.wrapping_sub(len);
+            }
+            let idt = (raw, error_code.unwrap_or(0), if software { len as u32 } else { 0 });
+            super::ept::exit_pending(m, Some(idt));
+            Ok(())
+        }
         Err(Fault::Exception(e)) => {
             // Delivered (or turned into #DF or shutdown, or a VM exit through the
             // exception bitmap) by the run loop, in the guest.

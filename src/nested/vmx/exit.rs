@@ -61,6 +61,8 @@ pub fn vm_exit(m: &mut Machine, info: ExitInfo) {
     cur.vmcs.set_exit_info(&info);
     m.nested.vmx.current = Some(cur);
     m.nested.vmx.non_root = false;
+    m.nested.vmx.ept = None;
+    m.nested.vmx.pending_ept = None;
     m.nested.vmx.exits += 1;
     tracing::debug!(target: "hvsim::nested", reason = info.reason, qualification = info.qualification, rip = m.cpu.rip, "VM exit: {}", VmxExitReason(info.reason as u16));
     load_host(m);
@@ -142,6 +144,15 @@ fn save_guest(m: &Machine, v: &mut Vmcs) {
     v.set(f::GUEST_INTERRUPTIBILITY_STATE, int);
     v.set(f::GUEST_ACTIVITY_STATE, if c.halted { activity::HLT } else { activity::ACTIVE });
     v.set(f::GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+    // With "enable EPT" and PAE paging in use, the PDPTE registers are saved into the
+    // guest PDPTE fields (28.3.4 "Saving Non-Register State"; without PAE paging the
+    // values saved are undefined and hvsim leaves the fields as they are).
+    let pae = c.cr0 & cr0::PG != 0 && c.cr4 & cr4::PAE != 0 && c.efer & efer::LMA == 0;
+    if m.nested.vmx.ept.is_some() && pae {
+        for (i, p) in c.pdpte.iter().enumerate() {
+            v.set(f::GUEST_PDPTE0 + 2 * i as u32, *p);
+        }
+    }
 }
 
 /// A host data segment: usable flat (type 3, DPL 0, D/B, G) unless the selector is 0.

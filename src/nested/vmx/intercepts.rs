@@ -66,7 +66,9 @@ fn simple_exceptions_pass(m: &Machine, i: &Insn) -> bool {
         | Mnemonic::Vmwrite
         | Mnemonic::Vmlaunch
         | Mnemonic::Vmresume
-        | Mnemonic::Vmcall => !ud_conditions(m),
+        | Mnemonic::Vmcall
+        | Mnemonic::Invept
+        | Mnemonic::Invvpid => !ud_conditions(m),
         Mnemonic::Hlt
         | Mnemonic::Rdmsr
         | Mnemonic::Wrmsr
@@ -169,6 +171,10 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Vmxon => Some((R::VMXON, displacement(i), instruction_info(i, 0, None))),
         Mnemonic::Vmread => Some((R::VMREAD, displacement(i), instruction_info(i, 0, Some(1)))),
         Mnemonic::Vmwrite => Some((R::VMWRITE, displacement(i), instruction_info(i, 1, Some(0)))),
+        // INVEPT/INVVPID r, m128: the descriptor (operand 1) and the type register in
+        // Reg2 (28.2.5 Table 28-11).
+        Mnemonic::Invept => Some((R::INVEPT, displacement(i), instruction_info(i, 1, Some(0)))),
+        Mnemonic::Invvpid => Some((R::INVVPID, displacement(i), instruction_info(i, 1, Some(0)))),
         // 26.1.3 "Instructions That Cause VM Exits Conditionally".
         Mnemonic::Hlt => when(proc_on(m, proc::HLT_EXITING), R::HLT),
         Mnemonic::Rdtsc => when(proc_on(m, proc::RDTSC_EXITING), R::RDTSC),
@@ -392,6 +398,7 @@ fn io_exit(m: &mut Machine, i: &Insn) -> Option<Exit> {
 /// The hook before each guest instruction: `true` if it exited (the VM exit has
 /// happened, with `rip` saved as the guest's RIP and the instruction's length).
 pub fn check_insn(m: &mut Machine, i: &Insn, rip: u64, _next: u64) -> bool {
+    super::ept::note_insn(m, i);
     if !simple_exceptions_pass(m, i) {
         return false;
     }
@@ -456,7 +463,20 @@ pub fn on_exception(
         );
         return Some(None);
     }
+    m.nested.vmx.pending_ept = None;
     let r = m.raise_exception(e, insn);
+    if m.nested.vmx.pending_ept.is_some() {
+        // The delivery met an EPT violation or misconfiguration: the exit reports the
+        // exception in the IDT-vectoring information (28.2.4).
+        let info = InterruptionInfo::new(
+            e.vector,
+            InterruptionType::HardwareException,
+            e.error_code.is_some(),
+        );
+        let idt = (info.encode(), e.error_code.unwrap_or(0), 0);
+        super::ept::exit_pending(m, Some(idt));
+        return Some(None);
+    }
     if matches!(r, Some(StopReason::Shutdown { .. })) {
         vm_exit(m, ExitInfo { reason: u32::from(R::TRIPLE_FAULT.0), ..ExitInfo::default() });
         return Some(None);
