@@ -439,6 +439,25 @@ fn violation_during_iret_reports_nmi_unblocking() {
     m.mem.write_u64(ept_pte(DATA), 0);
     expect_exit(&mut m, 48);
     assert_eq!(qualification(&m) & QUAL_NMI_UNBLOCKING, 0);
+    // An IRET that completes: the fetch at its target is not part of the IRET.
+    let mut m = ept_machine(
+        |a| {
+            a.mov(rax, rsp)?;
+            a.push(0x10)?;
+            a.push(rax)?;
+            a.push(2)?;
+            a.push(8)?;
+            a.push(DATA as i32)?;
+            a.iretq()
+        },
+        |v| {
+            v.set(f::GUEST_INTERRUPTIBILITY_STATE, 1 << 3);
+            set_bits(v, f::PIN_BASED_CONTROLS, u64::from(pin::NMI_EXITING));
+        },
+    );
+    m.mem.write_u64(ept_pte(DATA), DATA | EPT_READ | EPT_WRITE | WB);
+    let qual = QUAL_FETCH | QUAL_READABLE | QUAL_WRITABLE | TRANSLATION | ADVANCED_SUPERVISOR_RW;
+    expect_violation(&mut m, DATA, qual, Some(DATA), DATA);
 }
 
 // ---- EPT misconfigurations (29.3.3.1) ----------------------------------------------------
@@ -847,9 +866,9 @@ fn invvpid_types_and_operand_checks() {
     assert_error_28(&invvpid_with(0, 1, 0x0100_0000_0000_0000), "non-canonical address");
 }
 
-/// SDM Vol. 3C 32.3: INVEPT/INVVPID without a current VMCS fail with VMfailInvalid; a
-/// register operand in place of the descriptor is #UD; CPL > 0... (root_checks order): a
-/// descriptor beyond the segment in 64-bit mode (non-canonical) is #GP(0).
+/// SDM Vol. 3C 32.3 / 32.2 "Conventions": VMfail without a current VMCS is VMfailInvalid
+/// (INVEPT of an unsupported type); a non-canonical descriptor address in 64-bit mode is
+/// #GP(0).
 #[test]
 fn invept_invvpid_without_current_vmcs_and_bad_operands() {
     let mut m = l1_only(|a| {

@@ -89,7 +89,7 @@ pub(crate) fn on_exception(
 /// with RIP back at the faulting instruction: performs the recorded #VMEXIT.
 pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<StopReason> {
     match m.cpuid.vendor() {
-        Vendor::Intel => vmx::ept::exit_pending(m, None),
+        Vendor::Intel => vmx::ept::exit_pending(m, insn, None),
         Vendor::Amd => svm::npt_exit(m, insn, 0),
     };
     None

@@ -283,7 +283,7 @@ fn inject(m: &mut Machine) -> ExecResult {
                 m.cpu.rip = m.cpu.rip.wrapping_sub(len);
             }
             let idt = (raw, error_code.unwrap_or(0), if software { len as u32 } else { 0 });
-            super::ept::exit_pending(m, Some(idt));
+            super::ept::exit_pending(m, None, Some(idt));
             Ok(())
         }
         Err(Fault::Exception(e)) => {

@@ -496,23 +496,32 @@ pub(crate) fn load_guest_pdptes(m: &mut Machine, cr3: u64) -> Option<ExecResult>
 /// a VM exit during it reports "NMI unblocking due to IRET" (§28.2.3; hvsim's IRET ends
 /// NMI blocking before it touches memory, which is the state the exit saves).
 pub(crate) fn note_insn(m: &mut Machine, i: &Insn) {
-    m.nested.vmx.iret_unblocking_nmi = m.cpu.nmi_blocked
-        && matches!(i.iced.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq);
+    m.nested.vmx.iret_unblocking_nmi = m.cpu.nmi_blocked && is_iret(i);
+}
+
+fn is_iret(i: &Insn) -> bool {
+    matches!(i.iced.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq)
 }
 
 /// Performs the pending EPT-induced VM exit (exit reason 48 or 49, SDM Vol. 3C §28.2.1
-/// "Basic VM-Exit Information"): the qualification (with bit 12 for a fault during an
-/// IRET that unblocked NMIs, not during event delivery), GUEST_LINEAR_ADDRESS when valid
+/// "Basic VM-Exit Information") of `insn` (`None`: an instruction fetch or an event
+/// delivery): the qualification (with bit 12 for a fault during an IRET that unblocked
+/// NMIs, not during event delivery), GUEST_LINEAR_ADDRESS when valid
 /// and GUEST_PHYSICAL_ADDRESS. `idt_vectoring` is the event being delivered, if any
 /// (§28.2.4 "Information for VM Exits During Event Delivery"): (information, error code,
 /// instruction length of a software event). Returns whether there was one.
-pub fn exit_pending(m: &mut Machine, idt_vectoring: Option<(u32, u32, u32)>) -> bool {
+pub fn exit_pending(
+    m: &mut Machine,
+    insn: Option<&Insn>,
+    idt_vectoring: Option<(u32, u32, u32)>,
+) -> bool {
     let Some(e) = m.nested.vmx.pending_ept.take() else {
         return false;
     };
     let (idt_vectoring_info, idt_vectoring_error_code, instruction_length) =
         idt_vectoring.unwrap_or((0, 0, 0));
-    let nmi_unblocking = idt_vectoring.is_none() && m.nested.vmx.iret_unblocking_nmi;
+    let nmi_unblocking =
+        idt_vectoring.is_none() && insn.is_some_and(is_iret) && m.nested.vmx.iret_unblocking_nmi;
     let info = match e {
         EptExit::Violation { gpa, qualification, gla } => ExitInfo {
             reason: u32::from(VmxExitReason::EPT_VIOLATION.0),

@@ -474,7 +474,7 @@ pub fn on_exception(
             e.error_code.is_some(),
         );
         let idt = (info.encode(), e.error_code.unwrap_or(0), 0);
-        super::ept::exit_pending(m, Some(idt));
+        super::ept::exit_pending(m, None, Some(idt));
         return Some(None);
     }
     if matches!(r, Some(StopReason::Shutdown { .. })) {
