@@ -416,6 +416,34 @@ fn violation_during_injected_event_delivery() {
     assert_eq!(vmcs_field(&m, f::VM_ENTRY_INTERRUPTION_INFO) >> 31, 0, "valid bit cleared");
 }
 
+/// SDM Vol. 3C 28.2.4: an external interrupt delivered through L2's IDT (no
+/// external-interrupt exiting) whose delivery meets an EPT violation: the exit reports
+/// it in the IDT-vectoring information (type 0, vector 30H); the guest RIP is where the
+/// interrupt arrived.
+#[test]
+fn violation_during_external_interrupt_delivery() {
+    const IDT: u64 = 0x5A000;
+    let mut m = ept_machine(
+        |a| {
+            let mut spin = a.create_label();
+            a.set_label(&mut spin)?;
+            a.pause()?;
+            a.jmp(spin)
+        },
+        |v| {
+            v.set(f::GUEST_IDTR_BASE, IDT);
+            v.set(f::GUEST_IDTR_LIMIT, 0xFFF);
+            v.set(f::GUEST_RFLAGS, 0x202);
+        },
+    );
+    m.set_exception_catch(0);
+    m.mem.write_u64(ept_pte(IDT), 0);
+    m.inject_interrupt(0x30);
+    let qual = QUAL_READ | TRANSLATION | ADVANCED_SUPERVISOR_RW;
+    expect_violation(&mut m, IDT + 0x30 * 16, qual, Some(IDT + 0x30 * 16), L2);
+    assert_eq!(vmcs_field(&m, f::IDT_VECTORING_INFO), 0x8000_0030);
+}
+
 /// SDM Vol. 3C 28.2.3 "Information About NMI Unblocking Due to IRET": an EPT violation
 /// during an IRET executed with NMIs blocked sets bit 12 of the qualification (and the
 /// blocking by NMI saved is the state after the IRET unblocked them).

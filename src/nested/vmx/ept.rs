@@ -30,9 +30,11 @@ use crate::cpu::access::{PageRef, Privilege, MAXPHYADDR};
 use crate::cpu::fault::{gp, ExecResult, Fault};
 use crate::cpu::flags;
 use crate::cpu::insn::Insn;
+use crate::cpu::interrupt::{Event, EventSource};
 use crate::cpu::regs::cr4;
 use crate::cpu::tlb::{TLB_SW, TLB_U, TLB_W, TLB_X};
-use crate::machine::Machine;
+use crate::cpu::vector;
+use crate::machine::{Machine, StopReason};
 use hvsim_decoder::iced::Mnemonic;
 use hvsim_mmu::ept::{self as mmu_ept, EptAccess, EptCaps, EptFault, EptOrigin, EptTranslation};
 use hvsim_mmu::memory::GuestMemory;
@@ -43,6 +45,7 @@ use hvsim_mmu::paging::{
 };
 use hvsim_mmu::{Gpa, Gva};
 use hvsim_vmx_model::capabilities::ept_vpid_cap as cap;
+use hvsim_vmx_model::exit_info::{InterruptionInfo, InterruptionType};
 use hvsim_vmx_model::{ExitInfo, VmxExitReason};
 
 /// Exit qualification bit 9 (advanced information, with bits 7 and 8): the linear
@@ -542,4 +545,49 @@ pub fn exit_pending(
         ExitInfo { idt_vectoring_info, idt_vectoring_error_code, instruction_length, ..info },
     );
     true
+}
+
+/// The delivery of an NMI or external interrupt through L2's IDT when "enable EPT" is on
+/// (called from the VMX event check once no exit control claimed the event; the same
+/// order and blocking rules as the ordinary event check): an EPT violation or
+/// misconfiguration met by the delivery becomes the VM exit, with the event in the
+/// IDT-vectoring information (28.2.4). `None` when there is no such event (or an
+/// interrupt shadow defers it): the ordinary check runs.
+pub(crate) fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
+    m.nested.vmx.ept?;
+    let shadowed = m.cpu.insn_count == m.cpu.shadow_at;
+    let (vector, kind, source) = if m.cpu.nmi_pending && !m.cpu.nmi_blocked {
+        if shadowed {
+            return None;
+        }
+        m.cpu.nmi_pending = false;
+        m.cpu.nmi_blocked = true;
+        (vector::NMI, InterruptionType::Nmi, EventSource::Nmi)
+    } else if m.interrupt_requested() && m.cpu.flags.bit(flags::IF) {
+        if shadowed {
+            return None;
+        }
+        let v = match m.cpu.intr.take() {
+            Some(v) => v,
+            // A spurious request that went away: the ordinary check decides what a halted
+            // vCPU does.
+            None => match m.acknowledge_interrupt() {
+                Some(v) => v,
+                None if m.cpu.halted => return None,
+                None => return Some(Ok(false)),
+            },
+        };
+        (v, InterruptionType::ExternalInterrupt, EventSource::External)
+    } else {
+        return None;
+    };
+    m.wake_from_halt();
+    m.nested.vmx.pending_ept = None;
+    let r = m.raise_event(Event { vector, source, error_code: None }, None);
+    if m.nested.vmx.pending_ept.is_some() {
+        let info = InterruptionInfo::new(vector, kind, false).encode();
+        exit_pending(m, None, Some((info, 0, 0)));
+        return Some(Ok(false));
+    }
+    Some(r.map_or(Ok(false), Err))
 }

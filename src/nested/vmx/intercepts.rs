@@ -530,5 +530,5 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         vm_exit(m, ExitInfo { reason: u32::from(R::INTERRUPT_WINDOW.0), ..ExitInfo::default() });
         return Some(Ok(false));
     }
-    None
+    super::ept::service_events(m)
 }
