@@ -982,3 +982,104 @@ fn ept_vpid_capability_msr() {
     assert_eq!(m.cpu.gpr[8], expected);
     assert_eq!(m.cpu.gpr[8] & cap::PAGE_WALK_5, 0);
 }
+
+// ---- Exhaustive leaf permissions and 32-bit guest paging ----------------------------------
+
+/// SDM Vol. 3C 29.3.3.1 and 29.3.3.2 over every R/W/X setting of the leaf and every
+/// access type: write-without-read is a misconfiguration; otherwise the access succeeds
+/// iff the leaf allows it, and a violation reports the access and the leaf's R/W/X in
+/// bits 5:3 (the upper levels allow everything).
+#[test]
+fn leaf_permissions_exhaustive() {
+    #[derive(Clone, Copy, Debug)]
+    enum Kind {
+        Read,
+        Write,
+        Fetch,
+    }
+    for rwx in 0..8u64 {
+        for kind in [Kind::Read, Kind::Write, Kind::Fetch] {
+            let l2 = move |a: Asm| {
+                match kind {
+                    Kind::Read => a.mov(rax, qword_ptr(DATA))?,
+                    Kind::Write => a.mov(qword_ptr(DATA), rax)?,
+                    Kind::Fetch => {
+                        a.mov(eax, DATA as u32)?;
+                        a.jmp(rax)?
+                    }
+                }
+                a.cpuid()
+            };
+            let bytes = asm(L2, l2);
+            let mut m = ept_machine(l2, |_| {});
+            m.load(DATA, &asm(DATA, |a| a.cpuid())).unwrap();
+            m.mem.write_u64(ept_pte(DATA), DATA | rwx | WB);
+            let what = format!("leaf R/W/X {rwx:03b}, {kind:?}");
+            if rwx & 3 == EPT_WRITE {
+                expect_exit(&mut m, 49);
+                continue;
+            }
+            let (need, access_bit, rip) = match kind {
+                Kind::Read => (EPT_READ, QUAL_READ, L2),
+                Kind::Write => (EPT_WRITE, QUAL_WRITE, L2),
+                Kind::Fetch => (EPT_EXEC, QUAL_FETCH, DATA),
+            };
+            run(&mut m);
+            if rwx & need != 0 {
+                assert_eq!(m.cpu.gpr[13], 10, "{what}: allowed");
+                continue;
+            }
+            assert_eq!(m.cpu.gpr[13], 48, "{what}: violation");
+            let qual = access_bit | (rwx << 3) | TRANSLATION | ADVANCED_SUPERVISOR_RW;
+            assert_eq!(qualification(&m), qual, "{what}");
+            let expected_rip = if matches!(kind, Kind::Fetch) { rip } else { insn_addr(&bytes, 0) };
+            assert_eq!(vmcs_field(&m, f::GUEST_RIP), expected_rip, "{what}");
+        }
+    }
+}
+
+const PD32: u64 = 0x7B000;
+const PT32: u64 = 0x7C000;
+
+/// SDM Vol. 3A 4.3 "32-Bit Paging" under EPT: a 32-bit L2 whose 4-byte guest entries
+/// are read through the EPT; an EPT violation on the page table has the PTE's
+/// guest-physical address, and one on the data page the final address.
+#[test]
+fn legacy_32bit_guest_paging_through_ept() {
+    let l2 = |a: Asm| {
+        a.mov(esi, dword_ptr(DATA as u32))?;
+        a.mov(edi, dword_ptr(DATA2 as u32))
+    };
+    let setup32 = || {
+        let mut m = ept_machine(l2_hlt, |v| {
+            let e = v.get(f::VM_ENTRY_CONTROLS) & !u64::from(entry::IA32E_MODE_GUEST);
+            v.set(f::VM_ENTRY_CONTROLS, e);
+            v.set(f::GUEST_CR3, PD32);
+            v.set(f::GUEST_CR4, 1 << 13);
+            v.set(f::GUEST_CS_SELECTOR, 0x18);
+            v.set(f::GUEST_CS_ACCESS_RIGHTS, 0xC09B);
+        });
+        m.load(L2, &asm_bits(32, L2, l2)).unwrap();
+        m.mem.write_u32(Gpa(PD32), (PT32 | PTE_P | PTE_RW) as u32);
+        for i in 0..1024u64 {
+            m.mem.write_u32(Gpa(PT32 + 4 * i), ((i << 12) | PTE_P | PTE_RW) as u32);
+        }
+        m.mem.write_u32(Gpa(DATA), 0x3232);
+        m
+    };
+    let bytes = asm_bits(32, L2, l2);
+    let mut d = iced_x86::Decoder::with_ip(32, &bytes, L2, iced_x86::DecoderOptions::NONE);
+    let second = d.decode().next_ip();
+    // The final translation of DATA2 is not present in the EPT.
+    let mut m = setup32();
+    m.mem.write_u64(ept_pte(DATA2), 0);
+    let qual = QUAL_READ | TRANSLATION | ADVANCED_SUPERVISOR_RW;
+    expect_violation(&mut m, DATA2, qual, Some(DATA2), second);
+    assert_eq!(m.cpu.gpr[6], 0x3232, "the first load went through both levels");
+    assert_ne!(m.mem.read_u32(Gpa(PT32 + 4 * (DATA >> 12))) as u64 & PTE_A, 0);
+    // The guest page table itself is not present in the EPT.
+    let mut m = setup32();
+    m.mem.write_u64(ept_pte(PT32), 0);
+    let pte = PT32 + 4 * (L2 >> 12);
+    expect_violation(&mut m, pte, QUAL_READ | QUAL_GLA_VALID, Some(L2), L2);
+}
