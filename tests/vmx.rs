@@ -9,7 +9,7 @@ use vmx_l1::*;
 // ---- CPUID and MSRs (SDM Vol. 3C 25.6 "Discovering Support for VMX", Appendix A) ----
 
 /// SDM Vol. 3C 25.6: CPUID.1:ECX.VMX[bit 5] = 1 on the Intel model; the capability MSRs
-/// report hvsim's revision and no EPT, VPID or unrestricted guest (Appendix A.3.3).
+/// report hvsim's revision, and EPT, VPID and unrestricted guest (Appendix A.3.3).
 #[test]
 fn cpuid_and_capability_msrs() {
     let mut m = setup_full(
