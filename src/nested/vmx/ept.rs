@@ -36,7 +36,10 @@ use crate::cpu::tlb::{TLB_SW, TLB_U, TLB_W, TLB_X};
 use crate::cpu::vector;
 use crate::machine::{Machine, StopReason};
 use hvsim_decoder::iced::Mnemonic;
-use hvsim_mmu::ept::{self as mmu_ept, EptAccess, EptCaps, EptFault, EptOrigin, EptTranslation};
+use hvsim_mmu::ept::{
+    self as mmu_ept, EptAccess, EptCaps, EptFault, EptOrigin, EptTranslation,
+    QUAL_EXECUTE_DISABLE_LINEAR, QUAL_NMI_UNBLOCKING, QUAL_USER_LINEAR, QUAL_WRITABLE_LINEAR,
+};
 use hvsim_mmu::memory::GuestMemory;
 use hvsim_mmu::paging::{
     self, Access, AccessKind, PageFault, PagingMode, Translation, WalkConfig, PFEC_I, PFEC_P,
@@ -47,19 +50,6 @@ use hvsim_mmu::{Gpa, Gva};
 use hvsim_vmx_model::capabilities::ept_vpid_cap as cap;
 use hvsim_vmx_model::exit_info::{InterruptionInfo, InterruptionType};
 use hvsim_vmx_model::{ExitInfo, VmxExitReason};
-
-/// Exit qualification bit 9 (advanced information, with bits 7 and 8): the linear
-/// address is a user-mode linear address (Table 28-7).
-pub const QUAL_USER_LINEAR: u64 = 1 << 9;
-/// Exit qualification bit 10 (advanced information): the linear address translates to a
-/// read/write page.
-pub const QUAL_WRITABLE_LINEAR: u64 = 1 << 10;
-/// Exit qualification bit 11 (advanced information): the linear address translates to
-/// an execute-disable page.
-pub const QUAL_EXECUTE_DISABLE_LINEAR: u64 = 1 << 11;
-/// Exit qualification bit 12: NMI unblocking due to IRET (§28.2.3 "Information About NMI
-/// Unblocking Due to IRET").
-pub const QUAL_NMI_UNBLOCKING: u64 = 1 << 12;
 
 /// The EPT in effect for the running L2: the EPTP and the walker's view of the CPU's EPT
 /// features, captured at VM entry.
