@@ -9,7 +9,7 @@ use vmx_l1::*;
 // ---- CPUID and MSRs (SDM Vol. 3C 25.6 "Discovering Support for VMX", Appendix A) ----
 
 /// SDM Vol. 3C 25.6: CPUID.1:ECX.VMX[bit 5] = 1 on the Intel model; the capability MSRs
-/// report hvsim's revision and no EPT, VPID or unrestricted guest (Appendix A.3.3).
+/// report hvsim's revision, and EPT, VPID and unrestricted guest (Appendix A.3.3).
 #[test]
 fn cpuid_and_capability_msrs() {
     let mut m = setup_full(
@@ -32,8 +32,12 @@ fn cpuid_and_capability_msrs() {
     run(&mut m);
     assert_ne!(m.cpu.gpr[8] & (1 << 5), 0);
     assert_eq!(m.cpu.gpr[9] as u32, REVISION);
+    // EPT, VPID and unrestricted guest are advertised (SDM Vol. 3D A.3.3); VM functions
+    // are not.
     let allowed1 = m.cpu.gpr[10] as u32;
-    assert_eq!(allowed1 & (proc2::ENABLE_EPT | proc2::ENABLE_VPID | proc2::UNRESTRICTED_GUEST), 0);
+    let on = proc2::ENABLE_EPT | proc2::ENABLE_VPID | proc2::UNRESTRICTED_GUEST;
+    assert_eq!(allowed1 & on, on);
+    assert_eq!(allowed1 & proc2::ENABLE_VM_FUNCTIONS, 0);
 }
 
 // ---- VMXON / VMXOFF (SDM Vol. 3C 32.3 "VMXON", "VMXOFF") --------------------------------
@@ -241,13 +245,13 @@ fn vmptrst_and_vmclear_write_back() {
     assert_eq!(m.mem.read_u32(Gpa(VMCS)), REVISION);
 }
 
-/// VMREAD/VMWRITE: error 12 for an unsupported component (here the EPT pointer, not
-/// supported without EPT); VMfailInvalid without a current VMCS; a successful
+/// VMREAD/VMWRITE: error 12 for an unsupported component (here the VM-function
+/// controls, not supported without VM functions); VMfailInvalid without a current VMCS; a successful
 /// VMWRITE/VMREAD round trip with VMsucceed.
 #[test]
 fn vmread_vmwrite_errors() {
     let m = vmcs_insn(true, |a| {
-        a.mov(eax, f::EPT_POINTER)?;
+        a.mov(eax, f::VM_FUNCTION_CONTROLS)?;
         a.vmread(rbx, rax)
     });
     assert_fail_valid(&m, 12);
@@ -284,12 +288,12 @@ fn vmcall_in_root_is_error_1() {
     assert_fail_valid(&m, 1);
 }
 
-/// INVEPT and INVVPID are #UD: neither is supported.
+/// INVEPT outside VMX operation is #UD (32.3 "INVEPT"; its other rules are in
+/// tests/vmx_ept.rs).
 #[test]
-fn invept_is_ud() {
+fn invept_outside_vmx_operation_is_ud() {
     let mut m = l1_only(|a| {
         enable_vmx(a)?;
-        a.vmxon(qword_ptr(PTRS))?;
         a.invept(rax, xmmword_ptr(SCRATCH))
     });
     assert_eq!(exception(&mut m), (6, None));
@@ -475,9 +479,9 @@ entry_failures! {
     // 27.2.1.1 VM-execution control fields: VMfailValid(7).
     entry_pin_reserved: PinControlsReserved, |v| v.set(f::PIN_BASED_CONTROLS, 0);
     entry_proc_reserved: ProcControlsReserved, |v| v.set(f::PRIMARY_PROC_BASED_CONTROLS, 0);
-    entry_proc2_ept_not_supported: Proc2ControlsReserved, |v| {
+    entry_proc2_vm_functions_not_supported: Proc2ControlsReserved, |v| {
         set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::ACTIVATE_SECONDARY_CONTROLS));
-        v.set(f::SECONDARY_PROC_BASED_CONTROLS, u64::from(proc2::ENABLE_EPT))
+        v.set(f::SECONDARY_PROC_BASED_CONTROLS, u64::from(proc2::ENABLE_VM_FUNCTIONS))
     };
     entry_cr3_target_count: Cr3TargetCount, |v| v.set(f::CR3_TARGET_COUNT, 5);
     entry_io_bitmap_a: IoBitmapAAddress, |v| {

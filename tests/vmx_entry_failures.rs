@@ -363,6 +363,20 @@ entry_failures! {
         v.set(f::IO_BITMAP_B, IO_BITMAP_B + 0x800)
     };
 
+    /// "If the 'use TPR shadow' VM-execution control is 1, the virtual-APIC address must
+    /// ... be 4-KByte aligned."
+    virtual_apic_unaligned: VirtualApicAddress via Launch, CONTROL_FAIL, f::VIRTUAL_APIC_PAGE_ADDR, |v, _| {
+        or_field(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::USE_TPR_SHADOW));
+        v.set(f::VIRTUAL_APIC_PAGE_ADDR, SCRATCH + 0x10)
+    };
+    /// "If the 'use TPR shadow' VM-execution control is 1 and the 'virtual-interrupt
+    /// delivery' VM-execution control is 0, bits 31:4 of the TPR threshold ... must be 0."
+    tpr_threshold_reserved: TprThresholdReserved via Resume, CONTROL_FAIL, f::TPR_THRESHOLD, |v, _| {
+        or_field(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::USE_TPR_SHADOW));
+        v.set(f::VIRTUAL_APIC_PAGE_ADDR, SCRATCH);
+        v.set(f::TPR_THRESHOLD, 0x10)
+    };
+
     // ---- 27.2.1.2 VM-exit control fields ------------------------------------------------
     /// "If the VM-exit MSR-store count is not zero: the lower 4 bits of the VM-exit
     /// MSR-store address must be 0."
@@ -378,6 +392,11 @@ entry_failures! {
     };
 
     // ---- 27.2.1.3 VM-entry control fields: event injection and the MSR-load area --------
+    /// "If the interruption type is other event, the vector is 0" (type 7, the pending
+    /// MTF VM exit, is allowed because the monitor trap flag is advertised).
+    event_other_vector: EventOtherVector via Launch, CONTROL_FAIL, f::VM_ENTRY_INTERRUPTION_INFO, |v, _| {
+        v.set(f::VM_ENTRY_INTERRUPTION_INFO, event(7, 1, false))
+    };
     /// "If the interruption type is hardware exception, the vector is at most 31."
     event_hardware_exception_vector: EventHardwareExceptionVector via Launch, CONTROL_FAIL, f::VM_ENTRY_INTERRUPTION_INFO, |v, _| {
         v.set(f::VM_ENTRY_INTERRUPTION_INFO, event(HARDWARE_EXCEPTION, 32, false))
@@ -830,6 +849,48 @@ entry_failures! {
         assert_eq!(max, 512);
         msr_load_area(v, m, &vec![GOOD_MSR; max + 1])
     };
+
+    // ---- 27.3.1 with "unrestricted guest" (and "enable EPT", which it requires) ----------
+    /// "If bit 31 in the CR0 field (corresponding to PG) is 1, bit 0 in that field (PE)
+    /// must also be 1" (PE and PG are exempt from the fixed bits with unrestricted guest).
+    unrestricted_cr0_pg_without_pe: GuestCr0PgWithoutPe via Launch, GUEST, f::GUEST_CR0, |v, _| {
+        unrestricted(v);
+        clear_field(v, f::GUEST_CR0, CR0_PE)
+    };
+    /// "If the 'IA-32e mode guest' VM-entry control is 1, bit 31 in the CR0 field
+    /// (corresponding to CR0.PG) ... must be 1."
+    unrestricted_ia32e_without_pg: GuestIa32eWithoutPg via Launch, GUEST, f::GUEST_CR0, |v, _| {
+        unrestricted(v);
+        clear_field(v, f::GUEST_CR0, CR0_PG)
+    };
+    /// "If the guest will not be virtual-8086 ... CS: if the type is 3 (read/write
+    /// accessed expand-up data), the DPL must be 0" (type 3 is allowed only with
+    /// unrestricted guest).
+    unrestricted_cs_type3_dpl: GuestCsDplType3 via Launch, GUEST, f::GUEST_CS_ACCESS_RIGHTS, |v, _| {
+        unrestricted(v);
+        v.set(f::GUEST_CS_ACCESS_RIGHTS, 0xA093 | 3 << 5);
+        v.set(f::GUEST_SS_ACCESS_RIGHTS, AR_DATA | 3 << 5)
+    };
+    /// "SS: ... If the 'unrestricted guest' VM-execution control is 1 ... the DPL must be 0
+    /// if the type in the access-rights field for CS is 3 or if bit 0 in the CR0 field
+    /// (corresponding to CR0.PE) is 0."
+    unrestricted_ss_dpl_with_cs_type3: GuestSsDplRealMode via Launch, GUEST, f::GUEST_SS_ACCESS_RIGHTS, |v, _| {
+        unrestricted(v);
+        v.set(f::GUEST_CS_ACCESS_RIGHTS, 0xA093);
+        v.set(f::GUEST_SS_ACCESS_RIGHTS, AR_DATA | 3 << 5)
+    };
+}
+
+/// "Unrestricted guest" with "enable EPT" and a valid EPTP (write-back, 4-level walk;
+/// the tables are never walked: the entry fails first).
+fn unrestricted(v: &mut Vmcs) {
+    or_field(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::ACTIVATE_SECONDARY_CONTROLS));
+    or_field(
+        v,
+        f::SECONDARY_PROC_BASED_CONTROLS,
+        u64::from(proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST),
+    );
+    v.set(f::EPT_POINTER, SCRATCH | 6 | 3 << 3);
 }
 
 /// The checks the 32-bit-host tests at the end of this file fail.
@@ -880,28 +941,26 @@ fn may1(caps: u64, bit: u32) -> bool {
 /// control, fails first), or an L1 outside IA-32e mode, which the harness does not build.
 /// The predicate says whether the check has become reachable.
 const UNREACHABLE: &[(CheckId, &str, Reach)] = &[
-    (CheckId::VirtualApicAddress, "use TPR shadow not advertised", |c| may1(c.proc.may_be_one, proc::USE_TPR_SHADOW)),
-    (CheckId::TprThresholdReserved, "use TPR shadow not advertised", |c| may1(c.proc.may_be_one, proc::USE_TPR_SHADOW)),
-    (CheckId::TprThresholdAboveVtpr, "use TPR shadow not advertised", |c| may1(c.proc.may_be_one, proc::USE_TPR_SHADOW)),
-    (CheckId::VirtualNmisWithoutNmiExiting, "virtual NMIs not advertised", |c| may1(c.pin.may_be_one, pin::VIRTUAL_NMIS)),
-    (CheckId::NmiWindowWithoutVirtualNmis, "NMI-window exiting not advertised", |c| may1(c.proc.may_be_one, proc::NMI_WINDOW_EXITING)),
-    (CheckId::VpidZero, "enable VPID not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VPID)),
-    (CheckId::EptpMemoryType, "enable EPT not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_EPT)),
-    (CheckId::EptpWalkLength, "enable EPT not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_EPT)),
-    (CheckId::EptpAccessDirty, "enable EPT not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_EPT)),
-    (CheckId::EptpReserved, "enable EPT not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_EPT)),
-    (CheckId::UnrestrictedGuestWithoutEpt, "unrestricted guest not advertised", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
+    (CheckId::EptpAccessDirty, "EPT accessed/dirty flags are advertised: EPTP bit 6 is always allowed", |c| c.ept_vpid_cap & hvsim_vmx_model::capabilities::ept_vpid_cap::ACCESS_DIRTY == 0),
     (CheckId::VmfuncControlsReserved, "enable VM functions not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VM_FUNCTIONS)),
     (CheckId::EptpSwitchingWithoutEpt, "enable VM functions not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VM_FUNCTIONS)),
     (CheckId::EptpListAddress, "enable VM functions not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VM_FUNCTIONS)),
-    (CheckId::SavePreemptionTimerWithoutTimer, "save VMX-preemption timer value not advertised", |c| may1(c.exit.may_be_one, exit::SAVE_PREEMPTION_TIMER_VALUE)),
-    (CheckId::EventOtherVector, "monitor trap flag not advertised: type 7 fails EventTypeReserved", |c| may1(c.proc.may_be_one, proc::MONITOR_TRAP_FLAG)),
-    (CheckId::GuestCr0PgWithoutPe, "CR0 fixed bits require PE and PG without unrestricted guest (GuestCr0Fixed first)", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
-    (CheckId::GuestIa32eWithoutPg, "CR0 fixed bits require PG without unrestricted guest (GuestCr0Fixed first)", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
-    (CheckId::GuestCsDplType3, "CS type 3 needs unrestricted guest (GuestCsType first)", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
-    (CheckId::GuestSsDplRealMode, "CS type 3 or CR0.PE = 0 need unrestricted guest", |c| may1(c.proc2.may_be_one, proc2::UNRESTRICTED_GUEST)),
-    (CheckId::GuestInterruptibilityVirtualNmi, "virtual NMIs not advertised", |c| may1(c.pin.may_be_one, pin::VIRTUAL_NMIS)),
     (CheckId::Host32RipHigh, "outside IA-32e mode VMWRITE writes 32 bits of HOST_RIP; in IA-32e mode HostIa32eAddressSpaceSize fails first", |_| false),
+];
+
+/// The checks tests/vmx_controls.rs and tests/vmx_ept.rs fail end to end (with the
+/// execution controls and EPT features those files are about).
+const COVERED_IN_CONTROL_AND_EPT_TESTS: &[CheckId] = &[
+    CheckId::TprThresholdAboveVtpr,
+    CheckId::VirtualNmisWithoutNmiExiting,
+    CheckId::NmiWindowWithoutVirtualNmis,
+    CheckId::SavePreemptionTimerWithoutTimer,
+    CheckId::GuestInterruptibilityVirtualNmi,
+    CheckId::EptpMemoryType,
+    CheckId::EptpWalkLength,
+    CheckId::EptpReserved,
+    CheckId::VpidZero,
+    CheckId::UnrestrictedGuestWithoutEpt,
 ];
 
 /// Every check of `vmx_model::entry_checks::CHECKS` is either failed end to end once (in
@@ -917,7 +976,8 @@ fn every_check_is_covered_or_unreachable() {
         COVERED_HERE.len() + COVERED_32BIT_HOST.len(),
         "a check is tested twice in this file"
     );
-    let vmx_rs: BTreeSet<CheckId> = COVERED_IN_VMX_RS.iter().copied().collect();
+    let vmx_rs: BTreeSet<CheckId> =
+        COVERED_IN_VMX_RS.iter().chain(COVERED_IN_CONTROL_AND_EPT_TESTS).copied().collect();
     assert!(here.is_disjoint(&vmx_rs), "{:?}", here.intersection(&vmx_rs).collect::<Vec<_>>());
     assert!(here.len() >= 40, "{} checks", here.len());
     assert!(here.len() + vmx_rs.len() >= 60);

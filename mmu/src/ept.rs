@@ -63,9 +63,21 @@ pub const QUAL_GLA_VALID: u64 = 1 << 7;
 /// Exit qualification bit 8 (with bit 7): the access was to the translation of a
 /// linear address (clear: to a guest paging-structure entry).
 pub const QUAL_GLA_TRANSLATION: u64 = 1 << 8;
+/// Exit qualification bit 9 (advanced information, with bits 7 and 8): the linear
+/// address is a user-mode linear address.
+pub const QUAL_USER_LINEAR: u64 = 1 << 9;
+/// Exit qualification bit 10 (advanced information): the linear address translates to a
+/// read/write page.
+pub const QUAL_WRITABLE_LINEAR: u64 = 1 << 10;
+/// Exit qualification bit 11 (advanced information): the linear address translates to
+/// an execute-disable page.
+pub const QUAL_EXECUTE_DISABLE_LINEAR: u64 = 1 << 11;
+/// Exit qualification bit 12: NMI unblocking due to IRET (SDM Vol. 3C §28.2.3
+/// "Information About NMI Unblocking Due to IRET").
+pub const QUAL_NMI_UNBLOCKING: u64 = 1 << 12;
 
 /// The EPT features of the modelled CPU (IA32_VMX_EPT_VPID_CAP).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EptCaps {
     /// Execute-only translations (bit 0).
     pub execute_only: bool,

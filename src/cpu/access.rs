@@ -173,6 +173,9 @@ impl Machine {
         if let Some(np) = self.nested.svm.guest.as_ref().and_then(|g| g.np) {
             return self.translate_nested(lin, kind, privilege, np);
         }
+        if let Some(ept) = self.nested.vmx.ept {
+            return crate::nested::vmx::ept::translate(self, lin, kind, privilege, ept);
+        }
         let vpn = lin >> 12;
         let user = privilege == Privilege::Current && self.cpu.cpl == 3;
         let strict = self.strict.is_some();
@@ -341,7 +344,7 @@ impl Machine {
     /// the path through [`Machine::phys_write`], which tells the shadow cache (and the
     /// monitors).
     #[inline]
-    fn page_ref(&self, gfn: u64, host: usize, kind: AccessKind) -> PageRef {
+    pub(crate) fn page_ref(&self, gfn: u64, host: usize, kind: AccessKind) -> PageRef {
         if kind == AccessKind::Write
             && (self.write_tracked(gfn)
                 || self.monitored_frame(gfn)
@@ -354,7 +357,7 @@ impl Machine {
     }
 
     /// The RAM backing offset of guest frame `gfn`, or `usize::MAX`.
-    fn ram_page(&self, gfn: u64) -> usize {
+    pub(crate) fn ram_page(&self, gfn: u64) -> usize {
         self.mem.ram_page(hvsim_mmu::Gfn(gfn)).unwrap_or(usize::MAX)
     }
 

@@ -152,7 +152,10 @@ pub(crate) fn debug_trap(m: &mut Machine, dr6: u64) -> Option<Option<StopReason>
 /// Called for [`Fault::NestedPageFault`](crate::cpu::fault::Fault::NestedPageFault),
 /// with RIP back at the faulting instruction: performs the recorded #VMEXIT.
 pub(crate) fn nested_page_fault(m: &mut Machine, insn: Option<&Insn>) -> Option<StopReason> {
-    svm::npt_exit(m, insn, 0);
+    match m.cpuid.vendor() {
+        Vendor::Intel => vmx::ept::exit_pending(m, insn, None),
+        Vendor::Amd => svm::npt_exit(m, insn, 0),
+    };
     None
 }
 

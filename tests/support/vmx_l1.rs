@@ -132,9 +132,9 @@ pub fn intel_machine() -> Machine {
     m
 }
 
-/// The baseline VMCS: `valid_long_mode_vmcs` without EPT and VPID (not supported by the
-/// Intel model), with the harness's CR3, GDT, IDT and TSS, the host at HOST and the
-/// guest at L2.
+/// The baseline VMCS: `valid_long_mode_vmcs` without EPT and VPID (L2 shares L1's
+/// physical address space; tests/vmx_ept.rs turns EPT on), with the harness's CR3, GDT,
+/// IDT and TSS, the host at HOST and the guest at L2.
 pub fn baseline(m: &Machine) -> Vmcs {
     let caps = intel_capabilities();
     let mut v = valid_long_mode_vmcs(&VmxCapabilities::hvsim_default());

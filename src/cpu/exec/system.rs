@@ -129,6 +129,9 @@ fn check_umip(m: &Machine) -> ExecResult {
 /// Loads the PAE PDPTE registers from the table at `cr3`; #GP(0) if a present PDPTE
 /// has a reserved bit set (SDM Vol. 3A §4.4.1), leaving the registers unchanged.
 fn load_pdptes(m: &mut Machine, cr3: u64) -> ExecResult {
+    if let Some(r) = crate::nested::vmx::ept::load_guest_pdptes(m, cr3) {
+        return r;
+    }
     match paging::load_pdptes(&mut m.mem, cr3, MAXPHYADDR) {
         Some(p) => {
             m.cpu.pdpte = p;

@@ -3,6 +3,7 @@
 //! (`vmx_model::entry_checks::check_vm_entry`, 27.2-27.4), the guest-state load (27.3.2),
 //! and event injection (27.6).
 
+use super::ept::EptContext;
 use super::exit::{entry_failure_exit, SEG_FIELDS};
 use super::instructions::{fail, fail_invalid, succeed};
 use crate::cpu::access::MAXPHYADDR;
@@ -10,11 +11,11 @@ use crate::cpu::debug::{DR6_BREAKPOINTS, DR6_BS};
 use crate::cpu::fault::{vector, Exception, ExecResult, Fault};
 use crate::cpu::interrupt::{Event, EventSource};
 use crate::cpu::msr;
-use crate::cpu::regs::{attr, cr0, efer, DescriptorTable, Segment};
+use crate::cpu::regs::{attr, cr0, cr4, efer, DescriptorTable, Segment};
 use crate::cpuid::Feature;
 use crate::machine::Machine;
 use hvsim_mmu::Gpa;
-use hvsim_vmx_model::controls::entry as entry_ctl;
+use hvsim_vmx_model::controls::{entry as entry_ctl, proc, proc2};
 use hvsim_vmx_model::entry_checks::{
     check_vm_entry, EntryContext, EntryEnv, EntryPlan, FailureForm,
 };
@@ -124,6 +125,18 @@ pub fn vm_entry(m: &mut Machine, launch: bool) -> ExecResult {
     m.nested.vmx.last_entry_failure = None;
     succeed(m);
     m.nested.vmx.host_nmi_blocked = m.cpu.nmi_blocked;
+    // "Enable EPT" (27.2.1.1 checked the EPTP): L2's guest-physical accesses go through
+    // the EPT from the guest-state load on.
+    let proc2_on = |bit: u32| {
+        let s = &m.nested.vmx;
+        s.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(proc::ACTIVATE_SECONDARY_CONTROLS) != 0
+            && s.field(f::SECONDARY_PROC_BASED_CONTROLS) & u64::from(bit) != 0
+    };
+    m.nested.vmx.ept = proc2_on(proc2::ENABLE_EPT).then(|| {
+        let s = &m.nested.vmx;
+        EptContext::new(s.field(f::EPT_POINTER), s.caps.ept_vpid_cap)
+    });
+    m.nested.vmx.pending_ept = None;
     load_guest(m, &plan);
     if let Some(c) = m.nested.vmx.current.as_mut() {
         c.vmcs.launch_state = LaunchState::Launched;
@@ -205,6 +218,14 @@ fn load_guest(m: &mut Machine, plan: &EntryPlan) {
     c.halted = v.get(f::GUEST_ACTIVITY_STATE) == activity::HLT;
     if let Some(p) = plan.pdptes {
         c.pdpte = p;
+    } else if m.nested.vmx.ept.is_some()
+        && c.cr0 & cr0::PG != 0
+        && c.cr4 & cr4::PAE != 0
+        && c.efer & efer::LMA == 0
+    {
+        // 27.3.2.4 "Loading Page-Directory-Pointer-Table Entries": with "enable EPT" and
+        // PAE paging the PDPTEs come from the guest PDPTE fields.
+        c.pdpte = std::array::from_fn(|i| v.get(f::GUEST_PDPTE0 + 2 * i as u32));
     }
     m.nested.vmx.shadow_by_mov_ss = int & interruptibility::MOV_SS != 0;
     let ss_dpl = ((v.get(f::GUEST_SS_ACCESS_RIGHTS) >> 5) & 3) as u8;
@@ -258,6 +279,24 @@ fn inject(m: &mut Machine) -> ExecResult {
     super::events::delivering(m, &ev);
     match m.deliver(ev) {
         Ok(()) => Ok(()),
+        Err(Fault::NestedPageFault) => {
+            // The delivery met an EPT violation or misconfiguration: a VM exit with the
+            // injected event in the IDT-vectoring information and, for a software event,
+            // the VM-entry instruction length (28.2.4 "Information for VM Exits During Event
+            // Delivery"); the guest RIP saved is that of the event, not past it.
+            let software = matches!(
+                info.kind,
+                InterruptionType::SoftwareInterrupt
+                    | InterruptionType::SoftwareException
+                    | InterruptionType::PrivilegedSoftwareException
+            );
+            if software {
+                m.cpu.rip = m.cpu.rip.wrapping_sub(len);
+            }
+            let idt = (raw, error_code.unwrap_or(0), if software { len as u32 } else { 0 });
+            super::ept::exit_pending(m, None, Some(idt));
+            Ok(())
+        }
         Err(Fault::Exception(e)) => {
             // An exception during the injection that the exception bitmap selects
             // exits with the injected event as IDT-vectoring information (28.2.4).

@@ -295,7 +295,9 @@ pub fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>> {
         vm_exit(m, e);
         return Some(Ok(false));
     }
-    None
+    // An NMI or interrupt delivered through L2's IDT under EPT: a violation during the
+    // delivery exits with the event as IDT-vectoring information.
+    super::ept::service_events(m)
 }
 
 /// The length of the instruction being executed (RIP is already past it).

@@ -83,6 +83,8 @@ pub fn vm_exit(m: &mut Machine, info: ExitInfo) {
     s.mtf_pending = false;
     s.tpr_check_pending = false;
     s.vectoring = None;
+    s.ept = None;
+    s.pending_ept = None;
     // Blocking by NMI was virtual-NMI blocking in the guest: L1's own returns.
     if virtual_nmis {
         m.cpu.nmi_blocked = m.nested.vmx.host_nmi_blocked;
@@ -221,6 +223,15 @@ fn save_guest(m: &Machine, v: &mut Vmcs, info: &ExitInfo) {
     if exit & exit_ctl::SAVE_PREEMPTION_TIMER_VALUE != 0 {
         if let Some(t) = m.nested.vmx.timer {
             v.set(f::VMX_PREEMPTION_TIMER_VALUE, u64::from(t.remaining(m.clock())));
+        }
+    }
+    // With "enable EPT" and PAE paging in use, the PDPTE registers are saved into the
+    // guest PDPTE fields (28.3.4 "Saving Non-Register State"; without PAE paging the
+    // values saved are undefined and hvsim leaves the fields as they are).
+    let pae = c.cr0 & cr0::PG != 0 && c.cr4 & cr4::PAE != 0 && c.efer & efer::LMA == 0;
+    if m.nested.vmx.ept.is_some() && pae {
+        for (i, p) in c.pdpte.iter().enumerate() {
+            v.set(f::GUEST_PDPTE0 + 2 * i as u32, *p);
         }
     }
 }

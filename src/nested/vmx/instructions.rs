@@ -17,6 +17,10 @@ use crate::cpu::regs::{attr, cr0, cr4, efer, SegReg};
 use crate::machine::Machine;
 use hvsim_decoder::iced::{Instruction, Mnemonic};
 use hvsim_mmu::Gpa;
+use hvsim_vmx_model::capabilities::ept_vpid_cap as cap;
+use hvsim_vmx_model::controls::proc2;
+use hvsim_vmx_model::entry_checks::controls::eptp_check;
+use hvsim_vmx_model::entry_checks::EntryContext;
 use hvsim_vmx_model::msr::{FEATURE_CONTROL_LOCK, FEATURE_CONTROL_VMX_OUTSIDE_SMX};
 use hvsim_vmx_model::vmcs::region_revision_id;
 use hvsim_vmx_model::{LaunchState, VmInstructionError};
@@ -37,7 +41,8 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Vmlaunch => vmlaunch,
         Mnemonic::Vmresume => vmresume,
         Mnemonic::Vmcall => vmcall,
-        Mnemonic::Invept | Mnemonic::Invvpid => invept_invvpid,
+        Mnemonic::Invept => invept,
+        Mnemonic::Invvpid => invvpid,
         _ => return None,
     })
 }
@@ -325,8 +330,132 @@ fn vmcall(m: &mut Machine, _i: &Insn) -> ExecResult {
     Ok(())
 }
 
-/// INVEPT/INVVPID: #UD, as neither EPT nor VPID is supported (IA32_VMX_EPT_VPID_CAP
-/// reports neither instruction; SDM Vol. 3C 32.3 "INVEPT", "INVVPID").
-fn invept_invvpid(_m: &mut Machine, _i: &Insn) -> ExecResult {
-    ud()
+/// INVEPT types (SDM Vol. 3C 29.4.3.1 "Operations that Invalidate Cached Mappings",
+/// 32.3 "INVEPT"): the bit of IA32_VMX_EPT_VPID_CAP that reports type `t` is 24 + t.
+pub mod invept_type {
+    /// Single-context: the mappings of one EPTP.
+    pub const SINGLE_CONTEXT: u64 = 1;
+    /// Global: the mappings of every EPTP.
+    pub const ALL_CONTEXT: u64 = 2;
+    /// IA32_VMX_EPT_VPID_CAP bit of type 0.
+    pub const CAP_BIT_BASE: u64 = 24;
+}
+
+/// INVVPID types (SDM Vol. 3C 32.3 "INVVPID"): the bit of IA32_VMX_EPT_VPID_CAP that
+/// reports type `t` is 40 + t.
+pub mod invvpid_type {
+    /// Individual-address: one linear address of one VPID.
+    pub const INDIVIDUAL_ADDRESS: u64 = 0;
+    /// Single-context: every mapping of one VPID.
+    pub const SINGLE_CONTEXT: u64 = 1;
+    /// All-context: every mapping of every VPID but 0.
+    pub const ALL_CONTEXT: u64 = 2;
+    /// Single-context, retaining global translations.
+    pub const SINGLE_CONTEXT_RETAINING_GLOBALS: u64 = 3;
+    /// IA32_VMX_EPT_VPID_CAP bit of type 0.
+    pub const CAP_BIT_BASE: u64 = 40;
+}
+
+/// Whether IA32_VMX_EPT_VPID_CAP reports type `ty` of an instruction whose type 0 is bit
+/// `base` (a type beyond the register's bits is not supported).
+fn type_supported(m: &Machine, base: u64, ty: u64) -> bool {
+    base.checked_add(ty)
+        .filter(|&b| b < 64)
+        .is_some_and(|b| m.nested.vmx.caps.ept_vpid_cap >> b & 1 != 0)
+}
+
+/// The register operand (type) and the 128-bit memory descriptor of INVEPT/INVVPID: the
+/// type is read first, the descriptor only when the type is supported.
+fn invalidation_type(m: &mut Machine, i: &Insn) -> Result<u64, Fault> {
+    if i.ops[1] != Op::Mem {
+        return ud();
+    }
+    read_sized(m, i, 0, vm_operand_size(m))
+}
+
+/// Reads the 128-bit descriptor of INVEPT/INVVPID: (bits 63:0, bits 127:64).
+fn descriptor(m: &mut Machine, i: &Insn) -> Result<(u64, u64), Fault> {
+    let ea = i.ea(m);
+    let lin = m.linear(i.mem.seg, ea, 16, false)?;
+    let b: [u8; 16] = m.read_lin(lin, hvsim_mmu::paging::AccessKind::Read)?;
+    let lo = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+    let hi = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+    Ok((lo, hi))
+}
+
+/// INVEPT (SDM Vol. 3C 32.3 "INVEPT—Invalidate Translations Derived from EPT"): #UD
+/// without EPT and INVEPT support, then the common checks; an unsupported type, or a
+/// single-context descriptor whose EPTP VM entry would reject (27.2.1.1), is
+/// VMfail(28). hvsim holds no EPT-derived translation in root operation (see the module
+/// docs of `vmx`), so a valid INVEPT has nothing left to invalidate.
+fn invept(m: &mut Machine, i: &Insn) -> ExecResult {
+    let caps = &m.nested.vmx.caps;
+    if caps.proc2.may_be_one & u64::from(proc2::ENABLE_EPT) == 0
+        || caps.ept_vpid_cap & cap::INVEPT == 0
+    {
+        return ud();
+    }
+    root_checks(m)?;
+    let ty = invalidation_type(m, i)?;
+    if !type_supported(m, invept_type::CAP_BIT_BASE, ty) {
+        fail(m, VmInstructionError::INVALID_INVEPT_INVVPID_OPERAND);
+        return Ok(());
+    }
+    let (eptp, _) = descriptor(m, i)?;
+    if ty == invept_type::SINGLE_CONTEXT {
+        let ctx = entry_context(m);
+        if eptp_check(eptp, &m.nested.vmx.caps, &ctx).is_err() {
+            fail(m, VmInstructionError::INVALID_INVEPT_INVVPID_OPERAND);
+            return Ok(());
+        }
+    }
+    tracing::debug!(target: "hvsim::nested", ty, eptp, "INVEPT");
+    succeed(m);
+    Ok(())
+}
+
+/// INVVPID (SDM Vol. 3C 32.3 "INVVPID—Invalidate Translations Based on VPID"): #UD
+/// without VPID and INVVPID support, then the common checks; VMfail(28) for an
+/// unsupported type, descriptor bits 63:16 set, VPID 0 with types 0, 1 and 3, or a
+/// non-canonical linear address with type 0. Translations of VPIDs other than 0 never
+/// outlive the VM exit that ends their L2 in hvsim (see the module docs of `vmx`), so a
+/// valid INVVPID has nothing left to invalidate.
+fn invvpid(m: &mut Machine, i: &Insn) -> ExecResult {
+    let caps = &m.nested.vmx.caps;
+    if caps.proc2.may_be_one & u64::from(proc2::ENABLE_VPID) == 0
+        || caps.ept_vpid_cap & cap::INVVPID == 0
+    {
+        return ud();
+    }
+    root_checks(m)?;
+    let ty = invalidation_type(m, i)?;
+    if !type_supported(m, invvpid_type::CAP_BIT_BASE, ty) {
+        fail(m, VmInstructionError::INVALID_INVEPT_INVVPID_OPERAND);
+        return Ok(());
+    }
+    let (lo, addr) = descriptor(m, i)?;
+    let vpid = lo & 0xFFFF;
+    let ok = lo >> 16 == 0
+        && match ty {
+            invvpid_type::INDIVIDUAL_ADDRESS => vpid != 0 && entry_context(m).canonical(addr),
+            invvpid_type::ALL_CONTEXT => true,
+            _ => vpid != 0,
+        };
+    if !ok {
+        fail(m, VmInstructionError::INVALID_INVEPT_INVVPID_OPERAND);
+        return Ok(());
+    }
+    tracing::debug!(target: "hvsim::nested", ty, vpid, addr, "INVVPID");
+    succeed(m);
+    Ok(())
+}
+
+/// The processor facts the VM-entry checks use (physical and linear address widths).
+fn entry_context(m: &Machine) -> EntryContext {
+    EntryContext {
+        phys_addr_width: crate::cpu::access::MAXPHYADDR,
+        linear_addr_width: if m.cpuid.has(crate::cpuid::Feature::La57) { 57 } else { 48 },
+        host_ia32e: m.cpu.efer & efer::LMA != 0,
+        current_vmcs: m.nested.vmx.current.as_ref().map(|c| c.pa),
+    }
 }

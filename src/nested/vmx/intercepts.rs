@@ -21,7 +21,8 @@ use hvsim_mmu::Gpa;
 use hvsim_vmx_model::controls::{proc, proc2};
 use hvsim_vmx_model::exit_info::{
     displacement_qualification, linear_address_qualification, AddressSize, CrAccessQualification,
-    CrAccessType, InsOutsInfo, InstructionInfo, IoQualification, MovDrQualification,
+    CrAccessType, InsOutsInfo, InstructionInfo, InterruptionInfo, InterruptionType,
+    IoQualification, MovDrQualification,
 };
 use hvsim_vmx_model::vmcs_fields as f;
 use hvsim_vmx_model::{ExitInfo, VmxExitReason as R};
@@ -61,7 +62,9 @@ fn simple_exceptions_pass(m: &Machine, i: &Insn) -> bool {
         | Mnemonic::Vmwrite
         | Mnemonic::Vmlaunch
         | Mnemonic::Vmresume
-        | Mnemonic::Vmcall => !ud_conditions(m),
+        | Mnemonic::Vmcall
+        | Mnemonic::Invept
+        | Mnemonic::Invvpid => !ud_conditions(m),
         Mnemonic::Hlt
         | Mnemonic::Rdmsr
         | Mnemonic::Wrmsr
@@ -189,6 +192,10 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         Mnemonic::Vmxon => Some((R::VMXON, displacement(i), instruction_info(i, 0, None))),
         Mnemonic::Vmread => Some((R::VMREAD, displacement(i), instruction_info(i, 0, Some(1)))),
         Mnemonic::Vmwrite => Some((R::VMWRITE, displacement(i), instruction_info(i, 1, Some(0)))),
+        // INVEPT/INVVPID r, m128: the descriptor (operand 1) and the type register in
+        // Reg2 (28.2.5 Table 28-11).
+        Mnemonic::Invept => Some((R::INVEPT, displacement(i), instruction_info(i, 1, Some(0)))),
+        Mnemonic::Invvpid => Some((R::INVVPID, displacement(i), instruction_info(i, 1, Some(0)))),
         // 26.1.3 "Instructions That Cause VM Exits Conditionally".
         Mnemonic::Hlt => when(proc_on(m, proc::HLT_EXITING), R::HLT),
         Mnemonic::Rdtsc => when(proc_on(m, proc::RDTSC_EXITING), R::RDTSC),
@@ -449,6 +456,7 @@ fn io_exit(m: &mut Machine, i: &Insn) -> Option<Exit> {
 pub fn check_insn(m: &mut Machine, i: &Insn, rip: u64, _next: u64) -> bool {
     m.nested.vmx.vectoring = None;
     m.nested.vmx.iret_unblocked_nmi = false;
+    super::ept::note_insn(m, i);
     if !simple_exceptions_pass(m, i) {
         return false;
     }
@@ -501,7 +509,20 @@ pub fn on_exception(
         super::events::exception_exit(m, &e, 0, 0, length);
         return Some(None);
     }
+    m.nested.vmx.pending_ept = None;
     let r = m.raise_exception(e, insn);
+    if m.nested.vmx.pending_ept.is_some() {
+        // The delivery met an EPT violation or misconfiguration: the exit reports the
+        // exception in the IDT-vectoring information (28.2.4).
+        let info = InterruptionInfo::new(
+            e.vector,
+            InterruptionType::HardwareException,
+            e.error_code.is_some(),
+        );
+        let idt = (info.encode(), e.error_code.unwrap_or(0), 0);
+        super::ept::exit_pending(m, None, Some(idt));
+        return Some(None);
+    }
     if matches!(r, Some(StopReason::Shutdown { .. })) {
         if m.nested.vmx.non_root {
             m.nested.vmx.vectoring = None;

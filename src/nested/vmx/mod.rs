@@ -9,14 +9,23 @@
 //! VMXOFF) write a VMCS to its region in hvsim's own format (`Vmcs::to_region`).
 //!
 //! What the Intel model advertises is [`intel_capabilities`]: `hvsim_default()` without
-//! EPT, unrestricted guest, VPID and VM functions (not implemented in this round). An L2
-//! guest cannot itself use VMX: its VMX instructions exit to L1.
+//! VM functions (not implemented). EPT (with execute-only pages, 2-MByte and 1-GByte pages, A/D flags and the advanced EPT-violation
+//! information; [`ept`]), VPID with every INVEPT/INVVPID type, and unrestricted guest are
+//! advertised. An L2 guest cannot itself use VMX: its VMX instructions exit to L1.
+//!
+//! VPID and EPTP tagging: hvsim flushes its front-end TLB on every VM entry and VM exit
+//! and keeps no L2 translation in the shadow page cache, so no translation ever survives
+//! a world switch. That is one of the behaviours the SDM allows (§29.4 "Caching
+//! Translation Information": a processor may invalidate more than software asks), and it
+//! makes INVEPT and INVVPID in VMX root operation architectural no-ops once their
+//! operands pass the checks.
 //!
 //! Events between guest instructions (the VMX-preemption timer, NMI and interrupt
 //! windows, pending MTF exits) are in [`events`]; the timer's arithmetic in
 //! [`preemption_timer`]; CR8 through the virtual-APIC page in [`tpr_shadow`].
 
 pub mod entry;
+pub mod ept;
 pub mod events;
 pub mod exit;
 pub mod instructions;
@@ -46,15 +55,13 @@ pub fn intel_capabilities() -> VmxCapabilities {
         must_be_one: caps.must_be_one & !u64::from(bits),
         may_be_one: caps.may_be_one & !u64::from(bits),
     };
-    c.proc2 = drop(
-        c.proc2,
-        proc2::ENABLE_EPT
-            | proc2::ENABLE_VPID
-            | proc2::UNRESTRICTED_GUEST
-            | proc2::ENABLE_VM_FUNCTIONS,
-    );
+    c.proc2 = drop(c.proc2, proc2::ENABLE_VM_FUNCTIONS);
     c.vmfunc = ControlCaps::default();
-    c.ept_vpid_cap = 0;
+    // IA32_VMX_EPT_VPID_CAP as `hvsim_default` reports it: execute-only, 4-level walks,
+    // UC/WB paging structures, 2M/1G pages, A/D flags, advanced EPT-violation
+    // information, INVEPT single/all-context and every INVVPID type ([`ept`],
+    // `instructions`). The 5-level walk is not offered.
+    c.ept_vpid_cap &= !hvsim_vmx_model::capabilities::ept_vpid_cap::PAGE_WALK_5;
     c
 }
 
@@ -109,6 +116,14 @@ pub struct VmxState {
     pub vectoring: Option<(u32, u32)>,
     /// The current guest instruction is an IRET that ended (virtual-)NMI blocking.
     pub iret_unblocked_nmi: bool,
+    /// The EPT of the running L2 ("enable EPT" in non-root operation), else `None`.
+    pub ept: Option<ept::EptContext>,
+    /// An EPT violation or misconfiguration found by the current access, for the run
+    /// loop's VM exit.
+    pub pending_ept: Option<ept::EptExit>,
+    /// The current L2 instruction is an IRET that found NMIs blocked (bit 12 of an EPT
+    /// violation's exit qualification).
+    pub iret_unblocking_nmi: bool,
     /// Successful VM entries and VM exits (for reports and benches).
     pub entries: u64,
     /// See `entries`.
@@ -134,6 +149,9 @@ impl Default for VmxState {
             host_nmi_blocked: false,
             vectoring: None,
             iret_unblocked_nmi: false,
+            ept: None,
+            pending_ept: None,
+            iret_unblocking_nmi: false,
             entries: 0,
             exits: 0,
         }
@@ -236,8 +254,14 @@ pub(crate) fn cr0_write_value(m: &Machine, v: u64) -> Result<u64, Fault> {
         v
     };
     // ET is fixed to 1 by the processor; CD/NW are not restricted by the fixed bits
-    // hvsim reports.
-    let fixed0 = s.caps.cr0_fixed0;
+    // hvsim reports. With "unrestricted guest", PE and PG may be 0 in non-root
+    // operation (25.8: "...if the 'unrestricted guest' VM-execution control is 1").
+    let unrestricted = s.non_root
+        && s.field(f::PRIMARY_PROC_BASED_CONTROLS) & u64::from(proc::ACTIVATE_SECONDARY_CONTROLS)
+            != 0
+        && s.field(f::SECONDARY_PROC_BASED_CONTROLS) & u64::from(proc2::UNRESTRICTED_GUEST) != 0;
+    let fixed0 =
+        if unrestricted { s.caps.cr0_fixed0 & !(cr0::PE | cr0::PG) } else { s.caps.cr0_fixed0 };
     let fixed1 = s.caps.cr0_fixed1 | cr0::ET;
     if v & fixed0 != fixed0 || v & !fixed1 != 0 {
         return gp(0);
