@@ -115,22 +115,6 @@ fn l2_count_and_vmcall(a: Asm) -> Result<(), IcedError> {
     a.vmcall()
 }
 
-/// The (encoding, value) loop over the table at `at` (as `write_table`).
-fn write_table_at(a: Asm, at: u64) -> Result<(), IcedError> {
-    let mut lp = a.create_label();
-    let mut done = a.create_label();
-    a.mov(rsi, at)?;
-    a.set_label(&mut lp)?;
-    a.mov(rax, qword_ptr(rsi))?;
-    a.cmp(rax, -1)?;
-    a.je(done)?;
-    a.mov(rbx, qword_ptr(rsi + 8))?;
-    a.vmwrite(rax, rbx)?;
-    a.add(rsi, 16)?;
-    a.jmp(lp)?;
-    a.set_label(&mut done)
-}
-
 /// The exit handler of the VMRESUME path: on the first exit (R14 = 0) it writes the
 /// fields of RESUME_TABLE and executes VMRESUME (a VMfail falls through to the failure
 /// recorder); on the next exit it records the exit reason and halts.

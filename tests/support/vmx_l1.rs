@@ -87,10 +87,16 @@ pub fn enter_and_load(a: Asm) -> Result<(), IcedError> {
     write_table(a)
 }
 
+/// VMWRITEs the (encoding, value) pairs of the table at TABLE (ended by encoding -1).
 pub fn write_table(a: Asm) -> Result<(), IcedError> {
+    write_table_at(a, TABLE)
+}
+
+/// VMWRITEs the (encoding, value) pairs of the table at `at` (ended by encoding -1).
+pub fn write_table_at(a: Asm, at: u64) -> Result<(), IcedError> {
     let mut lp = a.create_label();
     let mut done = a.create_label();
-    a.mov(rsi, TABLE)?;
+    a.mov(rsi, at)?;
     a.set_label(&mut lp)?;
     a.mov(rax, qword_ptr(rsi))?;
     a.cmp(rax, -1)?;
