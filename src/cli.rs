@@ -136,6 +136,14 @@ pub struct RunArgs {
     /// to FILE instead of the console.
     #[arg(long, value_name = "FILE")]
     pub debugcon: Option<PathBuf>,
+    /// With `--bios`: turn on the BIOS's interactive boot menu (QEMU's `-boot menu=on`);
+    /// SeaBIOS waits for a key (2.5 s of virtual time by default), then boots the disk.
+    #[arg(long, requires = "bios")]
+    pub boot_menu: bool,
+    /// How long the boot menu waits for a key, in milliseconds of virtual time (QEMU's
+    /// `-boot splash-time`).
+    #[arg(long, value_name = "MS", requires = "boot_menu")]
+    pub boot_menu_wait: Option<u16>,
     /// Boot this multiboot kernel (ELF32, ELF64 or a.out kludge) instead of a disk image.
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
@@ -611,6 +619,9 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         let rom = std::fs::read(rom_path)
             .map_err(|e| usage(format!("cannot read {}: {e}", rom_path.display())))?;
         m.load_external_bios(&rom).map_err(|e| usage(format!("{}: {e}", rom_path.display())))?;
+        if args.boot_menu {
+            m.enable_boot_menu(args.boot_menu_wait).map_err(|e| usage(e.to_string()))?;
+        }
         // The external BIOS finds the image as the IDE primary master.
         m.attach_ide_disk(image);
         if let Some(path) = &args.debugcon {

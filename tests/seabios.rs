@@ -152,6 +152,25 @@ fn seabios_boots_the_disk_from_ide() {
     assert_eq!(b, [0xEA], "the shadow copy is write-protected");
 }
 
+/// QEMU's `-boot menu=on`: SeaBIOS offers its boot menu ("Press ESC for boot menu."),
+/// waits the time fw_cfg's `etc/boot-menu-wait` gives on the virtual clock, and with no
+/// key pressed boots the same disk.
+#[test]
+fn seabios_boot_menu_then_boots_the_disk() {
+    let Some(rom) = rom(SEABIOS) else { return };
+    let mut m = Machine::new(&config()).unwrap();
+    m.load_external_bios(&rom).unwrap();
+    m.enable_boot_menu(Some(500)).unwrap();
+    m.attach_ide_disk(DiskImage::from_bytes(boot_disk()).unwrap());
+    let rep = m.run(Some(MAX_INSNS));
+    let log = String::from_utf8_lossy(m.debugcon_output()).into_owned();
+    assert_eq!(rep.reason, StopReason::DebugExit(BOOTED), "{rep}\nSeaBIOS log:\n{log}");
+    let menu = log.find("Press ESC for boot menu.").unwrap_or_else(|| panic!("no menu:\n{log}"));
+    let boot = log.find("Booting from Hard Disk...").unwrap_or_else(|| panic!("no boot:\n{log}"));
+    assert!(menu < boot, "the menu comes before the boot:\n{log}");
+    assert!(m.now_ns() >= 500_000_000, "SeaBIOS waited {} ns for a key", m.now_ns());
+}
+
 /// The 256 KiB build boots too (its last 128 KiB are the low alias).
 #[test]
 fn seabios_256k_boots_the_disk_from_ide() {

@@ -29,6 +29,8 @@ pub mod key {
     pub const RAM_SIZE: u16 = 0x03;
     /// Number of boot CPUs (u16 LE).
     pub const NB_CPUS: u16 = 0x05;
+    /// Interactive boot menu on (u16 LE, 1) or off (0): QEMU's `-boot menu=on`.
+    pub const BOOT_MENU: u16 = 0x0E;
     /// Maximum number of CPUs (u16 LE).
     pub const MAX_CPUS: u16 = 0x0F;
     /// Kernel command line size including the NUL (u32 LE).
@@ -44,6 +46,10 @@ pub mod key {
     /// Selector bit 15: architecture-specific key.
     pub const ARCH_LOCAL: u16 = 0x8000;
 }
+
+/// The file that holds how long an external BIOS's boot menu waits for a key, in
+/// milliseconds (u16 LE; QEMU's `-boot splash-time`, which SeaBIOS reads).
+pub const BOOT_MENU_WAIT_FILE: &str = "etc/boot-menu-wait";
 
 /// The signature item's contents.
 pub const SIGNATURE: &[u8; 4] = b"QEMU";

@@ -39,6 +39,22 @@ impl Machine {
         self.platform_mut().attach_ide(0, 0, AtaDrive::new(image, IDE_DISK_SERIAL));
     }
 
+    /// Turns on an external BIOS's interactive boot menu (QEMU's `-boot
+    /// menu=on[,splash-time=MS]`): fw_cfg's boot-menu item and, with `wait_ms`,
+    /// `etc/boot-menu-wait`. SeaBIOS then prints "Press ESC for boot menu." and waits that
+    /// long (its default is 2.5 s) of virtual time for a key; no key comes (hvsim's i8042
+    /// has no host keyboard), so it goes on to boot the first disk.
+    pub fn enable_boot_menu(&mut self, wait_ms: Option<u16>) -> Result<(), BiosError> {
+        use hvsim_devices::fw_cfg::{key, BOOT_MENU_WAIT_FILE};
+        let fw = &mut self.platform_mut().fw_cfg;
+        fw.set_item(key::BOOT_MENU, 1u16.to_le_bytes().to_vec());
+        if let Some(ms) = wait_ms {
+            fw.add_file(BOOT_MENU_WAIT_FILE, ms.to_le_bytes().to_vec())
+                .map_err(|e| BiosError::Memory(format!("fw_cfg: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Maps an external BIOS image and puts the vCPU at its reset vector. Guest RAM is
     /// rebuilt (its contents are lost), so call this before loading anything else. The
     /// machine must not have RAM in the top 16 MiB below 4 GiB.
