@@ -148,6 +148,47 @@ fn uniprocessor_with_timer_interrupts_and_io() {
 }
 
 /// Restoring the same snapshot twice gives two machines that run identically.
+/// 32-bit guest without paging: the local APIC timer counts down from FFFFFFFFh (masked,
+/// divide by 1) while the guest reads its current count through xAPIC MMIO in the middle
+/// of a block and writes each value to port 80h (into the trace hash), 40 times, then
+/// exits through isa-debug-exit.
+fn lapic_timer_reads() -> Machine {
+    const APIC: u32 = 0xFEE0_0000;
+    let mut a = CodeAssembler::new(32).unwrap();
+    for (reg, v) in [(0xF0u32, 0x1FFu32), (0x3E0, 0xB), (0x320, 0x1_0000), (0x380, 0xFFFF_FFFF)] {
+        a.mov(dword_ptr(APIC + reg), v).unwrap();
+    }
+    a.mov(ecx, 40u32).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.add(ebx, 3u32).unwrap();
+    a.imul_3(edx, ebx, 7u32).unwrap();
+    a.mov(eax, dword_ptr(APIC + 0x390)).unwrap();
+    a.out(0x80, al).unwrap();
+    a.dec(ecx).unwrap();
+    a.jnz(top).unwrap();
+    a.mov(al, 1u32).unwrap();
+    a.out(0xF4, al).unwrap();
+    let code = a.assemble(0x1000).unwrap();
+    let mut m = Machine::new(&MachineConfig::default()).unwrap();
+    m.load(0x1000, &code).unwrap();
+    m.enter_mode(GuestMode::Protected32, 0x1000, 0x8000).unwrap();
+    m
+}
+
+/// A device read in the middle of a block sees the exact instruction count: a snapshot
+/// at any instruction, including between the ADD and the MMIO read of the APIC timer's
+/// current count, continues to the uninterrupted run's hash (the restored run's blocks
+/// begin elsewhere).
+#[test]
+fn mmio_reads_of_the_apic_timer_in_mid_block() {
+    let mut probe = lapic_timer_reads();
+    probe.enable_trace_hash();
+    let end = finish(&mut probe);
+    let points: Vec<u64> = (5..40).chain([end.clock / 2, end.clock - 3]).collect();
+    check_split(lapic_timer_reads, &points);
+}
+
 #[test]
 fn restoring_twice_gives_the_same_run() {
     let mut m = uniprocessor();

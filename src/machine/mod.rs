@@ -148,6 +148,11 @@ pub struct Machine {
     /// Some vCPU may have a MONITOR line armed: physical writes check the lines (see
     /// `cpu/exec/monitor.rs`).
     pub(crate) monitor_watch: bool,
+    /// Index of the executing instruction in the current block of the fast path (0
+    /// outside it): the instructions before it have retired but are not yet in
+    /// `cpu.insn_count`, which the run loop adds up per block; [`Machine::clock`] counts
+    /// them.
+    pub(crate) block_pos: u64,
     /// A20 gate and BIOS shadowing (see [`chipset`]).
     pub(crate) chipset: chipset::Chipset,
     /// The debug console's output (see [`platform::DebugConOutput`]).
@@ -225,6 +230,7 @@ impl Machine {
             bios: None,
             nested: crate::nested::NestedState::default(),
             monitor_watch: false,
+            block_pos: 0,
             input: Default::default(),
             chipset: chipset::Chipset::default(),
             debugcon: platform::DebugConOutput::default(),
@@ -395,20 +401,23 @@ impl Machine {
             return self.run_block_traced(block, budget);
         }
         let ip_mask = self.cpu.ip_mask();
-        // Retired instructions are added up per block. Instructions that read the
-        // instruction-count clock (RDTSC, RDMSR, ...) always start a block (see
-        // `block.rs`), so they see an exact count.
+        // Retired instructions are added up per block; `block_pos` (one store per
+        // instruction) keeps the clock exact inside it, so a device read in the middle of
+        // a block (a local APIC timer's current count through MMIO) sees the same clock
+        // wherever the run's blocks began (after a snapshot restore, say).
         let mut done = 0u64;
         for (n, insn) in block.insns[..budget].iter().enumerate() {
             let start = self.cpu.rip;
             let next = start.wrapping_add(u64::from(insn.len)) & ip_mask;
             self.cpu.rip = next;
+            self.block_pos = n as u64;
             if let Err(f) = (insn.exec)(self, insn) {
                 if f.retired() {
                     done += 1;
                 } else if !std::mem::take(&mut self.cpu.rip_committed) {
                     self.cpu.rip = start;
                 }
+                self.block_pos = 0;
                 self.cpu.insn_count += done;
                 return Err((f, n));
             }
@@ -418,6 +427,7 @@ impl Machine {
                 break;
             }
         }
+        self.block_pos = 0;
         self.cpu.insn_count += done;
         Ok(())
     }

@@ -80,7 +80,7 @@ impl Machine {
     /// The virtual clock: instructions retired by all vCPUs together.
     #[inline]
     pub fn clock(&self) -> u64 {
-        self.retired_parked + self.cpu.insn_count + self.idle
+        self.retired_parked + self.cpu.insn_count + self.block_pos + self.idle
     }
 
     /// INIT (SDM Vol. 3A §9.4, Table 9-1): vCPU `i` returns to the power-up register
