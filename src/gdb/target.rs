@@ -128,10 +128,21 @@ impl<'m> GdbTarget<'m> {
         let mut bytes = [0u8; 15];
         let pc = self.pc_linear();
         let n = self.read_addrs(pc, &mut bytes).unwrap_or(0);
-        let accesses = watch::accesses(self.m, &bytes[..n]);
+        let mut accesses = watch::accesses(self.m, &bytes[..n]);
+        let string = watch::is_string(self.m, &bytes[..n]);
         let before = self.m.cpu.insn_count;
         let stop = self.step(1);
-        if stop.is_none() && self.m.cpu.insn_count != before {
+        // A string instruction progressed (retired, or a long REP yielded a chunk): the
+        // span of its operands from before to after.
+        let progressed = if string {
+            let after = watch::accesses(self.m, &bytes[..n]);
+            let moved = after != accesses;
+            accesses = watch::string_spans(&accesses, &after);
+            moved
+        } else {
+            false
+        };
+        if stop.is_none() && (self.m.cpu.insn_count != before || progressed) {
             if let Some(w) = watch::first_hit(&self.watchpoints, &accesses) {
                 return Some(SingleThreadStopReason::Watch { tid: (), kind: w.kind, addr: w.addr });
             }

@@ -6,8 +6,11 @@
 //! (like an x86 data breakpoint, a trap after the access: SDM Vol. 3A §18.3.1.2 "Data
 //! Memory and I/O Breakpoint Exception Conditions").
 //!
-//! Limits: a REP string instruction is checked on its first element only, and accesses
-//! made by event delivery (pushing an exception frame) are not seen.
+//! A string instruction's operands move with RSI/RDI: the range it touched is the span
+//! between its operands' addresses before and after the step ([`string_spans`]), so a
+//! REP MOVS/STOS over a watched byte stops whatever element hit it (also when a long REP
+//! yields between chunks). Limit: accesses made by event delivery (pushing an exception
+//! frame) are not seen.
 
 use crate::cpu::regs::SegReg;
 use crate::machine::Machine;
@@ -79,6 +82,32 @@ fn register_value(m: &Machine, reg: Register) -> Option<u64> {
     None
 }
 
+/// Whether the instruction whose bytes are `bytes` is a string instruction (MOVS, STOS,
+/// LODS, CMPS, SCAS, INS, OUTS), whose memory operands advance with RSI/RDI.
+pub(super) fn is_string(m: &Machine, bytes: &[u8]) -> bool {
+    let bits = u32::from(m.cpu.code_bits.max(16));
+    let insn = Decoder::with_ip(bits, bytes, m.cpu.rip, DecoderOptions::NONE).decode();
+    !insn.is_invalid() && insn.is_string_instruction()
+}
+
+/// The ranges a string instruction touched, from its operands' accesses computed with the
+/// registers before (`before`) and after (`after`) the step, pairwise: with DF = 0 an
+/// operand covered [before, after), with DF = 1 (after, before], in elements.
+pub(super) fn string_spans(before: &[Access], after: &[Access]) -> Vec<Access> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let (lo, hi) = if a.lin >= b.lin {
+                (b.lin, a.lin.max(b.lin.saturating_add(b.size)))
+            } else {
+                (a.lin.saturating_add(a.size), b.lin.saturating_add(b.size))
+            };
+            Access { lin: lo, size: hi - lo, ..*b }
+        })
+        .collect()
+}
+
 /// The memory accesses of the instruction whose bytes are `bytes`, at CS:RIP.
 pub(super) fn accesses(m: &Machine, bytes: &[u8]) -> Vec<Access> {
     let bits = u32::from(m.cpu.code_bits.max(16));
@@ -124,5 +153,23 @@ mod tests {
         let a = Watchpoint { kind: WatchKind::ReadWrite, ..w };
         assert!(a.hit_by(&read(0x1000, 1)) && a.hit_by(&write(0x1000, 1)));
         assert_eq!(first_hit(&[r, w], &[write(0x1001, 2)]), Some(w));
+    }
+
+    /// REP STOSD of 8 elements from 0x2000 upward, and of 8 from 0x201C downward (DF = 1):
+    /// the spans cover exactly the 32 bytes written, so a watchpoint on the last element
+    /// hits and one on the next byte does not.
+    #[test]
+    fn string_spans_cover_every_element() {
+        let w = |lin| Access { lin, size: 4, read: false, write: true };
+        let up = string_spans(&[w(0x2000)], &[w(0x2020)]);
+        assert_eq!(up, vec![Access { lin: 0x2000, size: 0x20, read: false, write: true }]);
+        let down = string_spans(&[w(0x201C)], &[w(0x1FFC)]);
+        assert_eq!(down, up);
+        let last = Watchpoint { addr: 0x201C, len: 1, kind: WatchKind::Write };
+        let after = Watchpoint { addr: 0x2020, len: 1, kind: WatchKind::Write };
+        assert_eq!(first_hit(&[after, last], &up), Some(last));
+        assert_eq!(first_hit(&[after], &down), None);
+        // No progress (RCX = 0): the element size alone.
+        assert_eq!(string_spans(&[w(0x2000)], &[w(0x2000)])[0].size, 4);
     }
 }
