@@ -32,12 +32,15 @@ fn cpuid_and_capability_msrs() {
     run(&mut m);
     assert_ne!(m.cpu.gpr[8] & (1 << 5), 0);
     assert_eq!(m.cpu.gpr[9] as u32, REVISION);
-    // EPT, VPID and unrestricted guest are advertised (SDM Vol. 3D A.3.3); VM functions
-    // are not.
+    // EPT, VPID, unrestricted guest and VM functions are advertised (SDM Vol. 3D A.3.3);
+    // VMCS shadowing is not.
     let allowed1 = m.cpu.gpr[10] as u32;
-    let on = proc2::ENABLE_EPT | proc2::ENABLE_VPID | proc2::UNRESTRICTED_GUEST;
+    let on = proc2::ENABLE_EPT
+        | proc2::ENABLE_VPID
+        | proc2::UNRESTRICTED_GUEST
+        | proc2::ENABLE_VM_FUNCTIONS;
     assert_eq!(allowed1 & on, on);
-    assert_eq!(allowed1 & proc2::ENABLE_VM_FUNCTIONS, 0);
+    assert_eq!(allowed1 & proc2::VMCS_SHADOWING, 0);
 }
 
 // ---- VMXON / VMXOFF (SDM Vol. 3C 32.3 "VMXON", "VMXOFF") --------------------------------
@@ -245,13 +248,13 @@ fn vmptrst_and_vmclear_write_back() {
     assert_eq!(m.mem.read_u32(Gpa(VMCS)), REVISION);
 }
 
-/// VMREAD/VMWRITE: error 12 for an unsupported component (here the VM-function
-/// controls, not supported without VM functions); VMfailInvalid without a current VMCS; a successful
+/// VMREAD/VMWRITE: error 12 for an unsupported component (here the VMREAD-bitmap
+/// address, not supported without VMCS shadowing); VMfailInvalid without a current VMCS; a successful
 /// VMWRITE/VMREAD round trip with VMsucceed.
 #[test]
 fn vmread_vmwrite_errors() {
     let m = vmcs_insn(true, |a| {
-        a.mov(eax, f::VM_FUNCTION_CONTROLS)?;
+        a.mov(eax, f::VMREAD_BITMAP)?;
         a.vmread(rbx, rax)
     });
     assert_fail_valid(&m, 12);
@@ -479,9 +482,9 @@ entry_failures! {
     // 27.2.1.1 VM-execution control fields: VMfailValid(7).
     entry_pin_reserved: PinControlsReserved, |v| v.set(f::PIN_BASED_CONTROLS, 0);
     entry_proc_reserved: ProcControlsReserved, |v| v.set(f::PRIMARY_PROC_BASED_CONTROLS, 0);
-    entry_proc2_vm_functions_not_supported: Proc2ControlsReserved, |v| {
+    entry_proc2_vmcs_shadowing_not_supported: Proc2ControlsReserved, |v| {
         set_bits(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::ACTIVATE_SECONDARY_CONTROLS));
-        v.set(f::SECONDARY_PROC_BASED_CONTROLS, u64::from(proc2::ENABLE_VM_FUNCTIONS))
+        v.set(f::SECONDARY_PROC_BASED_CONTROLS, u64::from(proc2::VMCS_SHADOWING))
     };
     entry_cr3_target_count: Cr3TargetCount, |v| v.set(f::CR3_TARGET_COUNT, 5);
     entry_io_bitmap_a: IoBitmapAAddress, |v| {

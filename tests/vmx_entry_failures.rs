@@ -361,6 +361,30 @@ entry_failures! {
         v.set(f::TPR_THRESHOLD, 0x10)
     };
 
+    /// "If the 'enable VM functions' VM-execution control is 1 ... bits in the VM-function
+    /// controls that are reserved (0 in IA32_VMX_VMFUNC) must be 0."
+    vmfunc_controls_reserved: VmfuncControlsReserved via Launch, CONTROL_FAIL, f::VM_FUNCTION_CONTROLS, |v, _| {
+        vm_functions(v);
+        v.set(f::VM_FUNCTION_CONTROLS, 1 << 1)
+    };
+    /// "If bit 0 in the VM-function controls is 1 (EPTP switching), the 'enable EPT'
+    /// VM-execution control must also be 1."
+    eptp_switching_without_ept: EptpSwitchingWithoutEpt via Launch, CONTROL_FAIL, f::VM_FUNCTION_CONTROLS, |v, _| {
+        vm_functions(v);
+        v.set(f::VM_FUNCTION_CONTROLS, 1);
+        v.set(f::EPTP_LIST_ADDRESS, SCRATCH)
+    };
+    /// "... the EPTP-list address must satisfy the following checks: bits 11:0 of the
+    /// address must be 0; the address must not set any bits beyond the processor's
+    /// physical-address width."
+    eptp_list_unaligned: EptpListAddress via Resume, CONTROL_FAIL, f::EPTP_LIST_ADDRESS, |v, _| {
+        vm_functions(v);
+        or_field(v, f::SECONDARY_PROC_BASED_CONTROLS, u64::from(proc2::ENABLE_EPT));
+        v.set(f::EPT_POINTER, SCRATCH | 6 | 3 << 3);
+        v.set(f::VM_FUNCTION_CONTROLS, 1);
+        v.set(f::EPTP_LIST_ADDRESS, SCRATCH + 8)
+    };
+
     // ---- 27.2.1.2 VM-exit control fields ------------------------------------------------
     /// "If the VM-exit MSR-store count is not zero: the lower 4 bits of the VM-exit
     /// MSR-store address must be 0."
@@ -865,6 +889,12 @@ entry_failures! {
     };
 }
 
+/// "Enable VM functions" (through the secondary controls).
+fn vm_functions(v: &mut Vmcs) {
+    or_field(v, f::PRIMARY_PROC_BASED_CONTROLS, u64::from(proc::ACTIVATE_SECONDARY_CONTROLS));
+    or_field(v, f::SECONDARY_PROC_BASED_CONTROLS, u64::from(proc2::ENABLE_VM_FUNCTIONS));
+}
+
 /// "Unrestricted guest" with "enable EPT" and a valid EPTP (write-back, 4-level walk;
 /// the tables are never walked: the entry fails first).
 fn unrestricted(v: &mut Vmcs) {
@@ -916,19 +946,12 @@ const COVERED_IN_VMX_RS: &[CheckId] = &[
 /// advertises), and why not when it does not.
 type Reach = fn(&VmxCapabilities) -> bool;
 
-fn may1(caps: u64, bit: u32) -> bool {
-    caps & u64::from(bit) != 0
-}
-
 /// The checks no end-to-end test reaches, with the reason: each needs a feature the
 /// Intel model does not advertise (an earlier check, usually the allowed settings of a
 /// control, fails first), or an L1 outside IA-32e mode, which the harness does not build.
 /// The predicate says whether the check has become reachable.
 const UNREACHABLE: &[(CheckId, &str, Reach)] = &[
     (CheckId::EptpAccessDirty, "EPT accessed/dirty flags are advertised: EPTP bit 6 is always allowed", |c| c.ept_vpid_cap & hvsim_vmx_model::capabilities::ept_vpid_cap::ACCESS_DIRTY == 0),
-    (CheckId::VmfuncControlsReserved, "enable VM functions not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VM_FUNCTIONS)),
-    (CheckId::EptpSwitchingWithoutEpt, "enable VM functions not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VM_FUNCTIONS)),
-    (CheckId::EptpListAddress, "enable VM functions not advertised", |c| may1(c.proc2.may_be_one, proc2::ENABLE_VM_FUNCTIONS)),
     (CheckId::Host32RipHigh, "outside IA-32e mode VMWRITE writes 32 bits of HOST_RIP; in IA-32e mode HostIa32eAddressSpaceSize fails first", |_| false),
 ];
 

@@ -1083,3 +1083,73 @@ fn legacy_32bit_guest_paging_through_ept() {
     let pte = PT32 + 4 * (L2 >> 12);
     expect_violation(&mut m, pte, QUAL_READ | QUAL_GLA_VALID, Some(L2), L2);
 }
+
+// ---- VM functions: EPTP switching (26.5.6 "VM Functions") -------------------------------
+
+/// The EPTP list (one page of 512 EPTPs).
+const EPTP_LIST: u64 = 0x5A000;
+/// The identity EPT with accessed/dirty flags on: a different, valid EPTP for the same
+/// tables.
+const EPTP_AD: u64 = EPTP | EPTP_AD_ENABLE;
+
+/// L2 executes VMFUNC with EAX = `leaf`, ECX = `index`, then VMCALL.
+fn vmfunc_guest(leaf: u32, index: u32) -> impl FnOnce(Asm) -> Result<(), IcedError> {
+    move |a: Asm| {
+        a.mov(eax, leaf)?;
+        a.mov(ecx, index)?;
+        a.vmfunc()?;
+        a.vmcall()
+    }
+}
+
+/// A machine whose L2 may use EPTP switching, with list entry 0 = EPTP and entry 1 =
+/// EPTP_AD; entry 2 holds an invalid EPTP (walk length 5 is not advertised).
+fn vmfunc_machine(l2: impl FnOnce(Asm) -> Result<(), IcedError>) -> Machine {
+    let mut m = ept_machine(l2, |v| {
+        secondary(v, proc2::ENABLE_VM_FUNCTIONS);
+        v.set(f::VM_FUNCTION_CONTROLS, 1);
+        v.set(f::EPTP_LIST_ADDRESS, EPTP_LIST);
+    });
+    for (i, e) in [EPTP, EPTP_AD, EPT_PML4 | 6 | (4 << 3)].into_iter().enumerate() {
+        m.mem.write_u64(Gpa(EPTP_LIST + 8 * i as u64), e);
+    }
+    m
+}
+
+/// SDM Vol. 3C 26.5.6.3 "EPTP Switching": VMFUNC leaf 0 loads EPTP-list entry ECX into
+/// the EPT-pointer field without a VM exit; L2 goes on to its VMCALL.
+#[test]
+fn vmfunc_eptp_switching_loads_the_entry() {
+    let mut m = vmfunc_machine(vmfunc_guest(0, 1));
+    expect_exit(&mut m, 18);
+    assert_eq!(vmcs_field(&m, f::EPT_POINTER), EPTP_AD);
+    // A/D flags are now on: the guest's accesses set the EPT accessed flag.
+    assert_ne!(m.mem.read_u64(Gpa(EPT_PML4)) & EPT_ACCESSED, 0);
+}
+
+/// SDM Vol. 3C 26.5.6.3: an index of 512 or more, or a list entry that is not a valid
+/// EPTP (27.2.1.1 rules), makes VMFUNC exit with reason 59 at the VMFUNC, the EPTP
+/// unchanged; so does a leaf not enabled in the VM-function controls (26.5.6.1).
+#[test]
+fn vmfunc_failures_exit_59() {
+    for (leaf, index) in [(0, 512), (0, 2), (1, 0), (64, 0)] {
+        let l2 = vmfunc_guest(leaf, index);
+        let bytes = asm(L2, vmfunc_guest(leaf, index));
+        let mut m = vmfunc_machine(l2);
+        expect_exit(&mut m, 59);
+        assert_eq!(vmcs_field(&m, f::EPT_POINTER), EPTP, "leaf {leaf} index {index}");
+        assert_eq!(vmcs_field(&m, f::GUEST_RIP), insn_addr(&bytes, 2), "the VMFUNC");
+        assert_eq!(vmcs_field(&m, f::VM_EXIT_INSTRUCTION_LENGTH), 3);
+    }
+}
+
+/// Intel SDM Vol. 2C "VMFUNC": #UD without "enable VM functions" (here an exception-bitmap
+/// exit for #UD).
+#[test]
+fn vmfunc_without_enable_vm_functions_is_ud() {
+    let mut m = ept_machine(vmfunc_guest(0, 0), |v| {
+        v.set(f::EXCEPTION_BITMAP, 1 << 6);
+    });
+    expect_exit(&mut m, 0);
+    assert_eq!(vmcs_field(&m, f::VM_EXIT_INTERRUPTION_INFO) & 0xFF, 6);
+}

@@ -27,7 +27,7 @@
 //! flushes; the shadow page cache keeps L1's own translations only.
 
 use crate::cpu::access::{PageRef, Privilege, MAXPHYADDR};
-use crate::cpu::fault::{gp, ExecResult, Fault};
+use crate::cpu::fault::{gp, ud, unsupported, ExecResult, Fault};
 use crate::cpu::flags;
 use crate::cpu::insn::Insn;
 use crate::cpu::interrupt::{Event, EventSource};
@@ -48,7 +48,9 @@ use hvsim_mmu::paging::{
 };
 use hvsim_mmu::{Gpa, Gva};
 use hvsim_vmx_model::capabilities::ept_vpid_cap as cap;
+use hvsim_vmx_model::controls::proc2;
 use hvsim_vmx_model::exit_info::{InterruptionInfo, InterruptionType};
+use hvsim_vmx_model::vmcs_fields as f;
 use hvsim_vmx_model::{ExitInfo, VmxExitReason};
 
 /// The EPT in effect for the running L2: the EPTP and the walker's view of the CPU's EPT
@@ -580,4 +582,60 @@ pub(crate) fn service_events(m: &mut Machine) -> Option<Result<bool, StopReason>
         return Some(Ok(false));
     }
     Some(r.map_or(Ok(false), Err))
+}
+
+/// VM function 0, EPTP switching (SDM Vol. 3C 26.5.6.3 "EPTP Switching"): the EPTP-list
+/// entry ECX selects.
+const VMFUNC_EPTP_SWITCHING: u64 = 0;
+/// Entries in the EPTP list (one 4-KByte page of 8-byte EPTPs).
+const EPTP_LIST_ENTRIES: u64 = 512;
+
+/// The EPTP list entry a VMFUNC in L2 switches to, or `None` if the VM function fails
+/// (SDM Vol. 3C 26.5.6.1 "Enabling VM Functions": EAX selects a function enabled in the
+/// VM-function controls; 26.5.6.3: ECX < 512 and the entry is a valid EPTP by the
+/// VM-entry rules of 27.2.1.1).
+fn vmfunc_target(m: &mut Machine) -> Option<u64> {
+    let s = &m.nested.vmx;
+    let leaf = m.cpu.gpr[0] & 0xFFFF_FFFF;
+    if leaf >= 64 || s.field(f::VM_FUNCTION_CONTROLS) >> leaf & 1 == 0 {
+        return None;
+    }
+    let index = m.cpu.gpr[1] & 0xFFFF_FFFF;
+    if leaf != VMFUNC_EPTP_SWITCHING || index >= EPTP_LIST_ENTRIES {
+        return None;
+    }
+    let list = s.field(f::EPTP_LIST_ADDRESS);
+    let mut b = [0u8; 8];
+    m.phys_read(Gpa(list + index * 8), &mut b);
+    let eptp = u64::from_le_bytes(b);
+    let ctx = EptContext::new(eptp, m.nested.vmx.caps.ept_vpid_cap);
+    mmu_ept::eptp_valid(eptp, &ctx.caps).then_some(eptp)
+}
+
+/// Whether a VMFUNC in L2 exits (reason 59, SDM Vol. 3C 26.5.6 "VM Functions": a VM
+/// function that is not enabled or whose checks fail). Without "enable VM functions"
+/// VMFUNC is #UD instead (the handler raises it).
+pub(crate) fn vmfunc_fails(m: &mut Machine) -> bool {
+    m.nested.vmx.proc2_on(proc2::ENABLE_VM_FUNCTIONS) && vmfunc_target(m).is_none()
+}
+
+/// VMFUNC (Intel SDM Vol. 2C "VMFUNC—Invoke VM function"): #UD outside VMX non-root
+/// operation or without "enable VM functions"; EPTP switching loads the selected EPTP
+/// into the EPT-pointer field and the EPT in use, without a VM exit (the intercept hook
+/// has already taken the failing cases to L1).
+pub(crate) fn vmfunc(m: &mut Machine, _i: &Insn) -> ExecResult {
+    if !m.nested.vmx.non_root || !m.nested.vmx.proc2_on(proc2::ENABLE_VM_FUNCTIONS) {
+        return ud();
+    }
+    let Some(eptp) = vmfunc_target(m) else {
+        return unsupported("VMFUNC failure without its VM exit");
+    };
+    if let Some(c) = m.nested.vmx.current.as_mut() {
+        c.vmcs.set(f::EPT_POINTER, eptp);
+    }
+    m.nested.vmx.ept = Some(EptContext::new(eptp, m.nested.vmx.caps.ept_vpid_cap));
+    // Translations through the old EPT are gone (26.5.6.3; hvsim keeps none tagged).
+    m.cpu.tlb.flush();
+    m.cpu.end_block = true;
+    Ok(())
 }

@@ -43,6 +43,7 @@ pub fn select(i: &Instruction) -> Option<Handler> {
         Mnemonic::Vmcall => vmcall,
         Mnemonic::Invept => invept,
         Mnemonic::Invvpid => invvpid,
+        Mnemonic::Vmfunc => super::ept::vmfunc,
         _ => return None,
     })
 }

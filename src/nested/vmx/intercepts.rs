@@ -195,6 +195,7 @@ fn exit_for(m: &mut Machine, i: &Insn) -> Option<Exit> {
         // INVEPT/INVVPID r, m128: the descriptor (operand 1) and the type register in
         // Reg2 (28.2.5 Table 28-11).
         Mnemonic::Invept => Some((R::INVEPT, displacement(i), instruction_info(i, 1, Some(0)))),
+        Mnemonic::Vmfunc => when(super::ept::vmfunc_fails(m), R::VMFUNC),
         Mnemonic::Invvpid => Some((R::INVVPID, displacement(i), instruction_info(i, 1, Some(0)))),
         // 26.1.3 "Instructions That Cause VM Exits Conditionally".
         Mnemonic::Hlt => when(proc_on(m, proc::HLT_EXITING), R::HLT),

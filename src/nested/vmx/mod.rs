@@ -8,10 +8,10 @@
 //! bounded cache of other active VMCSs, keyed by address; VMCLEAR (and eviction, and
 //! VMXOFF) write a VMCS to its region in hvsim's own format (`Vmcs::to_region`).
 //!
-//! What the Intel model advertises is [`intel_capabilities`]: `hvsim_default()` without
-//! VM functions (not implemented). EPT (with execute-only pages, 2-MByte and 1-GByte pages, A/D flags and the advanced EPT-violation
-//! information; [`ept`]), VPID with every INVEPT/INVVPID type, and unrestricted guest are
-//! advertised. An L2 guest cannot itself use VMX: its VMX instructions exit to L1.
+//! What the Intel model advertises is [`intel_capabilities`]: EPT (with execute-only
+//! pages, 2-MByte and 1-GByte pages, A/D flags and the advanced EPT-violation
+//! information; [`ept`]), VPID with every INVEPT/INVVPID type, unrestricted guest and the
+//! VM function EPTP switching (VMFUNC leaf 0) are advertised. An L2 guest cannot itself use VMX: its VMX instructions exit to L1.
 //!
 //! VPID and EPTP tagging: hvsim flushes its front-end TLB on every VM entry and VM exit
 //! and keeps no L2 translation in the shadow page cache, so no translation ever survives
@@ -41,22 +41,16 @@ use crate::machine::Machine;
 use hvsim_mmu::Gpa;
 use hvsim_vmx_model::controls::{proc, proc2};
 use hvsim_vmx_model::vmcs::REGION_USED_BYTES;
-use hvsim_vmx_model::{vmcs_fields as f, ControlCaps, EntryFailure, Vmcs, VmxCapabilities};
+use hvsim_vmx_model::{vmcs_fields as f, EntryFailure, Vmcs, VmxCapabilities};
 
 /// At most this many VMCSs besides the current one stay cached; VMPTRLD of one more
 /// writes the oldest back to its region (as a processor may at any time).
 pub const VMCS_CACHE_SIZE: usize = 32;
 
-/// The VMX features of the Intel CPU model: [`VmxCapabilities::hvsim_default`] minus
-/// what this round does not implement (see the module docs).
+/// The VMX features of the Intel CPU model: [`VmxCapabilities::hvsim_default`] without
+/// the 5-level EPT walk (see the module docs).
 pub fn intel_capabilities() -> VmxCapabilities {
     let mut c = VmxCapabilities::hvsim_default();
-    let drop = |caps: ControlCaps, bits: u32| ControlCaps {
-        must_be_one: caps.must_be_one & !u64::from(bits),
-        may_be_one: caps.may_be_one & !u64::from(bits),
-    };
-    c.proc2 = drop(c.proc2, proc2::ENABLE_VM_FUNCTIONS);
-    c.vmfunc = ControlCaps::default();
     // IA32_VMX_EPT_VPID_CAP as `hvsim_default` reports it: execute-only, 4-level walks,
     // UC/WB paging structures, 2M/1G pages, A/D flags, advanced EPT-violation
     // information, INVEPT single/all-context and every INVVPID type ([`ept`],
