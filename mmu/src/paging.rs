@@ -186,7 +186,7 @@ impl WalkConfig {
     /// 4-8 to 4-11 for PAE, §4.5.4 Tables 4-15 to 4-20 for 4/5-level), for the 8-byte
     /// formats. PAE reserves bits 62:MAXPHYADDR, 4/5-level only 51:MAXPHYADDR (62:52 are
     /// ignored, 62:59 hold the protection key). Bit 63 (XD) is reserved when NXE = 0.
-    fn reserved_mask(&self, level: u8, entry: u64) -> u64 {
+    pub fn reserved_mask(&self, level: u8, entry: u64) -> u64 {
         let m = u32::from(self.maxphyaddr);
         if self.mode == PagingMode::Pae && level == 3 {
             return pdpte_reserved_bits(self.maxphyaddr);
@@ -353,26 +353,9 @@ fn walk_with(
     } else {
         1
     };
-    // Access rights, SDM Vol. 3A §4.6 "Access Rights".
-    let denied = if access.user {
-        !user || (write && !writable) || (fetch && nx)
-    } else if fetch {
-        nx || (cfg.smep && user)
-    } else {
-        (write && !writable && cfg.wp) || (cfg.smap && user && !access.smap_override)
-    };
-    // Protection keys, SDM Vol. 3A §4.6.2: with IA-32e paging and CR4.PKE = 1, data
-    // accesses to user-mode addresses (user or supervisor mode) are checked against
-    // PKRU[key]: AD forbids every data access, WD forbids user-mode writes and, if
-    // CR0.WP = 1, supervisor-mode writes. §4.7: PK is reported whenever this check
-    // fails, whether or not another access-rights check failed as well.
     let pkey = if cfg.ia32e() { ((leaf >> PTE_PKEY_SHIFT) & 0xF) as u8 } else { 0 };
-    let pk_denied = cfg.pke && cfg.ia32e() && user && !fetch && {
-        let k = cfg.pkru >> (2 * u32::from(pkey));
-        k & PKRU_AD != 0 || (k & PKRU_WD != 0 && write && (access.user || cfg.wp))
-    };
-    if denied || pk_denied {
-        return Err(fault(PFEC_P | if pk_denied { PFEC_PK } else { 0 }, leaf_level));
+    if let Some(pfec) = access_fault(cfg, &access, leaf, user, writable, nx) {
+        return Err(fault(pfec, leaf_level));
     }
 
     // Accessed flags on every entry used, dirty on the leaf for writes.
@@ -409,6 +392,42 @@ fn walk_with(
         leaf: final_leaf,
         leaf_gpa,
     })
+}
+
+/// The access-rights and protection-key checks of a completed walk whose entries gave
+/// the combined `user`, `writable` and `nx` permissions and whose leaf entry is `leaf`:
+/// the page-fault error bits (P, and PK when the key check failed) if `access` is denied.
+/// Shared by the native walker and the two-dimensional walks of nested paging and EPT.
+///
+/// Access rights, SDM Vol. 3A §4.6 "Access Rights". Protection keys, §4.6.2: with IA-32e
+/// paging and CR4.PKE = 1, data accesses to user-mode addresses (user or supervisor mode)
+/// are checked against PKRU[key]: AD forbids every data access, WD forbids user-mode
+/// writes and, if CR0.WP = 1, supervisor-mode writes. §4.7: PK is reported whenever this
+/// check fails, whether or not another access-rights check failed as well.
+#[inline]
+pub fn access_fault(
+    cfg: &WalkConfig,
+    access: &Access,
+    leaf: u64,
+    user: bool,
+    writable: bool,
+    nx: bool,
+) -> Option<u32> {
+    let write = access.kind == AccessKind::Write;
+    let fetch = access.kind == AccessKind::Fetch;
+    let denied = if access.user {
+        !user || (write && !writable) || (fetch && nx)
+    } else if fetch {
+        nx || (cfg.smep && user)
+    } else {
+        (write && !writable && cfg.wp) || (cfg.smap && user && !access.smap_override)
+    };
+    let pkey = if cfg.ia32e() { ((leaf >> PTE_PKEY_SHIFT) & 0xF) as u32 } else { 0 };
+    let pk_denied = cfg.pke && cfg.ia32e() && user && !fetch && {
+        let k = cfg.pkru >> (2 * pkey);
+        k & PKRU_AD != 0 || (k & PKRU_WD != 0 && write && (access.user || cfg.wp))
+    };
+    (denied || pk_denied).then_some(PFEC_P | if pk_denied { PFEC_PK } else { 0 })
 }
 
 #[inline(always)]

@@ -23,8 +23,8 @@ use hvsim_mmu::memory::GuestMemory;
 use hvsim_mmu::npt::{self, NestedAccess, NestedMode, NestedOrigin, NestedPageFault};
 use hvsim_mmu::paging::{
     self, Access, AccessKind, PageFault, PagingMode, Translation, WalkConfig, PFEC_I, PFEC_P,
-    PFEC_PK, PFEC_RSVD, PFEC_U, PFEC_W, PKRU_AD, PKRU_WD, PTE_A, PTE_D, PTE_G, PTE_NX, PTE_P,
-    PTE_PKEY_SHIFT, PTE_PS, PTE_RW, PTE_US,
+    PFEC_RSVD, PFEC_U, PFEC_W, PTE_A, PTE_D, PTE_G, PTE_NX, PTE_P, PTE_PKEY_SHIFT, PTE_PS, PTE_RW,
+    PTE_US,
 };
 use hvsim_mmu::{Gpa, Gva};
 
@@ -93,29 +93,6 @@ pub struct NptTranslation {
     /// The nested translation of the final guest-physical address (`gpa` is the
     /// system-physical address of the byte).
     pub nested: Translation,
-}
-
-/// Bits `lo..=hi` set.
-const fn bits(lo: u32, hi: u32) -> u64 {
-    (u64::MAX >> (63 - hi)) & !((1u64 << lo) - 1)
-}
-
-/// Reserved bits of an 8-byte guest entry (SDM Vol. 3A Tables 4-8 to 4-20; the same
-/// rules as the native walker in `hvsim_mmu::paging`).
-fn reserved_mask(cfg: &WalkConfig, level: u8, entry: u64) -> u64 {
-    let m = u32::from(cfg.maxphyaddr);
-    if cfg.mode == PagingMode::Pae && level == 3 {
-        return paging::pdpte_reserved_bits(cfg.maxphyaddr);
-    }
-    let high = if cfg.mode == PagingMode::Pae { bits(m, 62) } else { bits(m, 51) };
-    let mut rsvd = high | if cfg.nxe { 0 } else { PTE_NX };
-    match level {
-        5 | 4 => rsvd |= PTE_PS,
-        3 if entry & PTE_PS != 0 => rsvd |= bits(13, 29),
-        2 if entry & PTE_PS != 0 => rsvd |= bits(13, 20),
-        _ => {}
-    }
-    rsvd
 }
 
 /// One guest page-table entry read through the nested tables.
@@ -225,7 +202,7 @@ pub fn walk(
                 if e.value & PTE_P == 0 {
                     return Err(fault(0, 3));
                 }
-                if e.value & reserved_mask(cfg, 3, e.value) != 0 {
+                if e.value & cfg.reserved_mask(3, e.value) != 0 {
                     return Err(fault(PFEC_P | PFEC_RSVD, 3));
                 }
                 (2u8, e.value & pa_mask)
@@ -241,7 +218,7 @@ pub fn walk(
             if v & PTE_P == 0 {
                 return Err(fault(0, level));
             }
-            if v & reserved_mask(cfg, level, v) != 0 {
+            if v & cfg.reserved_mask(level, v) != 0 {
                 return Err(fault(PFEC_P | PFEC_RSVD, level));
             }
             writable &= v & PTE_RW != 0;
@@ -266,23 +243,11 @@ pub fn walk(
         s if s >= 2 << 20 => 2,
         _ => 1,
     };
-    // Access rights, SDM Vol. 3A §4.6, and protection keys, §4.6.2 (as the native
-    // walker).
-    let denied = if access.user {
-        !user || (write && !writable) || (fetch && nx)
-    } else if fetch {
-        nx || (cfg.smep && user)
-    } else {
-        (write && !writable && cfg.wp) || (cfg.smap && user && !access.smap_override)
-    };
+    // Access rights and protection keys, as the native walker checks them.
     let ia32e = matches!(cfg.mode, PagingMode::Long4 | PagingMode::Long5);
     let pkey = if ia32e { ((leaf >> PTE_PKEY_SHIFT) & 0xF) as u8 } else { 0 };
-    let pk_denied = cfg.pke && ia32e && user && !fetch && {
-        let k = cfg.pkru >> (2 * u32::from(pkey));
-        k & PKRU_AD != 0 || (k & PKRU_WD != 0 && write && (access.user || cfg.wp))
-    };
-    if denied || pk_denied {
-        return Err(fault(PFEC_P | if pk_denied { PFEC_PK } else { 0 }, leaf_level));
+    if let Some(pfec) = paging::access_fault(cfg, &access, leaf, user, writable, nx) {
+        return Err(fault(pfec, leaf_level));
     }
 
     // The final guest-physical address, through the nested tables (§15.25.6).
